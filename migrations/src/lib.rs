@@ -1,0 +1,21 @@
+//! Every table, index and constraint of homecare, as sea-orm migrations.
+//!
+//! The server runs [`Migrator::up`] at start-up (and `homecare migrate` runs it alone), on
+//! SQLite and PostgreSQL alike. Times are stored in UTC.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_patients_and_appointments;
+
+/// All migrations, oldest first.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(
+            m20261123_000001_patients_and_appointments::Migration,
+        )]
+    }
+}

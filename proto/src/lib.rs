@@ -1,0 +1,23 @@
+//! Generated gRPC contracts of homecare.
+//!
+//! One module per versioned proto package, e.g. [`appointments::v1`] for
+//! `homecare.appointments.v1`.
+
+#![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+
+/// `homecare.appointments.v1`
+pub mod appointments {
+    pub mod v1 {
+        tonic::include_proto!("homecare.appointments.v1");
+    }
+}
+
+/// `homecare.patients.v1`
+pub mod patients {
+    pub mod v1 {
+        tonic::include_proto!("homecare.patients.v1");
+    }
+}
+
+/// The encoded descriptors of every homecare contract, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("homecare_descriptor");

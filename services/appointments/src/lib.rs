@@ -1,0 +1,11 @@
+//! Home visits: the plan the EPJ keeps up to date, read by patients and by staff.
+//!
+//! [`domain`] holds the rules as plain types and functions, [`store`] the queries, and
+//! [`service`] the thin gRPC adapter.
+
+pub mod domain;
+pub mod entity;
+pub mod service;
+pub mod store;
+
+pub use service::AppointmentApi;

@@ -1,0 +1,312 @@
+//! Queries over the appointments table. Plain functions over a connection.
+
+use chrono::{DateTime, Utc};
+use homecare_core::db::begin_write;
+use homecare_core::paging::Cursor;
+use homecare_patients::access_log::{self, Action};
+use homecare_patients::{Actor, store as patients};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::domain::{AppointmentStatus, ServiceType};
+use crate::domain::{UpsertCommand, VisitPlan, VisitWindow};
+use crate::entity::{self, Column, Entity};
+
+/// How often an upsert that lost a race with another writer of the same visit is retried.
+const UPSERT_ATTEMPTS: usize = 5;
+
+/// What an upsert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpsertOutcome {
+    /// The visit as stored after the call.
+    pub appointment: entity::Model,
+    /// Whether the call created it.
+    pub created: bool,
+    /// Whether the call changed its plan.
+    pub changed: bool,
+}
+
+/// Why an upsert was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UpsertError {
+    /// The EPJ id is already a visit of another patient.
+    #[error("the visit belongs to another patient")]
+    PatientMismatch,
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Creates or updates the visit with the command's EPJ id, and logs the write.
+pub async fn upsert(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    command: &UpsertCommand,
+    now: DateTime<Utc>,
+) -> Result<UpsertOutcome, UpsertError> {
+    for _ in 0..UPSERT_ATTEMPTS {
+        let txn = begin_write(db).await?;
+        let patient_id = patients::find_or_register(&txn, &command.patient, now).await?;
+        let existing = Entity::find()
+            .filter(Column::EpjId.eq(&command.epj_id))
+            .one(&txn)
+            .await?;
+        let outcome = match existing {
+            None => insert(&txn, command, patient_id, now).await?,
+            Some(current) if current.patient_id != patient_id => {
+                return Err(UpsertError::PatientMismatch);
+            }
+            Some(current) => update(&txn, current, &command.plan, now).await?,
+        };
+        let Some(outcome) = outcome else {
+            // Another writer got there first; try again on the state it left.
+            txn.rollback().await?;
+            continue;
+        };
+        if outcome.created || outcome.changed {
+            access_log::record(
+                &txn,
+                actor,
+                patient_id,
+                Action::WriteAppointment,
+                Some(outcome.appointment.id.to_string()),
+                now,
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        return Ok(outcome);
+    }
+    Err(UpsertError::Db(DbErr::Custom(
+        "upsert kept losing races with concurrent writers".into(),
+    )))
+}
+
+/// Inserts a new visit; `None` when a concurrent upsert inserted the same EPJ id first.
+async fn insert<C: ConnectionTrait>(
+    db: &C,
+    command: &UpsertCommand,
+    patient_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<UpsertOutcome>, DbErr> {
+    let plan = &command.plan;
+    let model = entity::Model {
+        id: Uuid::now_v7(),
+        epj_id: command.epj_id.clone(),
+        patient_id,
+        care_unit_id: plan.care_unit_id.clone(),
+        window_start: plan.window.start(),
+        window_end: plan.window.end(),
+        service_type: plan.service_type.as_stored().to_owned(),
+        status: plan.status.as_stored().to_owned(),
+        citizen_cancellable: plan.citizen_cancellable,
+        epj_version_id: plan.epj_version_id.clone(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let active: entity::ActiveModel = model.clone().into();
+    let result = Entity::insert(active)
+        .on_conflict(OnConflict::column(Column::EpjId).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await;
+    match result {
+        Ok(0) | Err(DbErr::RecordNotInserted) => Ok(None),
+        Ok(_) => Ok(Some(UpsertOutcome {
+            appointment: model,
+            created: true,
+            changed: true,
+        })),
+        Err(error) => Err(error),
+    }
+}
+
+/// Applies `plan` to `current`; `None` when a concurrent upsert changed it first.
+async fn update<C: ConnectionTrait>(
+    db: &C,
+    current: entity::Model,
+    plan: &VisitPlan,
+    now: DateTime<Utc>,
+) -> Result<Option<UpsertOutcome>, DbErr> {
+    if plan_of(&current).as_ref() == Ok(plan) {
+        return Ok(Some(UpsertOutcome {
+            appointment: current,
+            created: false,
+            changed: false,
+        }));
+    }
+    let updated = entity::Model {
+        care_unit_id: plan.care_unit_id.clone(),
+        window_start: plan.window.start(),
+        window_end: plan.window.end(),
+        service_type: plan.service_type.as_stored().to_owned(),
+        status: plan.status.as_stored().to_owned(),
+        citizen_cancellable: plan.citizen_cancellable,
+        epj_version_id: plan.epj_version_id.clone(),
+        version: current.version + 1,
+        updated_at: now,
+        ..current.clone()
+    };
+    let result = Entity::update_many()
+        .set(entity::ActiveModel {
+            care_unit_id: Set(updated.care_unit_id.clone()),
+            window_start: Set(updated.window_start),
+            window_end: Set(updated.window_end),
+            service_type: Set(updated.service_type.clone()),
+            status: Set(updated.status.clone()),
+            citizen_cancellable: Set(updated.citizen_cancellable),
+            epj_version_id: Set(updated.epj_version_id.clone()),
+            version: Set(updated.version),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .filter(Column::Id.eq(current.id))
+        .filter(Column::Version.eq(current.version))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(None);
+    }
+    Ok(Some(UpsertOutcome {
+        appointment: updated,
+        created: false,
+        changed: true,
+    }))
+}
+
+/// The plan a stored visit carries.
+fn plan_of(model: &entity::Model) -> Result<VisitPlan, DbErr> {
+    let corrupt = |error: &dyn std::fmt::Display| DbErr::Custom(error.to_string());
+    Ok(VisitPlan {
+        care_unit_id: model.care_unit_id.clone(),
+        window: VisitWindow::new(model.window_start, model.window_end).map_err(|e| corrupt(&e))?,
+        service_type: ServiceType::from_stored(&model.service_type).map_err(|e| corrupt(&e))?,
+        status: AppointmentStatus::from_stored(&model.status).map_err(|e| corrupt(&e))?,
+        citizen_cancellable: model.citizen_cancellable,
+        epj_version_id: model.epj_version_id.clone(),
+    })
+}
+
+/// A page of visits and whether more follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The visits, ordered by window start, then id.
+    pub appointments: Vec<entity::Model>,
+    /// The cursor for the next page, when there is one.
+    pub next: Option<Cursor>,
+}
+
+/// Which visits of one patient to list.
+#[derive(Debug, Clone, Copy)]
+pub struct PatientQuery {
+    /// The patient.
+    pub patient_id: Uuid,
+    /// Visits whose window ends at or after this.
+    pub ends_at_or_after: DateTime<Utc>,
+    /// Visits whose window starts before this, if bounded.
+    pub starts_before: Option<DateTime<Utc>>,
+}
+
+/// One page of a patient's visits.
+pub async fn list_for_patient<C: ConnectionTrait>(
+    db: &C,
+    query: PatientQuery,
+    cursor: Option<Cursor>,
+    page_size: u64,
+) -> Result<Page, DbErr> {
+    let mut condition = Condition::all()
+        .add(Column::PatientId.eq(query.patient_id))
+        .add(Column::WindowEnd.gte(query.ends_at_or_after));
+    if let Some(before) = query.starts_before {
+        condition = condition.add(Column::WindowStart.lt(before));
+    }
+    page(db, condition, cursor, page_size).await
+}
+
+/// One page of the visits of `care_units` whose window starts in [`from`, `until`).
+pub async fn list_for_care_units<C: ConnectionTrait>(
+    db: &C,
+    care_units: &[String],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    cursor: Option<Cursor>,
+    page_size: u64,
+) -> Result<Page, DbErr> {
+    let condition = Condition::all()
+        .add(Column::CareUnitId.is_in(care_units.iter().cloned()))
+        .add(Column::WindowStart.gte(from))
+        .add(Column::WindowStart.lt(until));
+    page(db, condition, cursor, page_size).await
+}
+
+async fn page<C: ConnectionTrait>(
+    db: &C,
+    condition: Condition,
+    cursor: Option<Cursor>,
+    page_size: u64,
+) -> Result<Page, DbErr> {
+    let mut select = Entity::find().filter(condition);
+    if let Some(cursor) = cursor {
+        select = select.filter(
+            Condition::any()
+                .add(Column::WindowStart.gt(cursor.after))
+                .add(
+                    Condition::all()
+                        .add(Column::WindowStart.eq(cursor.after))
+                        .add(Column::Id.gt(cursor.id)),
+                ),
+        );
+    }
+    // One row more than asked tells whether another page follows.
+    let mut appointments = select
+        .order_by_asc(Column::WindowStart)
+        .order_by_asc(Column::Id)
+        .limit(page_size + 1)
+        .all(db)
+        .await?;
+    let has_more = appointments.len() as u64 > page_size;
+    appointments.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+    let next = match appointments.last() {
+        Some(last) if has_more => Some(Cursor {
+            after: last.window_start,
+            id: last.id,
+        }),
+        _ => None,
+    };
+    Ok(Page { appointments, next })
+}
+
+/// The visit with `id` of patient `patient_id`, if both match.
+pub async fn find_for_patient<C: ConnectionTrait>(
+    db: &C,
+    patient_id: Uuid,
+    id: Uuid,
+) -> Result<Option<entity::Model>, DbErr> {
+    Entity::find_by_id(id)
+        .filter(Column::PatientId.eq(patient_id))
+        .one(db)
+        .await
+}
+
+/// Records that a staff member or system read `appointments`, one entry per visit.
+pub async fn log_reads<C: ConnectionTrait>(
+    db: &C,
+    actor: &Actor,
+    appointments: &[entity::Model],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    access_log::record_many(
+        db,
+        actor,
+        appointments
+            .iter()
+            .map(|appointment| (appointment.patient_id, Some(appointment.id.to_string()))),
+        Action::ReadAppointments,
+        now,
+    )
+    .await
+}

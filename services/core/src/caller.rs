@@ -1,0 +1,93 @@
+//! The authenticated caller of an RPC, as the server's authentication layer verified it.
+//!
+//! The server puts a [`Caller`] into each request's extensions after checking the token;
+//! services read it with [`Caller::from_request`] and never look at raw metadata.
+
+use crate::identity::NationalIdentityNumber;
+use crate::status;
+
+/// The role of the system account the EPJ integration uses.
+pub const EPJ_INTEGRATION_ROLE: &str = "epj-integration";
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A citizen logged in at the high assurance level: a patient or a relative.
+    Citizen {
+        /// The person's national identity number, from the token's `pid` claim.
+        pid: NationalIdentityNumber,
+    },
+    /// Home-care staff, or a system account such as the EPJ integration.
+    Staff(StaffCaller),
+}
+
+/// A staff member or system account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffCaller {
+    /// The stable subject id from the staff identity provider. Not personal data.
+    pub subject: String,
+    /// Roles granted by the identity provider.
+    pub roles: Vec<String>,
+    /// The care units the staff member works in.
+    pub care_units: Vec<String>,
+}
+
+impl StaffCaller {
+    /// Whether the identity provider granted `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|granted| granted == role)
+    }
+
+    /// Whether the staff member works in `care_unit`.
+    pub fn works_in(&self, care_unit: &str) -> bool {
+        self.care_units.iter().any(|unit| unit == care_unit)
+    }
+}
+
+impl Caller {
+    /// The caller the authentication layer attached to `request`.
+    ///
+    /// A request without one never passed authentication; that is a wiring bug, answered as
+    /// UNAUTHENTICATED rather than trusted.
+    pub fn from_request<T>(request: &tonic::Request<T>) -> Result<&Caller, tonic::Status> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .ok_or_else(|| status::unauthenticated("MISSING_CREDENTIALS", "no verified caller"))
+    }
+
+    /// The citizen's identity number, or PERMISSION_DENIED for staff.
+    pub fn require_citizen(&self) -> Result<&NationalIdentityNumber, tonic::Status> {
+        match self {
+            Caller::Citizen { pid } => Ok(pid),
+            Caller::Staff(_) => Err(status::permission_denied(
+                "CITIZEN_ONLY",
+                "this call is for citizens",
+            )),
+        }
+    }
+
+    /// The staff member, or PERMISSION_DENIED for a citizen.
+    pub fn require_staff(&self) -> Result<&StaffCaller, tonic::Status> {
+        match self {
+            Caller::Staff(staff) => Ok(staff),
+            Caller::Citizen { .. } => Err(status::permission_denied(
+                "STAFF_ONLY",
+                "this call is for home-care staff",
+            )),
+        }
+    }
+
+    /// The staff member if they hold `role`, else PERMISSION_DENIED.
+    pub fn require_staff_role(&self, role: &str) -> Result<&StaffCaller, tonic::Status> {
+        let staff = self.require_staff()?;
+        if staff.has_role(role) {
+            Ok(staff)
+        } else {
+            Err(status::permission_denied(
+                "ROLE_REQUIRED",
+                &format!("this call needs the role {role}"),
+            ))
+        }
+    }
+}

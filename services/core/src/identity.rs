@@ -1,0 +1,224 @@
+//! Norwegian national identity numbers: fødselsnummer and D-number.
+//!
+//! Eleven digits: a birth date (DDMMYY, with 4 added to the first digit for a D-number), a
+//! three-digit individual number whose range gives the century, and two check digits
+//! (modulus 11). Written by hand because no maintained crate covers D-numbers, the century
+//! rules and the check digits together; the unit tests below pin each rule.
+//!
+//! An identity number is personal data: [`NationalIdentityNumber`] has no `Display`, and its
+//! `Debug` prints a redaction, so it cannot reach a log line by accident.
+
+use chrono::NaiveDate;
+
+const FIRST_CHECK_WEIGHTS: [u32; 9] = [3, 7, 6, 1, 8, 9, 4, 5, 2];
+const SECOND_CHECK_WEIGHTS: [u32; 10] = [5, 4, 3, 2, 7, 6, 5, 4, 3, 2];
+
+/// A national identity number whose format, date and check digits are valid.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct NationalIdentityNumber {
+    digits: String,
+    kind: IdentityNumberKind,
+    birth_date: NaiveDate,
+}
+
+/// Which kind of number it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdentityNumberKind {
+    /// A fødselsnummer, given at birth or immigration.
+    BirthNumber,
+    /// A D-number, given to people who are not (yet) registered as residents.
+    DNumber,
+}
+
+/// Why a text is not a valid identity number. Never carries the text itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityNumberError {
+    /// Not exactly eleven ASCII digits.
+    #[error("must be exactly 11 digits")]
+    Format,
+    /// The first six digits are not a calendar date.
+    #[error("does not start with a valid birth date")]
+    BirthDate,
+    /// A check digit does not match.
+    #[error("has wrong check digits")]
+    CheckDigits,
+}
+
+impl NationalIdentityNumber {
+    /// Parses and validates an identity number.
+    pub fn parse(text: &str) -> Result<Self, IdentityNumberError> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 11 || !bytes.iter().all(u8::is_ascii_digit) {
+            return Err(IdentityNumberError::Format);
+        }
+        let digits: Vec<u32> = bytes.iter().map(|b| u32::from(b - b'0')).collect();
+        if check_digit(&digits[..9], &FIRST_CHECK_WEIGHTS) != Some(digits[9])
+            || check_digit(&digits[..10], &SECOND_CHECK_WEIGHTS) != Some(digits[10])
+        {
+            return Err(IdentityNumberError::CheckDigits);
+        }
+
+        let (kind, day) = match digits[0] * 10 + digits[1] {
+            day @ 1..=31 => (IdentityNumberKind::BirthNumber, day),
+            day @ 41..=71 => (IdentityNumberKind::DNumber, day - 40),
+            _ => return Err(IdentityNumberError::BirthDate),
+        };
+        let month = digits[2] * 10 + digits[3];
+        let two_digit_year = digits[4] * 10 + digits[5];
+        let individual = digits[6] * 100 + digits[7] * 10 + digits[8];
+        let year = century(individual, two_digit_year).ok_or(IdentityNumberError::BirthDate)?
+            + two_digit_year;
+        let year = i32::try_from(year).map_err(|_| IdentityNumberError::BirthDate)?;
+        let birth_date =
+            NaiveDate::from_ymd_opt(year, month, day).ok_or(IdentityNumberError::BirthDate)?;
+
+        Ok(Self {
+            digits: text.to_owned(),
+            kind,
+            birth_date,
+        })
+    }
+
+    /// The eleven digits, for storage and for the EPJ. Never log them.
+    pub fn expose(&self) -> &str {
+        &self.digits
+    }
+
+    /// Whether this is a fødselsnummer or a D-number.
+    pub fn kind(&self) -> IdentityNumberKind {
+        self.kind
+    }
+
+    /// The birth date the number encodes.
+    pub fn birth_date(&self) -> NaiveDate {
+        self.birth_date
+    }
+}
+
+impl std::fmt::Debug for NationalIdentityNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NationalIdentityNumber(<redacted>)")
+    }
+}
+
+/// Modulus-11 check digit over `digits` with `weights`; `None` when the remainder makes the
+/// number impossible (a check digit of 10).
+fn check_digit(digits: &[u32], weights: &[u32]) -> Option<u32> {
+    let sum: u32 = digits.iter().zip(weights).map(|(d, w)| d * w).sum();
+    match 11 - sum % 11 {
+        11 => Some(0),
+        10 => None,
+        digit => Some(digit),
+    }
+}
+
+/// The century from the individual number's range, as the population register assigns them.
+fn century(individual: u32, two_digit_year: u32) -> Option<u32> {
+    match individual {
+        0..=499 => Some(1900),
+        500..=749 if two_digit_year >= 54 => Some(1800),
+        500..=999 if two_digit_year <= 39 => Some(2000),
+        900..=999 if two_digit_year >= 40 => Some(1900),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a valid number from a date part and an individual number by computing its check
+    /// digits, so the tests state their intent rather than magic numbers.
+    fn with_check_digits(first_nine: &str) -> String {
+        let digits: Vec<u32> = first_nine.bytes().map(|b| u32::from(b - b'0')).collect();
+        let k1 = check_digit(&digits, &FIRST_CHECK_WEIGHTS).expect("k1 defined");
+        let mut ten = digits.clone();
+        ten.push(k1);
+        let k2 = check_digit(&ten, &SECOND_CHECK_WEIGHTS).expect("k2 defined");
+        format!("{first_nine}{k1}{k2}")
+    }
+
+    #[test]
+    fn known_valid_birth_number_parses_with_its_birth_date() {
+        // Born 1 January 2007 (individual number 501, so the 2000s).
+        let number = NationalIdentityNumber::parse("01010750160").expect("valid");
+        assert_eq!(number.kind(), IdentityNumberKind::BirthNumber);
+        assert_eq!(
+            number.birth_date(),
+            NaiveDate::from_ymd_opt(2007, 1, 1).unwrap()
+        );
+    }
+
+    #[test]
+    fn d_number_has_four_added_to_the_first_digit() {
+        let text = with_check_digits("410185123");
+        let number = NationalIdentityNumber::parse(&text).expect("valid D-number");
+        assert_eq!(number.kind(), IdentityNumberKind::DNumber);
+        assert_eq!(
+            number.birth_date(),
+            NaiveDate::from_ymd_opt(1985, 1, 1).unwrap()
+        );
+    }
+
+    #[test]
+    fn century_follows_the_individual_number() {
+        let cases = [
+            ("150340123", 1940),
+            ("150340999", 1940),
+            ("150320500", 2020),
+            ("150360600", 1860),
+            ("150399499", 1999),
+        ];
+        for (first_nine, year) in cases {
+            let text = with_check_digits(first_nine);
+            let Ok(number) = NationalIdentityNumber::parse(&text) else {
+                // Some combinations give a check digit of 10 and are never issued.
+                continue;
+            };
+            assert_eq!(
+                number.birth_date().format("%Y").to_string(),
+                year.to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_check_digit_is_refused() {
+        assert_eq!(
+            NationalIdentityNumber::parse("01010750161"),
+            Err(IdentityNumberError::CheckDigits)
+        );
+    }
+
+    #[test]
+    fn wrong_length_or_letters_are_refused() {
+        for text in [
+            "",
+            "0101075016",
+            "010107501600",
+            "0101075016a",
+            " 1010750160",
+        ] {
+            assert_eq!(
+                NationalIdentityNumber::parse(text),
+                Err(IdentityNumberError::Format),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn impossible_date_is_refused_even_with_matching_check_digits() {
+        let text = with_check_digits("310285123");
+        assert_eq!(
+            NationalIdentityNumber::parse(&text),
+            Err(IdentityNumberError::BirthDate)
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_digits() {
+        let number = NationalIdentityNumber::parse("01010750160").unwrap();
+        assert!(!format!("{number:?}").contains("0101"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Types every homecare context shares.
+//!
+//! Nothing here talks to a database or the network: identity numbers, the authenticated
+//! caller, the clock, the mapping of errors to gRPC statuses, and page tokens.
+
+pub mod caller;
+pub mod clock;
+pub mod db;
+pub mod identity;
+pub mod paging;
+pub mod status;
+pub mod timestamp;
+
+pub use caller::{Caller, StaffCaller};
+pub use clock::{Clock, SystemClock};
+pub use identity::NationalIdentityNumber;

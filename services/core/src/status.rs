@@ -1,0 +1,139 @@
+//! gRPC statuses with rich error details (google.rpc.BadRequest, ErrorInfo,
+//! PreconditionFailure), built in one place so every service answers alike.
+//!
+//! Messages are short, lowercase and never contain identity numbers or message text.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `domain` of every ErrorInfo this service sends.
+pub const ERROR_DOMAIN: &str = "homecare.no";
+
+/// Collects every invalid field of a request, so the caller learns all of them at once.
+#[derive(Debug, Default)]
+pub struct FieldViolations(Vec<(String, String)>);
+
+impl FieldViolations {
+    /// No violations yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` is invalid, and why.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push((field.into(), description.into()));
+    }
+
+    /// Takes the value of a parse result, or records its error against `field`.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.add(field, error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Whether no field was invalid.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// INVALID_ARGUMENT naming every recorded field, or `Ok` when there is none.
+    pub fn into_result(self) -> Result<(), Status> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let summary = self
+            .0
+            .iter()
+            .map(|(field, description)| format!("{field}: {description}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut details = ErrorDetails::new();
+        for (field, description) in self.0 {
+            details.add_bad_request_violation(field, description);
+        }
+        Err(Status::with_error_details(
+            Code::InvalidArgument,
+            format!("invalid request: {summary}"),
+            details,
+        ))
+    }
+}
+
+/// INVALID_ARGUMENT for a single field.
+pub fn invalid_argument(field: &str, description: &str) -> Status {
+    let mut violations = FieldViolations::new();
+    violations.add(field, description);
+    violations
+        .into_result()
+        .expect_err("one violation was recorded")
+}
+
+fn with_reason(code: Code, reason: &str, message: &str) -> Status {
+    let details = ErrorDetails::with_error_info(
+        reason,
+        ERROR_DOMAIN,
+        std::collections::HashMap::<String, String>::new(),
+    );
+    Status::with_error_details(code, message, details)
+}
+
+/// UNAUTHENTICATED with a stable `reason`.
+pub fn unauthenticated(reason: &str, message: &str) -> Status {
+    with_reason(Code::Unauthenticated, reason, message)
+}
+
+/// PERMISSION_DENIED with a stable `reason`.
+pub fn permission_denied(reason: &str, message: &str) -> Status {
+    with_reason(Code::PermissionDenied, reason, message)
+}
+
+/// NOT_FOUND for `resource`, also used when it exists but is not the caller's.
+pub fn not_found(resource: &str) -> Status {
+    with_reason(
+        Code::NotFound,
+        "NOT_FOUND",
+        &format!("{resource} not found"),
+    )
+}
+
+/// FAILED_PRECONDITION with a stable `reason`, naming the `subject` whose state is wrong.
+pub fn failed_precondition(reason: &str, subject: &str, message: &str) -> Status {
+    let mut details = ErrorDetails::with_error_info(
+        reason,
+        ERROR_DOMAIN,
+        std::collections::HashMap::<String, String>::new(),
+    );
+    details.add_precondition_failure_violation(reason, subject, message);
+    Status::with_error_details(Code::FailedPrecondition, message, details)
+}
+
+/// INTERNAL for a fault the caller cannot fix. The cause goes to the log, not to the caller.
+pub fn internal(error: &dyn std::error::Error) -> Status {
+    tracing::error!(error = %error, "internal error");
+    Status::internal("internal error")
+}
+
+/// UNAVAILABLE for a fault that may pass, such as a lost database connection.
+pub fn unavailable(message: &str) -> Status {
+    Status::unavailable(message)
+}
+
+/// The status for a storage error: UNAVAILABLE when the database cannot be reached (the
+/// caller may retry), INTERNAL otherwise.
+pub fn from_db(error: sea_orm::DbErr) -> Status {
+    match error {
+        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+            tracing::warn!(error = %error, "database unavailable");
+            unavailable("storage is unavailable, try again")
+        }
+        other => internal(&other),
+    }
+}

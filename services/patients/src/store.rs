@@ -1,0 +1,72 @@
+//! Finding and registering patients by identity number.
+
+use chrono::{DateTime, Utc};
+use homecare_core::NationalIdentityNumber;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, DbBackend};
+use uuid::Uuid;
+
+use crate::entity::patient;
+
+/// The id of the patient with identity number `pid`, if the service knows them.
+pub async fn find_id_by_national_id<C: ConnectionTrait>(
+    db: &C,
+    pid: &NationalIdentityNumber,
+) -> Result<Option<Uuid>, DbErr> {
+    patient::Entity::find()
+        .select_only()
+        .column(patient::Column::Id)
+        .filter(patient::Column::NationalId.eq(pid.expose()))
+        .into_tuple()
+        .one(db)
+        .await
+}
+
+/// The id of the patient with identity number `pid`, registering them first if needed.
+///
+/// Safe against two callers registering the same person at once: the unique index decides,
+/// and both get the same id.
+pub async fn find_or_register<C: ConnectionTrait>(
+    db: &C,
+    pid: &NationalIdentityNumber,
+    now: DateTime<Utc>,
+) -> Result<Uuid, DbErr> {
+    if let Some(id) = find_id_by_national_id(db, pid).await? {
+        return Ok(id);
+    }
+    let candidate = patient::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        national_id: Set(pid.expose().to_owned()),
+        created_at: Set(now),
+    };
+    let insert = patient::Entity::insert(candidate).on_conflict(
+        OnConflict::column(patient::Column::NationalId)
+            .do_nothing()
+            .to_owned(),
+    );
+    // With DO NOTHING, a lost race inserts no row; that is expected, not an error.
+    match insert.exec_without_returning(db).await {
+        Ok(_) => {}
+        Err(DbErr::RecordNotInserted) => {}
+        Err(error) => return Err(error),
+    }
+    debug_assert!(matches!(
+        db.get_database_backend(),
+        DbBackend::Sqlite | DbBackend::Postgres
+    ));
+    find_id_by_national_id(db, pid)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("patient just registered".into()))
+}
+
+/// Whether a patient with `id` exists.
+pub async fn exists<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<bool, DbErr> {
+    Ok(patient::Entity::find_by_id(id)
+        .select_only()
+        .column(patient::Column::Id)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?
+        .is_some())
+}

@@ -1,0 +1,303 @@
+//! Authentication of every RPC: a bearer JWT from one of two issuers, verified once, turned
+//! into a [`Caller`] that services read from the request's extensions.
+//!
+//! Citizens' tokens (ID-porten or the health portal) carry the identity number in `pid` and
+//! must be at the high assurance level (`acr`). Staff tokens carry `sub`, `roles` and
+//! `care_units`. Any token that is missing, expired, not yet valid, badly signed, for another
+//! audience or from an unknown issuer is UNAUTHENTICATED with a stable reason.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+
+use homecare_core::status::unauthenticated;
+use homecare_core::{Caller, NationalIdentityNumber, StaffCaller};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+
+use crate::config::{AuthConfig, IssuerConfig};
+use crate::dev_keys::DevKey;
+
+/// The claims of a citizen's token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CitizenClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// Subject (the issuer's pseudonym for the person).
+    pub sub: String,
+    /// The person's national identity number.
+    pub pid: String,
+    /// Authentication context: the assurance level.
+    pub acr: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+}
+
+/// The claims of a staff or system token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StaffClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// The staff member's or system account's stable id.
+    pub sub: String,
+    /// Granted roles, e.g. `nurse` or `epj-integration`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The care units the staff member works in.
+    #[serde(default)]
+    pub care_units: Vec<String>,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+}
+
+/// Why the authentication setup is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    /// A JWKS file could not be read or parsed.
+    #[error("jwks file {path}: {reason}")]
+    Jwks {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An issuer has no key to verify with.
+    #[error("issuer {0} has no keys: set its jwks_file or enable auth.dev_keys")]
+    NoKeys(String),
+}
+
+struct VerificationKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+struct Issuer {
+    name: String,
+    audience: Option<String>,
+    keys: Vec<VerificationKey>,
+}
+
+/// Verifies tokens against the configured issuers.
+pub struct Verifier {
+    citizen: Issuer,
+    staff: Issuer,
+    citizen_accepted_acr: Vec<String>,
+    leeway_seconds: u64,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("citizen_issuer", &self.citizen.name)
+            .field("staff_issuer", &self.staff.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct IssuerOnly {
+    iss: Option<String>,
+}
+
+impl Verifier {
+    /// A verifier for the issuers in `config`, also trusting `dev_key` when given.
+    pub fn new(config: &AuthConfig, dev_key: Option<&DevKey>) -> Result<Self, AuthSetupError> {
+        let dev_jwks = dev_key.map(DevKey::jwks);
+        Ok(Self {
+            citizen: Issuer::new(&config.citizen, dev_jwks.as_ref())?,
+            staff: Issuer::new(&config.staff, dev_jwks.as_ref())?,
+            citizen_accepted_acr: config.citizen_accepted_acr.clone(),
+            leeway_seconds: config.leeway_seconds,
+        })
+    }
+
+    /// The caller an `authorization` header value proves, or UNAUTHENTICATED.
+    pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, Status> {
+        let token = authorization
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| unauthenticated("MISSING_CREDENTIALS", "a bearer token is required"))?;
+
+        // The issuer is read unverified only to choose which keys to verify with; the
+        // verification below checks it again.
+        let claimed_issuer = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
+            .map_err(|_| unauthenticated("MALFORMED_TOKEN", "the token is not a valid JWT"))?
+            .iss;
+        match claimed_issuer.as_deref() {
+            Some(iss) if iss == self.citizen.name => {
+                let claims: CitizenClaims = self.citizen.decode(token, self.leeway_seconds)?;
+                if !self.citizen_accepted_acr.contains(&claims.acr) {
+                    return Err(unauthenticated(
+                        "INSUFFICIENT_ASSURANCE_LEVEL",
+                        "log in at the high assurance level",
+                    ));
+                }
+                let pid = NationalIdentityNumber::parse(&claims.pid).map_err(|_| {
+                    unauthenticated("INVALID_PID", "the token's pid is not an identity number")
+                })?;
+                Ok(Caller::Citizen { pid })
+            }
+            Some(iss) if iss == self.staff.name => {
+                let claims: StaffClaims = self.staff.decode(token, self.leeway_seconds)?;
+                Ok(Caller::Staff(StaffCaller {
+                    subject: claims.sub,
+                    roles: claims.roles,
+                    care_units: claims.care_units,
+                }))
+            }
+            _ => Err(unauthenticated(
+                "UNKNOWN_ISSUER",
+                "the token is not from a trusted issuer",
+            )),
+        }
+    }
+}
+
+impl Issuer {
+    fn new(config: &IssuerConfig, dev_jwks: Option<&JwkSet>) -> Result<Self, AuthSetupError> {
+        let mut keys = Vec::new();
+        if let Some(path) = &config.jwks_file {
+            let jwks_error = |reason: String| AuthSetupError::Jwks {
+                path: path.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| jwks_error(e.to_string()))?;
+            let set: JwkSet = serde_json::from_str(&text).map_err(|e| jwks_error(e.to_string()))?;
+            keys.extend(verification_keys(&set).map_err(jwks_error)?);
+        }
+        if let Some(set) = dev_jwks {
+            keys.extend(
+                verification_keys(set).map_err(|reason| AuthSetupError::Jwks {
+                    path: "<dev key>".into(),
+                    reason,
+                })?,
+            );
+        }
+        if keys.is_empty() {
+            return Err(AuthSetupError::NoKeys(config.issuer.clone()));
+        }
+        Ok(Self {
+            name: config.issuer.clone(),
+            audience: config.audience.clone(),
+            keys,
+        })
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        leeway_seconds: u64,
+    ) -> Result<T, Status> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| unauthenticated("MALFORMED_TOKEN", "the token is not a valid JWT"))?;
+        let candidates = self.keys.iter().filter(|key| {
+            key.algorithm == header.alg
+                && match (&header.kid, &key.kid) {
+                    (Some(wanted), Some(kid)) => wanted == kid,
+                    _ => true,
+                }
+        });
+
+        let mut last_error = unauthenticated("BAD_SIGNATURE", "the token's signature is not valid");
+        for candidate in candidates {
+            let mut validation = Validation::new(candidate.algorithm);
+            validation.set_issuer(&[&self.name]);
+            match &self.audience {
+                Some(audience) => validation.set_audience(&[audience]),
+                None => validation.validate_aud = false,
+            }
+            validation.set_required_spec_claims(&["exp", "iss"]);
+            validation.leeway = leeway_seconds;
+            validation.validate_nbf = true;
+            match jsonwebtoken::decode::<T>(token, &candidate.key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(error) => {
+                    last_error = match error.kind() {
+                        ErrorKind::ExpiredSignature => {
+                            unauthenticated("TOKEN_EXPIRED", "the token has expired")
+                        }
+                        ErrorKind::ImmatureSignature => {
+                            unauthenticated("TOKEN_NOT_YET_VALID", "the token is not yet valid")
+                        }
+                        ErrorKind::InvalidAudience => {
+                            unauthenticated("WRONG_AUDIENCE", "the token is for another audience")
+                        }
+                        ErrorKind::InvalidSignature => last_error,
+                        _ => unauthenticated(
+                            "MALFORMED_TOKEN",
+                            "the token lacks required claims or is malformed",
+                        ),
+                    };
+                    // Only a bad signature is worth trying the issuer's next key for.
+                    if !matches!(error.kind(), ErrorKind::InvalidSignature) {
+                        return Err(last_error);
+                    }
+                }
+            }
+        }
+        Err(last_error)
+    }
+}
+
+fn verification_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, String> {
+    set.keys
+        .iter()
+        .filter(|jwk| jwk.is_supported())
+        .map(|jwk| {
+            let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                (Some(declared), _) => Algorithm::from_str(&declared.to_string())
+                    .map_err(|_| format!("unsupported alg {declared}"))?,
+                (None, AlgorithmParameters::OctetKeyPair(_)) => Algorithm::EdDSA,
+                (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+                (None, AlgorithmParameters::EllipticCurve(params))
+                    if params.curve == EllipticCurve::P384 =>
+                {
+                    Algorithm::ES384
+                }
+                (None, AlgorithmParameters::EllipticCurve(_)) => Algorithm::ES256,
+                (None, _) => {
+                    return Err("keys without alg must be RSA, EC or OKP".into());
+                }
+            };
+            Ok(VerificationKey {
+                kid: jwk.common.key_id.clone(),
+                algorithm,
+                key: DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?,
+            })
+        })
+        .collect()
+}
+
+/// The tonic interceptor that authenticates each call of a wrapped service.
+#[derive(Debug, Clone)]
+pub struct Authenticate(pub Arc<Verifier>);
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let authorization = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok());
+        let caller = self.0.verify(authorization)?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}

@@ -1,0 +1,38 @@
+//! Connecting to SQLite or PostgreSQL, and migrating.
+
+use std::time::Duration;
+
+use homecare_migrations::{Migrator, MigratorTrait as _};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+use crate::ServerError;
+use crate::config::Config;
+
+/// A connection pool to the configured database. Creates the data directory for the
+/// embedded SQLite default, and the SQLite file itself on first start.
+pub async fn connect(config: &Config) -> Result<DatabaseConnection, ServerError> {
+    let url = config.effective_database_url();
+    if config.database_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir).map_err(ServerError::DataDir)?;
+    }
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false)
+        // Write-ahead logging lets readers go on while one writer commits.
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5))
+        });
+    if let Some(schema) = &config.database_schema {
+        options.set_schema_search_path(schema.clone());
+    }
+    Ok(Database::connect(options).await?)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}

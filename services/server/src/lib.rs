@@ -1,0 +1,135 @@
+//! The homecare server: configuration, authentication, storage, wiring and shutdown.
+//!
+//! [`run`] is what `homecare serve` does after loading configuration; end-to-end tests call it
+//! with a listener on a free loopback port.
+
+pub mod auth;
+pub mod config;
+pub mod database;
+pub mod dev_keys;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use homecare_appointments::AppointmentApi;
+use homecare_core::Clock;
+use homecare_patients::PatientApi;
+use homecare_proto::appointments::v1::appointment_service_server::{
+    self, AppointmentServiceServer,
+};
+use homecare_proto::patients::v1::patient_service_server::{self, PatientServiceServer};
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::auth::{Authenticate, Verifier};
+use crate::config::Config;
+use crate::dev_keys::DevKey;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The development key could not be had.
+    #[error(transparent)]
+    DevKey(#[from] dev_keys::DevKeyError),
+    /// Token verification could not be set up.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthSetupError),
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Creating the data directory failed.
+    #[error("data directory: {0}")]
+    DataDir(std::io::Error),
+    /// Reflection could not be set up from the descriptors.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The names of the services this server offers, as health checks know them.
+pub const SERVICE_NAMES: [&str; 2] = [
+    appointment_service_server::SERVICE_NAME,
+    patient_service_server::SERVICE_NAME,
+];
+
+/// Builds the token verifier `config` asks for, creating the development key if needed.
+pub fn verifier(config: &Config) -> Result<Verifier, ServerError> {
+    let dev_key = if config.auth.dev_keys {
+        tracing::warn!("accepting tokens signed by the development key: not for production");
+        Some(DevKey::load_or_create(&config.dev_key_path())?)
+    } else {
+        None
+    };
+    Ok(Verifier::new(&config.auth, dev_key.as_ref())?)
+}
+
+/// Connects to and migrates the database, then serves gRPC on `listener` until `shutdown`
+/// completes; then stops accepting calls, lets calls in flight finish, and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    config.validate()?;
+    let time_zone = config.time_zone()?;
+    let authenticate = Authenticate(Arc::new(verifier(&config)?));
+    let db = database::connect(&config).await?;
+    database::migrate(&db).await?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in SERVICE_NAMES {
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
+    // v1 for current tools, v1alpha for older grpcurl builds.
+    let reflection_v1 = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+
+    let appointments = AppointmentApi::new(db.clone(), clock.clone(), time_zone);
+    let patients = PatientApi::new(db.clone());
+
+    let address = listener.local_addr().map_err(ServerError::DataDir)?;
+    tracing::info!(%address, "serving gRPC");
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let shutdown_health = health.clone();
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(AppointmentServiceServer::with_interceptor(
+            appointments,
+            authenticate.clone(),
+        ))
+        .add_service(PatientServiceServer::with_interceptor(
+            patients,
+            authenticate,
+        ))
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing calls in flight");
+            for name in SERVICE_NAMES {
+                shutdown_health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+            }
+        })
+        .await?;
+    db.close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(homecare_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
