@@ -1,1 +1,363 @@
+//! The end-to-end harness: starts the real server on a free loopback port, on SQLite or on
+//! PostgreSQL, and hands tests gRPC clients and tokens.
+//!
+//! Every test gets its own database: a fresh SQLite file, or a fresh schema in the PostgreSQL
+//! database named by `HOMECARE_TEST_DATABASE_URL` (which `.ci/run` sets).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone as _, Utc};
+use homecare_core::clock::ManualClock;
+use homecare_proto::appointments::v1 as appointments;
+use homecare_proto::appointments::v1::appointment_service_client::AppointmentServiceClient;
+use homecare_proto::patients::v1::patient_service_client::PatientServiceClient;
+use homecare_server::config::{Config, LogFormat};
+use homecare_server::dev_keys::{DevKey, TokenMinter};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tokio::sync::oneshot;
+use tonic::Request;
+use tonic::transport::Channel;
+
+/// The environment variable naming the PostgreSQL database for the PostgreSQL runs.
+pub const POSTGRES_URL_VAR: &str = "HOMECARE_TEST_DATABASE_URL";
+
+/// Identity numbers with valid check digits, for test patients and relatives.
+pub mod people {
+    /// A patient born 1940.
+    pub const ASTRID: &str = "15034012366";
+    /// Another patient, born 1938.
+    pub const BJARNE: &str = "01013812388";
+    /// A citizen the service has never heard of.
+    pub const STRANGER: &str = "24058812338";
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh schema in this PostgreSQL database.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL, when the test database URL is set.
+    pub fn postgres() -> Option<Backend> {
+        std::env::var(POSTGRES_URL_VAR)
+            .ok()
+            .filter(|url| !url.is_empty())
+            .map(Backend::Postgres)
+    }
+}
+
+/// Runs each named `async fn(Backend)` as one test on SQLite and one on PostgreSQL.
+///
+/// The PostgreSQL test says so and returns when `HOMECARE_TEST_DATABASE_URL` is unset, so the
+/// suite runs on a machine without PostgreSQL; CI sets it.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    match $crate::Backend::postgres() {
+                        Some(backend) => super::$name(backend).await,
+                        None => eprintln!(
+                            "skipped: set {} to run on PostgreSQL",
+                            $crate::POSTGRES_URL_VAR
+                        ),
+                    }
+                }
+            )+
+        }
+    };
+}
+
+/// The instant the test clock starts at: a Tuesday morning in Oslo.
+pub fn test_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 0).unwrap()
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// A channel to it.
+    pub channel: Channel,
+    /// Mints tokens the server accepts.
+    pub tokens: TokenMinter,
+    /// The server's clock.
+    pub clock: Arc<ManualClock>,
+    /// A direct connection to the server's database, for asserting what was stored.
+    pub db: DatabaseConnection,
+    /// The configuration it runs with.
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), homecare_server::ServerError>>>,
+    postgres_schema: Option<(String, String)>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server on `backend` with the default configuration.
+    pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server on `backend` after `adjust` changed its configuration.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.data_dir = data_dir.path().to_path_buf();
+        config.log.format = LogFormat::Pretty;
+        let postgres_schema = match &backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(url) => {
+                let schema = format!("hc_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(url.as_str())
+                    .await
+                    .expect("connect to PostgreSQL");
+                admin
+                    .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+                    .await
+                    .expect("create test schema");
+                admin.close().await.expect("close");
+                config.database_url = url.clone();
+                config.database_schema = Some(schema.clone());
+                Some((url.clone(), schema))
+            }
+        };
+        adjust(&mut config);
+        if std::env::var_os("TEST_LOG").is_some() {
+            homecare_server::telemetry::init(&config.log);
+        }
+
+        let clock = Arc::new(ManualClock::new(test_now()));
+        let key = DevKey::load_or_create(&config.dev_key_path()).expect("dev key");
+        let tokens = TokenMinter::new(key, &config.auth);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(homecare_server::run(
+            config.clone(),
+            listener,
+            clock.clone(),
+            async {
+                let _ = stop.await;
+            },
+        ));
+
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        wait_until_serving(channel.clone()).await;
+        let db = homecare_server::database::connect(&config)
+            .await
+            .expect("db");
+
+        TestServer {
+            address,
+            channel,
+            tokens,
+            clock,
+            db,
+            config,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            postgres_schema,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// Stops the server gracefully, checks it stopped cleanly, and drops the test schema.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+        if let Some((url, schema)) = self.postgres_schema.take() {
+            let admin = Database::connect(url.as_str()).await.expect("connect");
+            admin
+                .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .expect("drop test schema");
+        }
+    }
+
+    /// A client of the appointment service.
+    pub fn appointments(&self) -> AppointmentServiceClient<Channel> {
+        AppointmentServiceClient::new(self.channel.clone())
+    }
+
+    /// A client of the patient service.
+    pub fn patients(&self) -> PatientServiceClient<Channel> {
+        PatientServiceClient::new(self.channel.clone())
+    }
+
+    /// A token for the citizen with identity number `pid`.
+    pub fn citizen_token(&self, pid: &str) -> String {
+        self.tokens
+            .citizen(pid, Duration::minutes(10))
+            .expect("token")
+    }
+
+    /// A token for the EPJ integration.
+    pub fn epj_token(&self) -> String {
+        self.tokens
+            .staff(
+                "epj-system",
+                &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
+                &[],
+                Duration::minutes(10),
+            )
+            .expect("token")
+    }
+
+    /// A token for a nurse working in `units`.
+    pub fn nurse_token(&self, subject: &str, units: &[&str]) -> String {
+        self.tokens
+            .staff(subject, &["nurse"], units, Duration::minutes(10))
+            .expect("token")
+    }
+
+    /// The id the citizen `pid` uses for themself, from ListRepresentedPatients.
+    pub async fn own_patient_id(&self, pid: &str) -> String {
+        let response = self
+            .patients()
+            .list_represented_patients(authorized(
+                &self.citizen_token(pid),
+                homecare_proto::patients::v1::ListRepresentedPatientsRequest {},
+            ))
+            .await
+            .expect("list represented patients")
+            .into_inner();
+        assert_eq!(response.patients.len(), 1, "the citizen is a known patient");
+        response.patients[0].patient_id.clone()
+    }
+
+    /// Upserts a visit as the EPJ, returning the stored appointment.
+    pub async fn upsert(
+        &self,
+        request: appointments::UpsertAppointmentRequest,
+    ) -> appointments::UpsertAppointmentResponse {
+        self.appointments()
+            .upsert_appointment(authorized(&self.epj_token(), request))
+            .await
+            .expect("upsert")
+            .into_inner()
+    }
+
+    /// The number of rows in `table`.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("count")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("count column")
+    }
+}
+
+/// A request carrying `token` as its bearer token.
+pub fn authorized<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    request
+}
+
+/// A visit plan for `pid` starting `hours_from_now` after the test clock's start.
+pub fn visit(
+    epj_id: &str,
+    pid: &str,
+    unit: &str,
+    hours_from_now: i64,
+) -> appointments::UpsertAppointmentRequest {
+    let start = test_now() + Duration::hours(hours_from_now);
+    visit_at(epj_id, pid, unit, start)
+}
+
+/// A one-hour home-nursing visit for `pid` starting at `start`.
+pub fn visit_at(
+    epj_id: &str,
+    pid: &str,
+    unit: &str,
+    start: DateTime<Utc>,
+) -> appointments::UpsertAppointmentRequest {
+    appointments::UpsertAppointmentRequest {
+        epj_id: epj_id.into(),
+        patient_national_id: pid.into(),
+        care_unit_id: unit.into(),
+        window_start: Some(homecare_core::timestamp::to_proto(start)),
+        window_end: Some(homecare_core::timestamp::to_proto(
+            start + Duration::hours(1),
+        )),
+        service_type: appointments::ServiceType::HomeNursing.into(),
+        status: appointments::AppointmentStatus::Planned.into(),
+        citizen_cancellable: true,
+        epj_version_id: String::new(),
+    }
+}
+
+/// The fields a status's BadRequest details name.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_bad_request()
+        .map(|bad_request| {
+            bad_request
+                .field_violations
+                .into_iter()
+                .map(|violation| violation.field)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ErrorInfo reason of a status, if it has one.
+pub fn error_reason(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+async fn wait_until_serving(channel: Channel) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let mut health = HealthClient::new(channel);
+    // The server migrates before it serves; the health call waits on the open connection.
+    let response = health
+        .check(HealthCheckRequest {
+            service: homecare_proto::appointments::v1::appointment_service_server::SERVICE_NAME
+                .into(),
+        })
+        .await
+        .expect("health check");
+    assert_eq!(
+        response.into_inner().status,
+        i32::from(tonic_health::pb::health_check_response::ServingStatus::Serving)
+    );
+}

@@ -1,0 +1,616 @@
+//! Home visits end to end: the EPJ keeps the plan, patients and staff read it.
+
+use chrono::Duration;
+use homecare_proto::appointments::v1::{
+    AppointmentStatus, GetAppointmentRequest, ListAppointmentsRequest,
+    ListCareUnitAppointmentsRequest, ServiceType, UpsertAppointmentRequest,
+};
+use homecare_tests::people::{ASTRID, BJARNE, STRANGER};
+use homecare_tests::{
+    Backend, TestServer, authorized, error_reason, on_every_backend, test_now, violated_fields,
+    visit, visit_at,
+};
+use tonic::Code;
+
+on_every_backend!(
+    citizen_lists_own_upcoming_visits_in_time_order,
+    same_plan_twice_changes_nothing_and_a_new_plan_bumps_the_version,
+    citizen_never_sees_another_patients_visit,
+    pages_walk_every_visit_exactly_once,
+    page_token_from_other_filters_is_refused,
+    date_range_limits_the_visits_listed,
+    staff_list_their_own_units_day_in_oslo_time,
+    staff_reads_are_written_to_the_access_log,
+    bad_upsert_names_every_wrong_field_and_stores_nothing,
+    only_the_epj_integration_may_upsert,
+    epj_id_of_another_patient_is_refused,
+    unknown_citizen_represents_no_one,
+);
+
+async fn list(
+    server: &TestServer,
+    token: &str,
+    request: ListAppointmentsRequest,
+) -> Result<homecare_proto::appointments::v1::ListAppointmentsResponse, tonic::Status> {
+    server
+        .appointments()
+        .list_appointments(authorized(token, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn citizen_lists_own_upcoming_visits_in_time_order(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.upsert(visit("v-later", ASTRID, "unit-a", 30)).await;
+    server.upsert(visit("v-past", ASTRID, "unit-a", -5)).await;
+    server.upsert(visit("v-soon", ASTRID, "unit-a", 2)).await;
+    server.upsert(visit("v-other", BJARNE, "unit-a", 3)).await;
+
+    let patient_id = server.own_patient_id(ASTRID).await;
+    let response = list(
+        &server,
+        &server.citizen_token(ASTRID),
+        ListAppointmentsRequest {
+            patient_id: patient_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+
+    let epj_ids: Vec<&str> = response
+        .appointments
+        .iter()
+        .map(|a| a.epj_id.as_str())
+        .collect();
+    assert_eq!(epj_ids, ["v-soon", "v-later"]);
+    assert!(response.next_page_token.is_empty());
+    let soon = &response.appointments[0];
+    assert_eq!(soon.patient_id, patient_id);
+    assert_eq!(soon.care_unit_id, "unit-a");
+    assert_eq!(soon.service_type, i32::from(ServiceType::HomeNursing));
+    assert_eq!(soon.status, i32::from(AppointmentStatus::Planned));
+    assert!(soon.citizen_cancellable);
+    assert_eq!(soon.version, 1);
+    assert_eq!(
+        soon.window_start.as_ref().map(|t| t.seconds),
+        Some((test_now() + Duration::hours(2)).timestamp())
+    );
+
+    let fetched = server
+        .appointments()
+        .get_appointment(authorized(
+            &server.citizen_token(ASTRID),
+            GetAppointmentRequest {
+                patient_id,
+                appointment_id: soon.id.clone(),
+            },
+        ))
+        .await
+        .expect("get")
+        .into_inner()
+        .appointment
+        .expect("appointment");
+    assert_eq!(&fetched, soon);
+    // The patient reading their own data is not an access by someone else.
+    assert_eq!(
+        server
+            .count_rows("access_log WHERE actor_kind = 'staff'")
+            .await,
+        0
+    );
+    server.stop().await;
+}
+
+async fn same_plan_twice_changes_nothing_and_a_new_plan_bumps_the_version(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let plan = visit("v-1", ASTRID, "unit-a", 4);
+    let first = server.upsert(plan.clone()).await;
+    assert!(first.created && first.changed);
+    let again = server.upsert(plan.clone()).await;
+    assert!(!again.created && !again.changed);
+    assert_eq!(again.appointment, first.appointment);
+
+    let moved = UpsertAppointmentRequest {
+        window_start: Some(homecare_core::timestamp::to_proto(
+            test_now() + Duration::hours(6),
+        )),
+        window_end: Some(homecare_core::timestamp::to_proto(
+            test_now() + Duration::hours(7),
+        )),
+        citizen_cancellable: false,
+        ..plan
+    };
+    let changed = server.upsert(moved).await;
+    assert!(!changed.created && changed.changed);
+    let appointment = changed.appointment.expect("appointment");
+    assert_eq!(appointment.id, first.appointment.expect("first").id);
+    assert_eq!(appointment.version, 2);
+    assert!(!appointment.citizen_cancellable);
+    assert_eq!(server.count_rows("appointments").await, 1);
+    // Two writes that changed something, each logged for the patient; the no-op is not.
+    assert_eq!(
+        server
+            .count_rows("access_log WHERE action = 'appointments.write'")
+            .await,
+        2
+    );
+    server.stop().await;
+}
+
+async fn citizen_never_sees_another_patients_visit(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bjarnes = server
+        .upsert(visit("v-b", BJARNE, "unit-a", 3))
+        .await
+        .appointment
+        .expect("appointment");
+    server.upsert(visit("v-a", ASTRID, "unit-a", 3)).await;
+    let astrid_id = server.own_patient_id(ASTRID).await;
+    let astrid = server.citizen_token(ASTRID);
+
+    let listing = list(
+        &server,
+        &astrid,
+        ListAppointmentsRequest {
+            patient_id: bjarnes.patient_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("another patient's list");
+    assert_eq!(listing.code(), Code::NotFound);
+
+    for (patient_id, appointment_id) in [
+        (bjarnes.patient_id.clone(), bjarnes.id.clone()),
+        (astrid_id, bjarnes.id.clone()),
+    ] {
+        let status = server
+            .appointments()
+            .get_appointment(authorized(
+                &astrid,
+                GetAppointmentRequest {
+                    patient_id,
+                    appointment_id,
+                },
+            ))
+            .await
+            .expect_err("another patient's visit");
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    }
+
+    // A patient id that does not exist looks exactly like one that is not yours.
+    let unknown = list(
+        &server,
+        &astrid,
+        ListAppointmentsRequest {
+            patient_id: uuid::Uuid::now_v7().to_string(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("unknown patient");
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert_eq!(unknown.message(), listing.message());
+    server.stop().await;
+}
+
+async fn pages_walk_every_visit_exactly_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    for i in 0..25 {
+        // Pairs of visits share a start time, so the id must break ties.
+        server
+            .upsert(visit(&format!("v-{i:02}"), ASTRID, "unit-a", 1 + i / 2))
+            .await;
+    }
+    let patient_id = server.own_patient_id(ASTRID).await;
+    let token = server.citizen_token(ASTRID);
+
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = list(
+            &server,
+            &token,
+            ListAppointmentsRequest {
+                patient_id: patient_id.clone(),
+                page_size: 10,
+                page_token: page_token.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("page");
+        pages += 1;
+        assert!(page.appointments.len() <= 10);
+        seen.extend(page.appointments.into_iter().map(|a| a.epj_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    let mut expected: Vec<String> = (0..25).map(|i| format!("v-{i:02}")).collect();
+    let mut sorted = seen.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "every visit once, none twice");
+    server.stop().await;
+}
+
+async fn page_token_from_other_filters_is_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    for i in 0..3 {
+        server
+            .upsert(visit(&format!("v-{i}"), ASTRID, "unit-a", 1 + i))
+            .await;
+    }
+    let patient_id = server.own_patient_id(ASTRID).await;
+    let token = server.citizen_token(ASTRID);
+    let first = list(
+        &server,
+        &token,
+        ListAppointmentsRequest {
+            patient_id: patient_id.clone(),
+            page_size: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("first page");
+    assert!(!first.next_page_token.is_empty());
+
+    for request in [
+        ListAppointmentsRequest {
+            patient_id: patient_id.clone(),
+            page_size: 1,
+            end_time: Some(homecare_core::timestamp::to_proto(
+                test_now() + Duration::days(1),
+            )),
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        },
+        ListAppointmentsRequest {
+            patient_id: patient_id.clone(),
+            page_token: "garbage".into(),
+            ..Default::default()
+        },
+    ] {
+        let status = list(&server, &token, request).await.expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(violated_fields(&status), ["page_token"]);
+    }
+
+    let negative = list(
+        &server,
+        &token,
+        ListAppointmentsRequest {
+            patient_id,
+            page_size: -1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("negative page size");
+    assert_eq!(violated_fields(&negative), ["page_size"]);
+    server.stop().await;
+}
+
+async fn date_range_limits_the_visits_listed(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    for (epj_id, hours) in [
+        ("v-past", -30),
+        ("v-today", 3),
+        ("v-tomorrow", 27),
+        ("v-next-week", 170),
+    ] {
+        server.upsert(visit(epj_id, ASTRID, "unit-a", hours)).await;
+    }
+    let patient_id = server.own_patient_id(ASTRID).await;
+    let response = list(
+        &server,
+        &server.citizen_token(ASTRID),
+        ListAppointmentsRequest {
+            patient_id: patient_id.clone(),
+            start_time: Some(homecare_core::timestamp::to_proto(
+                test_now() - Duration::days(2),
+            )),
+            end_time: Some(homecare_core::timestamp::to_proto(
+                test_now() + Duration::days(2),
+            )),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    let epj_ids: Vec<&str> = response
+        .appointments
+        .iter()
+        .map(|a| a.epj_id.as_str())
+        .collect();
+    assert_eq!(epj_ids, ["v-past", "v-today", "v-tomorrow"]);
+
+    let backwards = list(
+        &server,
+        &server.citizen_token(ASTRID),
+        ListAppointmentsRequest {
+            patient_id,
+            start_time: Some(homecare_core::timestamp::to_proto(test_now())),
+            end_time: Some(homecare_core::timestamp::to_proto(
+                test_now() - Duration::hours(1),
+            )),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("end before start");
+    assert_eq!(backwards.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&backwards), ["end_time"]);
+    server.stop().await;
+}
+
+async fn staff_list_their_own_units_day_in_oslo_time(backend: Backend) {
+    use chrono::TimeZone as _;
+    let server = TestServer::start(backend).await;
+    let utc = |d, h, m| chrono::Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+    // Oslo is UTC+1 in December: 23:30 UTC on the 1st is 00:30 on the 2nd in Oslo.
+    server
+        .upsert(visit_at("a-1-late", ASTRID, "unit-a", utc(1, 22, 30)))
+        .await;
+    server
+        .upsert(visit_at("a-2-early", ASTRID, "unit-a", utc(1, 23, 30)))
+        .await;
+    server
+        .upsert(visit_at("a-2-noon", BJARNE, "unit-a", utc(2, 11, 0)))
+        .await;
+    server
+        .upsert(visit_at("a-3", BJARNE, "unit-a", utc(2, 23, 0)))
+        .await;
+    server
+        .upsert(visit_at("b-2", BJARNE, "unit-b", utc(2, 9, 0)))
+        .await;
+
+    let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
+    let day = server
+        .appointments()
+        .list_care_unit_appointments(authorized(
+            &nurse,
+            ListCareUnitAppointmentsRequest {
+                date: "2026-12-02".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("unit day")
+        .into_inner();
+    let epj_ids: Vec<&str> = day.appointments.iter().map(|a| a.epj_id.as_str()).collect();
+    assert_eq!(epj_ids, ["a-2-early", "a-2-noon"]);
+
+    let other_unit = server
+        .appointments()
+        .list_care_unit_appointments(authorized(
+            &nurse,
+            ListCareUnitAppointmentsRequest {
+                care_unit_id: "unit-b".into(),
+                date: "2026-12-02".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("not the nurse's unit");
+    assert_eq!(other_unit.code(), Code::PermissionDenied);
+
+    let bad_date = server
+        .appointments()
+        .list_care_unit_appointments(authorized(
+            &nurse,
+            ListCareUnitAppointmentsRequest {
+                date: "2026-13-02".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("no 13th month");
+    assert_eq!(violated_fields(&bad_date), ["date"]);
+
+    let citizen = server
+        .appointments()
+        .list_care_unit_appointments(authorized(
+            &server.citizen_token(ASTRID),
+            ListCareUnitAppointmentsRequest::default(),
+        ))
+        .await
+        .expect_err("citizens have no unit");
+    assert_eq!(citizen.code(), Code::PermissionDenied);
+    server.stop().await;
+}
+
+async fn staff_reads_are_written_to_the_access_log(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let astrids = server
+        .upsert(visit("a-1", ASTRID, "unit-a", 2))
+        .await
+        .appointment
+        .expect("appointment");
+    server.upsert(visit("b-1", BJARNE, "unit-a", 3)).await;
+    let writes = server.count_rows("access_log").await;
+
+    let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
+    server
+        .appointments()
+        .list_care_unit_appointments(authorized(
+            &nurse,
+            ListCareUnitAppointmentsRequest {
+                date: "2026-12-01".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("unit day");
+    assert_eq!(
+        server
+            .count_rows("access_log WHERE actor_kind = 'staff' AND actor_subject = 'nurse-kari'")
+            .await,
+        2
+    );
+
+    server
+        .appointments()
+        .get_appointment(authorized(
+            &nurse,
+            GetAppointmentRequest {
+                patient_id: astrids.patient_id.clone(),
+                appointment_id: astrids.id.clone(),
+            },
+        ))
+        .await
+        .expect("nurse reads a visit of her unit");
+    assert_eq!(
+        server
+            .count_rows(&format!(
+                "access_log WHERE actor_subject = 'nurse-kari' AND resource_id = '{}'",
+                astrids.id
+            ))
+            .await,
+        2
+    );
+
+    // A nurse of another unit cannot read it, and that refusal reads nothing.
+    let outsider = server.nurse_token("nurse-ola", &["unit-z"]);
+    let status = server
+        .appointments()
+        .get_appointment(authorized(
+            &outsider,
+            GetAppointmentRequest {
+                patient_id: astrids.patient_id,
+                appointment_id: astrids.id,
+            },
+        ))
+        .await
+        .expect_err("other unit");
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(server.count_rows("access_log").await, writes + 3);
+    server.stop().await;
+}
+
+async fn bad_upsert_names_every_wrong_field_and_stores_nothing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let start = test_now() + Duration::hours(3);
+    let request = UpsertAppointmentRequest {
+        epj_id: "x".repeat(65),
+        patient_national_id: "15034012367".into(), // wrong check digit
+        care_unit_id: "unit a".into(),
+        window_start: Some(homecare_core::timestamp::to_proto(start)),
+        window_end: Some(homecare_core::timestamp::to_proto(
+            start - Duration::minutes(1),
+        )),
+        service_type: 42,
+        status: 0,
+        citizen_cancellable: true,
+        epj_version_id: String::new(),
+    };
+    let status = server
+        .appointments()
+        .upsert_appointment(authorized(&server.epj_token(), request))
+        .await
+        .expect_err("invalid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let mut fields = violated_fields(&status);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "care_unit_id",
+            "epj_id",
+            "patient_national_id",
+            "service_type",
+            "status",
+            "window_end"
+        ]
+    );
+    assert!(
+        !status.message().contains("15034012367"),
+        "the identity number is not echoed back"
+    );
+    assert_eq!(server.count_rows("appointments").await, 0);
+    assert_eq!(server.count_rows("patients").await, 0);
+
+    let missing_window = server
+        .appointments()
+        .upsert_appointment(authorized(
+            &server.epj_token(),
+            UpsertAppointmentRequest {
+                window_start: None,
+                ..visit("v-1", ASTRID, "unit-a", 1)
+            },
+        ))
+        .await
+        .expect_err("no start");
+    assert_eq!(violated_fields(&missing_window), ["window_start"]);
+    server.stop().await;
+}
+
+async fn only_the_epj_integration_may_upsert(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    for token in [
+        server.citizen_token(ASTRID),
+        server.nurse_token("nurse-kari", &["unit-a"]),
+    ] {
+        let status = server
+            .appointments()
+            .upsert_appointment(authorized(&token, visit("v-1", ASTRID, "unit-a", 1)))
+            .await
+            .expect_err("not the EPJ");
+        assert_eq!(status.code(), Code::PermissionDenied);
+    }
+    assert_eq!(server.count_rows("appointments").await, 0);
+    server.stop().await;
+}
+
+async fn epj_id_of_another_patient_is_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.upsert(visit("v-1", ASTRID, "unit-a", 1)).await;
+    let status = server
+        .appointments()
+        .upsert_appointment(authorized(
+            &server.epj_token(),
+            visit("v-1", BJARNE, "unit-a", 1),
+        ))
+        .await
+        .expect_err("other patient");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("EPJ_ID_OF_OTHER_PATIENT")
+    );
+    let astrid_id = server.own_patient_id(ASTRID).await;
+    let astrids = list(
+        &server,
+        &server.citizen_token(ASTRID),
+        ListAppointmentsRequest {
+            patient_id: astrid_id,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(astrids.appointments.len(), 1);
+    server.stop().await;
+}
+
+async fn unknown_citizen_represents_no_one(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.upsert(visit("v-1", ASTRID, "unit-a", 1)).await;
+    let response = server
+        .patients()
+        .list_represented_patients(authorized(
+            &server.citizen_token(STRANGER),
+            homecare_proto::patients::v1::ListRepresentedPatientsRequest {},
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(response.patients.is_empty());
+    server.stop().await;
+}
