@@ -1,0 +1,242 @@
+//! The `homecare` binary as a user runs it: first start on the embedded default, a dev token,
+//! a call, graceful shutdown on SIGTERM, and a restart that keeps the data.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use std::time::Duration;
+use tokio::process::Child;
+
+use homecare_proto::appointments::v1::appointment_service_client::AppointmentServiceClient;
+use homecare_proto::appointments::v1::{
+    AppointmentStatus, ListAppointmentsRequest, ServiceType, UpsertAppointmentRequest,
+};
+use homecare_proto::patients::v1::ListRepresentedPatientsRequest;
+use homecare_proto::patients::v1::patient_service_client::PatientServiceClient;
+use tonic::transport::Channel;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_homecare");
+const PID: &str = "15034012366";
+
+fn homecare(dir: &Path, port: u16, args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    configure(&mut command, dir, port, args);
+    command
+}
+
+/// The server as a child process the async tests can wait on without blocking the runtime
+/// that drives their own gRPC connections.
+fn spawn_server(dir: &Path, port: u16, stderr: Stdio) -> Child {
+    let mut command = tokio::process::Command::new(BINARY);
+    command
+        .args(["serve"])
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("HOMECARE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("HOMECARE_LOG__FORMAT", "json")
+        // Debug level, so the privacy test sees everything the server could log.
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true);
+    command.spawn().expect("serve starts")
+}
+
+fn configure(command: &mut Command, dir: &Path, port: u16, args: &[&str]) {
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("HOMECARE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("HOMECARE_LOG__FORMAT", "json");
+}
+
+fn token(dir: &Path, args: &[&str]) -> String {
+    let output = homecare(dir, 0, &[&["dev-token"], args].concat())
+        .output()
+        .expect("dev-token runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Connects once the server listens, trying for at most ten seconds.
+async fn connect(port: u16, server: &mut Child) -> Channel {
+    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("uri");
+    for _ in 0..100 {
+        if let Ok(channel) = endpoint.connect().await {
+            return channel;
+        }
+        assert!(
+            server.try_wait().expect("status").is_none(),
+            "server exited early"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("server did not listen within ten seconds");
+}
+
+fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+async fn terminate(server: &mut Child) -> std::process::ExitStatus {
+    let pid = server.id().expect("running");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    server.wait().await.expect("server exits")
+}
+
+async fn list_own_visits(channel: Channel, citizen: &str) -> Vec<String> {
+    let patients = PatientServiceClient::new(channel.clone())
+        .list_represented_patients(authorized(citizen, ListRepresentedPatientsRequest {}))
+        .await
+        .expect("represented patients")
+        .into_inner()
+        .patients;
+    let Some(me) = patients.first() else {
+        return Vec::new();
+    };
+    AppointmentServiceClient::new(channel)
+        .list_appointments(authorized(
+            citizen,
+            ListAppointmentsRequest {
+                patient_id: me.patient_id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .appointments
+        .into_iter()
+        .map(|appointment| appointment.epj_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn first_start_creates_its_database_serves_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut server = spawn_server(dir.path(), port, Stdio::null());
+    let channel = connect(port, &mut server).await;
+    assert!(dir.path().join(".homecare/homecare.db").exists());
+
+    let epj = token(dir.path(), &["epj"]);
+    let citizen = token(dir.path(), &["citizen", PID]);
+    let start = chrono::Utc::now() + chrono::Duration::days(1);
+    AppointmentServiceClient::new(channel.clone())
+        .upsert_appointment(authorized(
+            &epj,
+            UpsertAppointmentRequest {
+                epj_id: "visit-1".into(),
+                patient_national_id: PID.into(),
+                care_unit_id: "unit-a".into(),
+                window_start: Some(prost_types::Timestamp {
+                    seconds: start.timestamp(),
+                    nanos: 0,
+                }),
+                window_end: Some(prost_types::Timestamp {
+                    seconds: start.timestamp() + 3600,
+                    nanos: 0,
+                }),
+                service_type: ServiceType::PracticalHelp.into(),
+                status: AppointmentStatus::Planned.into(),
+                citizen_cancellable: true,
+                epj_version_id: String::new(),
+            },
+        ))
+        .await
+        .expect("upsert");
+    assert_eq!(list_own_visits(channel, &citizen).await, ["visit-1"]);
+
+    let status = terminate(&mut server).await;
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+
+    // A restart finds the same file, already migrated, with the visit in it.
+    let port = free_port();
+    let mut restarted = spawn_server(dir.path(), port, Stdio::null());
+    let channel = connect(port, &mut restarted).await;
+    assert_eq!(list_own_visits(channel, &citizen).await, ["visit-1"]);
+    assert!(terminate(&mut restarted).await.success());
+}
+
+#[tokio::test]
+async fn migrate_runs_alone_and_dev_token_refuses_a_wrong_identity_number() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = homecare(dir.path(), 0, &["migrate"])
+        .output()
+        .expect("migrate runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join(".homecare/homecare.db").exists());
+
+    let refused = homecare(dir.path(), 0, &["dev-token", "citizen", "15034012367"])
+        .output()
+        .expect("dev-token runs");
+    assert!(
+        !refused.status.success(),
+        "a wrong identity number is refused"
+    );
+}
+
+#[tokio::test]
+async fn server_logs_never_contain_identity_numbers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut server = spawn_server(dir.path(), port, Stdio::from(log));
+    let channel = connect(port, &mut server).await;
+    let citizen = token(dir.path(), &["citizen", PID]);
+    let epj = token(dir.path(), &["epj"]);
+    let mut client = AppointmentServiceClient::new(channel.clone());
+    let bad = client
+        .upsert_appointment(authorized(
+            &epj,
+            UpsertAppointmentRequest {
+                epj_id: "v".into(),
+                patient_national_id: "15034012367".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("invalid");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    list_own_visits(channel, &citizen).await;
+    assert!(terminate(&mut server).await.success());
+
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.contains("serving gRPC"), "the log was captured");
+    assert!(
+        !log.contains("1503401236"),
+        "an identity number reached the log"
+    );
+    assert!(
+        !log.contains(&citizen),
+        "a token (which carries the pid) reached the log"
+    );
+}
