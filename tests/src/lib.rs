@@ -117,8 +117,10 @@ impl TestServer {
     /// Starts a server on `backend` after `adjust` changed its configuration.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::default();
-        config.data_dir = data_dir.path().to_path_buf();
+        let mut config = Config {
+            data_dir: data_dir.path().to_path_buf(),
+            ..Config::default()
+        };
         config.log.format = LogFormat::Pretty;
         let postgres_schema = match &backend {
             Backend::Sqlite => None,

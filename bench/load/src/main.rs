@@ -1,1 +1,446 @@
-fn main() {}
+//! `homecare-load`: starts the real `homecare` binary on a fresh database, seeds it through
+//! the EPJ integration's RPC, then drives it over gRPC with N concurrent streams for T seconds
+//! per scenario and prints requests/s, p50 and p99 latency, and the server's peak RSS.
+//!
+//! Scenarios, side by side in one run:
+//! - `health`: grpc.health.v1 Check, the no-op baseline of the same server;
+//! - `list_appointments`: a citizen's ListAppointments of a patient with 20 upcoming visits.
+//!
+//! ```text
+//! cargo build --release -p homecare-server -p homecare-load
+//! target/release/homecare-load --concurrency 64 --seconds 10
+//! target/release/homecare-load --database-url postgres://127.0.0.1:5432/test
+//! ```
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use homecare_core::NationalIdentityNumber;
+use homecare_proto::appointments::v1::appointment_service_client::AppointmentServiceClient;
+use homecare_proto::appointments::v1::{
+    AppointmentStatus, ListAppointmentsRequest, ServiceType, UpsertAppointmentRequest,
+};
+use homecare_proto::patients::v1::ListRepresentedPatientsRequest;
+use homecare_proto::patients::v1::patient_service_client::PatientServiceClient;
+use homecare_server::config::Config;
+use homecare_server::dev_keys::{DevKey, TokenMinter};
+use sea_orm::ConnectionTrait as _;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+#[derive(Parser, Debug)]
+#[command(about = "Drive a homecare server over gRPC and report throughput, latency and RSS")]
+struct Args {
+    /// The server binary to start.
+    #[arg(long, default_value = "target/release/homecare")]
+    server_bin: PathBuf,
+    /// A PostgreSQL URL; a fresh schema is created there and dropped afterwards. Default: a
+    /// fresh SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Concurrent gRPC streams.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Measured seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Unmeasured warm-up seconds before each scenario.
+    #[arg(long, default_value_t = 2)]
+    warmup_seconds: u64,
+    /// Patients besides the measured one, each with as many visits, so the tables are not
+    /// trivially small.
+    #[arg(long, default_value_t = 200)]
+    other_patients: usize,
+    /// Visits of each patient.
+    #[arg(long, default_value_t = 20)]
+    visits_per_patient: usize,
+}
+
+struct ScenarioResult {
+    name: &'static str,
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl ScenarioResult {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let data_dir = tempfile::tempdir()?;
+    let schema = match &args.database_url {
+        Some(url) => Some(create_schema(url).await?),
+        None => None,
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+
+    let mut command = tokio::process::Command::new(&args.server_bin);
+    command
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("HOMECARE_DATA_DIR", data_dir.path())
+        .env("HOMECARE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("HOMECARE_LOG__FILTER", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
+        command
+            .env("HOMECARE_DATABASE_URL", url)
+            .env("HOMECARE_DATABASE_SCHEMA", schema);
+    }
+    let mut server = command
+        .spawn()
+        .with_context(|| format!("starting {}", args.server_bin.display()))?;
+    let server_pid = server.id().context("server pid")?;
+
+    let result = measure(&args, port, data_dir.path(), server_pid).await;
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server_pid.to_string()])
+        .status();
+    let _ = server.wait().await;
+    if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
+        drop_schema(url, schema).await?;
+    }
+    result
+}
+
+async fn measure(
+    args: &Args,
+    port: u16,
+    data_dir: &std::path::Path,
+    server_pid: u32,
+) -> anyhow::Result<()> {
+    let channel = connect(port).await?;
+    let config = Config::default();
+    let key = DevKey::load(&data_dir.join("dev-signing-key.pem"))?;
+    let tokens = TokenMinter::new(key, &config.auth);
+    let ttl = chrono::Duration::hours(2);
+    let epj = tokens.staff(
+        "load-epj",
+        &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
+        &[],
+        ttl,
+    )?;
+
+    let pids = identity_numbers(args.other_patients + 1);
+    let seed_started = Instant::now();
+    seed(&channel, &epj, &pids, args.visits_per_patient).await?;
+    eprintln!(
+        "seeded {} patients x {} visits in {:.1}s",
+        pids.len(),
+        args.visits_per_patient,
+        seed_started.elapsed().as_secs_f64()
+    );
+
+    let measured_pid = &pids[0];
+    let citizen = tokens.citizen(measured_pid, ttl)?;
+    let patient_id = PatientServiceClient::new(channel.clone())
+        .list_represented_patients(authorized(&citizen, ListRepresentedPatientsRequest {}))
+        .await?
+        .into_inner()
+        .patients
+        .first()
+        .context("the measured patient is known")?
+        .patient_id
+        .clone();
+    let listed = AppointmentServiceClient::new(channel.clone())
+        .list_appointments(authorized(
+            &citizen,
+            ListAppointmentsRequest {
+                patient_id: patient_id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner()
+        .appointments
+        .len();
+    if listed != args.visits_per_patient {
+        bail!(
+            "expected {} visits, listed {listed}",
+            args.visits_per_patient
+        );
+    }
+
+    let health = run_scenario("health", args, {
+        let channel = channel.clone();
+        move || {
+            let mut client = HealthClient::new(channel.clone());
+            async move {
+                client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .is_ok()
+            }
+        }
+    })
+    .await;
+    let list = run_scenario("list_appointments", args, {
+        let channel = channel.clone();
+        let citizen = Arc::new(citizen);
+        let patient_id = Arc::new(patient_id);
+        move || {
+            let mut client = AppointmentServiceClient::new(channel.clone());
+            let request = authorized(
+                &citizen,
+                ListAppointmentsRequest {
+                    patient_id: patient_id.to_string(),
+                    ..Default::default()
+                },
+            );
+            async move {
+                client
+                    .list_appointments(request)
+                    .await
+                    .is_ok_and(|response| response.into_inner().appointments.len() == 20)
+            }
+        }
+    })
+    .await;
+
+    let (peak_rss, rss) = server_memory(server_pid)?;
+    println!(
+        "backend: {}  concurrency: {}  seconds: {}  patients: {}  visits/patient: {}",
+        if args.database_url.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+        args.concurrency,
+        args.seconds,
+        pids.len(),
+        args.visits_per_patient
+    );
+    println!(
+        "{:<20} {:>12} {:>10} {:>10} {:>8}",
+        "scenario", "requests/s", "p50 ms", "p99 ms", "errors"
+    );
+    for result in [&health, &list] {
+        println!(
+            "{:<20} {:>12.0} {:>10.2} {:>10.2} {:>8}",
+            result.name,
+            result.per_second(),
+            result.p50.as_secs_f64() * 1e3,
+            result.p99.as_secs_f64() * 1e3,
+            result.errors
+        );
+    }
+    println!(
+        "list_appointments / health throughput: {:.2}",
+        list.per_second() / health.per_second()
+    );
+    println!(
+        "server RSS: peak {:.1} MB, now {:.1} MB",
+        peak_rss as f64 / 1024.0,
+        rss as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// Runs `call` from `args.concurrency` tasks: a warm-up, then a measured period.
+async fn run_scenario<F, Fut>(name: &'static str, args: &Args, call: F) -> ScenarioResult
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let drive = |period: Duration| {
+        let tasks: Vec<_> = (0..args.concurrency)
+            .map(|_| {
+                let call = call.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(16 * 1024);
+                    let mut errors = 0usize;
+                    let deadline = Instant::now() + period;
+                    while Instant::now() < deadline {
+                        let started = Instant::now();
+                        let ok = call().await;
+                        latencies.push(started.elapsed());
+                        if !ok {
+                            errors += 1;
+                        }
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        async move {
+            let started = Instant::now();
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            for task in tasks {
+                let (task_latencies, task_errors) = task.await.expect("load task");
+                latencies.extend(task_latencies);
+                errors += task_errors;
+            }
+            (latencies, errors, started.elapsed())
+        }
+    };
+    drive(Duration::from_secs(args.warmup_seconds)).await;
+    let (mut latencies, errors, elapsed) = drive(Duration::from_secs(args.seconds)).await;
+    latencies.sort_unstable();
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    ScenarioResult {
+        name,
+        requests: latencies.len(),
+        errors,
+        elapsed,
+        p50: percentile(0.50),
+        p99: percentile(0.99),
+    }
+}
+
+async fn seed(
+    channel: &Channel,
+    epj: &str,
+    pids: &[String],
+    visits_per_patient: usize,
+) -> anyhow::Result<()> {
+    let start = chrono::Utc::now() + chrono::Duration::days(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (patient, pid) in pids.iter().enumerate() {
+        let mut client = AppointmentServiceClient::new(channel.clone());
+        let epj = epj.to_owned();
+        let pid = pid.clone();
+        tasks.spawn(async move {
+            for visit in 0..visits_per_patient {
+                let window_start = start + chrono::Duration::hours(visit as i64 * 8);
+                client
+                    .upsert_appointment(authorized(
+                        &epj,
+                        UpsertAppointmentRequest {
+                            epj_id: format!("load-{patient}-{visit}"),
+                            patient_national_id: pid.clone(),
+                            care_unit_id: format!("unit-{}", patient % 10),
+                            window_start: Some(prost_types::Timestamp {
+                                seconds: window_start.timestamp(),
+                                nanos: 0,
+                            }),
+                            window_end: Some(prost_types::Timestamp {
+                                seconds: window_start.timestamp() + 1800,
+                                nanos: 0,
+                            }),
+                            service_type: ServiceType::HomeNursing.into(),
+                            status: AppointmentStatus::Planned.into(),
+                            citizen_cancellable: true,
+                            epj_version_id: String::new(),
+                        },
+                    ))
+                    .await?;
+            }
+            Ok::<_, tonic::Status>(())
+        });
+        // Bounded parallelism while seeding.
+        if tasks.len() >= 16 {
+            tasks.join_next().await.context("seed task")??;
+        }
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    Ok(())
+}
+
+/// `count` distinct valid identity numbers of people born in the 1940s.
+fn identity_numbers(count: usize) -> Vec<String> {
+    let mut found = Vec::with_capacity(count);
+    'outer: for individual in 0..500u32 {
+        for day in 1..=28u32 {
+            for month in 1..=12u32 {
+                let prefix = format!("{day:02}{month:02}4{}{individual:03}", individual % 10);
+                if let Some(valid) = (0..100)
+                    .map(|check| format!("{prefix}{check:02}"))
+                    .find(|candidate| NationalIdentityNumber::parse(candidate).is_ok())
+                {
+                    found.push(valid);
+                    if found.len() == count {
+                        break 'outer;
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+async fn connect(port: u16) -> anyhow::Result<Channel> {
+    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}"))?;
+    for _ in 0..100 {
+        if let Ok(channel) = endpoint.connect().await {
+            let mut health = HealthClient::new(channel.clone());
+            if health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .is_ok()
+            {
+                return Ok(channel);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the server did not answer within ten seconds")
+}
+
+fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    request
+}
+
+/// (peak RSS, current RSS) of `pid` in KiB, from /proc.
+fn server_memory(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .with_context(|| format!("{name} in /proc/{pid}/status"))
+    };
+    Ok((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+async fn create_schema(url: &str) -> anyhow::Result<String> {
+    let schema = format!("hc_load_{}", uuid::Uuid::new_v4().simple());
+    let db = sea_orm::Database::connect(url).await?;
+    db.execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await?;
+    db.close().await?;
+    Ok(schema)
+}
+
+async fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    let db = sea_orm::Database::connect(url).await?;
+    db.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await?;
+    db.close().await?;
+    Ok(())
+}

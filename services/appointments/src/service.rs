@@ -9,8 +9,8 @@ use chrono_tz::Tz;
 use homecare_core::paging::{self, Cursor};
 use homecare_core::status::{self, FieldViolations};
 use homecare_core::{Caller, Clock, timestamp};
-use homecare_patients::Actor;
 use homecare_patients::actor::Via;
+use homecare_patients::{Actor, PatientDirectory};
 use homecare_proto::appointments::v1 as pb;
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
@@ -25,6 +25,7 @@ use crate::store::{self, PatientQuery, UpsertError};
 #[derive(Clone)]
 pub struct AppointmentApi {
     db: DatabaseConnection,
+    directory: Arc<PatientDirectory>,
     clock: Arc<dyn Clock>,
     time_zone: Tz,
 }
@@ -39,9 +40,15 @@ impl std::fmt::Debug for AppointmentApi {
 
 impl AppointmentApi {
     /// A service over `db`; days are calendar days in `time_zone`.
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, time_zone: Tz) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        directory: Arc<PatientDirectory>,
+        clock: Arc<dyn Clock>,
+        time_zone: Tz,
+    ) -> Self {
         Self {
             db,
+            directory,
             clock,
             time_zone,
         }
@@ -101,7 +108,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             unreachable!("every missing value recorded a violation");
         };
 
-        let (actor, patient_id) = Actor::for_patient(&self.db, caller, &message.patient_id).await?;
+        let (actor, patient_id) =
+            Actor::for_patient(&self.db, &self.directory, caller, &message.patient_id).await?;
         let now = self.clock.now();
         let query = PatientQuery {
             patient_id,
@@ -134,7 +142,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
         let appointment_id = parse_appointment_id(&message.appointment_id)?;
-        let (actor, patient_id) = Actor::for_patient(&self.db, caller, &message.patient_id).await?;
+        let (actor, patient_id) =
+            Actor::for_patient(&self.db, &self.directory, caller, &message.patient_id).await?;
 
         let appointment = store::find_for_patient(&self.db, patient_id, appointment_id)
             .await

@@ -1,14 +1,14 @@
 //! Queries over the appointments table. Plain functions over a connection.
 
 use chrono::{DateTime, Utc};
-use homecare_core::db::begin_write;
+use homecare_core::db::{begin_write, first_row, with_literal_limit};
 use homecare_core::paging::Cursor;
 use homecare_patients::access_log::{self, Action};
 use homecare_patients::{Actor, store as patients};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, FromQueryResult as _, QueryFilter, QueryOrder, QuerySelect, QueryTrait as _,
 };
 use uuid::Uuid;
 
@@ -262,10 +262,13 @@ async fn page<C: ConnectionTrait>(
         );
     }
     // One row more than asked tells whether another page follows.
-    let mut appointments = select
+    let statement = select
         .order_by_asc(Column::WindowStart)
         .order_by_asc(Column::Id)
         .limit(page_size + 1)
+        .build(db.get_database_backend());
+    let mut appointments = Entity::find()
+        .from_raw_sql(with_literal_limit(statement))
         .all(db)
         .await?;
     let has_more = appointments.len() as u64 > page_size;
@@ -286,10 +289,11 @@ pub async fn find_for_patient<C: ConnectionTrait>(
     patient_id: Uuid,
     id: Uuid,
 ) -> Result<Option<entity::Model>, DbErr> {
-    Entity::find_by_id(id)
-        .filter(Column::PatientId.eq(patient_id))
-        .one(db)
-        .await
+    let select = Entity::find_by_id(id).filter(Column::PatientId.eq(patient_id));
+    first_row(db, select)
+        .await?
+        .map(|row| entity::Model::from_query_result(&row, ""))
+        .transpose()
 }
 
 /// Records that a staff member or system read `appointments`, one entry per visit.

@@ -1,6 +1,6 @@
 //! Time enters through [`Clock`] so tests can put "now" exactly at a boundary.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use std::sync::Mutex;
 
 /// The source of the current time.
@@ -14,8 +14,10 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Microsecond precision: what PostgreSQL keeps, so a value read back equals the value
+    /// written, on every backend.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 

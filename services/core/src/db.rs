@@ -1,8 +1,9 @@
 //! Storage helpers shared by every context.
 
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult,
+    QuerySelect, QueryTrait, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait, Value,
 };
 
 /// Begins a transaction that will write.
@@ -16,4 +17,67 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         ..TransactionOptions::default()
     })
     .await
+}
+
+/// The first row `select` finds, queried so that SQLite can keep its prepared statement (see
+/// [`with_literal_limit`]); what sea-orm's `one()` does, minus the re-prepare.
+pub async fn first_row<C, S>(db: &C, select: S) -> Result<Option<QueryResult>, DbErr>
+where
+    C: ConnectionTrait,
+    S: QueryTrait + QuerySelect,
+{
+    let statement = with_literal_limit(select.limit(1).build(db.get_database_backend()));
+    db.query_one_raw(statement).await
+}
+
+/// `statement` with its trailing `LIMIT ?` written as a literal, on SQLite.
+///
+/// SQLite plans `LIMIT ?` using the bound value and then marks the prepared statement to be
+/// re-prepared whenever that parameter is bound again, so a cached list query is parsed anew
+/// on every call (a fifth of the server's CPU on ListAppointments, measured with perf). The
+/// limit is always a number the service computed, never text from a request. Other backends
+/// and statements without a trailing bound limit are returned unchanged.
+pub fn with_literal_limit(mut statement: Statement) -> Statement {
+    if statement.db_backend != DbBackend::Sqlite || !statement.sql.ends_with(" LIMIT ?") {
+        return statement;
+    }
+    let Some(values) = statement.values.as_mut() else {
+        return statement;
+    };
+    let limit = match values.0.last() {
+        Some(Value::BigUnsigned(Some(limit))) => *limit,
+        Some(Value::Unsigned(Some(limit))) => u64::from(*limit),
+        _ => return statement,
+    };
+    values.0.pop();
+    statement.sql.truncate(statement.sql.len() - 1);
+    statement.sql.push_str(&limit.to_string());
+    statement
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_limit_becomes_a_literal_and_its_value_is_dropped() {
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT a FROM t WHERE b = ? LIMIT ?",
+            [Value::from("x"), Value::BigUnsigned(Some(21))],
+        );
+        let rewritten = with_literal_limit(statement);
+        assert_eq!(rewritten.sql, "SELECT a FROM t WHERE b = ? LIMIT 21");
+        assert_eq!(rewritten.values.unwrap().0, vec![Value::from("x")]);
+    }
+
+    #[test]
+    fn postgres_statements_are_left_alone() {
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT a FROM t LIMIT $1",
+            [Value::BigUnsigned(Some(21))],
+        );
+        assert_eq!(with_literal_limit(statement.clone()), statement);
+    }
 }

@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn d_number_has_four_added_to_the_first_digit() {
-        let text = with_check_digits("410185123");
+        let text = with_check_digits("410185124");
         let number = NationalIdentityNumber::parse(&text).expect("valid D-number");
         assert_eq!(number.kind(), IdentityNumberKind::DNumber);
         assert_eq!(
@@ -171,10 +171,7 @@ mod tests {
         ];
         for (first_nine, year) in cases {
             let text = with_check_digits(first_nine);
-            let Ok(number) = NationalIdentityNumber::parse(&text) else {
-                // Some combinations give a check digit of 10 and are never issued.
-                continue;
-            };
+            let number = NationalIdentityNumber::parse(&text).expect("valid number");
             assert_eq!(
                 number.birth_date().format("%Y").to_string(),
                 year.to_string()

@@ -6,6 +6,7 @@ use sea_orm::ConnectionTrait;
 use tonic::Status;
 use uuid::Uuid;
 
+use crate::directory::PatientDirectory;
 use crate::store;
 
 /// Who acts in a call, and by what right.
@@ -43,15 +44,14 @@ impl Actor {
     /// existing patient; what they may see of them is limited by their care units.
     pub async fn for_patient<C: ConnectionTrait>(
         db: &C,
+        directory: &PatientDirectory,
         caller: &Caller,
         patient_id: &str,
     ) -> Result<(Actor, Uuid), Status> {
         let patient_id = parse_patient_id(patient_id)?;
         match caller {
             Caller::Citizen { pid } => {
-                let own_id = store::find_id_by_national_id(db, pid)
-                    .await
-                    .map_err(status::from_db)?;
+                let own_id = directory.find_id(db, pid).await.map_err(status::from_db)?;
                 if own_id == Some(patient_id) {
                     Ok((
                         Actor {

@@ -6,9 +6,11 @@
 
 pub mod access_log;
 pub mod actor;
+pub mod directory;
 pub mod entity;
 pub mod service;
 pub mod store;
 
 pub use actor::{Actor, Via};
+pub use directory::PatientDirectory;
 pub use service::PatientApi;

@@ -5,18 +5,21 @@ use homecare_proto::patients::v1 as pb;
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::store;
+use std::sync::Arc;
+
+use crate::directory::PatientDirectory;
 
 /// Implements `homecare.patients.v1.PatientService`.
 #[derive(Debug, Clone)]
 pub struct PatientApi {
     db: DatabaseConnection,
+    directory: Arc<PatientDirectory>,
 }
 
 impl PatientApi {
     /// A service over `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, directory: Arc<PatientDirectory>) -> Self {
+        Self { db, directory }
     }
 }
 
@@ -28,7 +31,9 @@ impl pb::patient_service_server::PatientService for PatientApi {
         request: Request<pb::ListRepresentedPatientsRequest>,
     ) -> Result<Response<pb::ListRepresentedPatientsResponse>, Status> {
         let pid = Caller::from_request(&request)?.require_citizen()?;
-        let own_id = store::find_id_by_national_id(&self.db, pid)
+        let own_id = self
+            .directory
+            .find_id(&self.db, pid)
             .await
             .map_err(status::from_db)?;
         let patients = own_id

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use homecare_core::NationalIdentityNumber;
+use homecare_core::db::first_row;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use sea_orm::{ColumnTrait, DbBackend};
@@ -14,13 +15,14 @@ pub async fn find_id_by_national_id<C: ConnectionTrait>(
     db: &C,
     pid: &NationalIdentityNumber,
 ) -> Result<Option<Uuid>, DbErr> {
-    patient::Entity::find()
+    let select = patient::Entity::find()
         .select_only()
         .column(patient::Column::Id)
-        .filter(patient::Column::NationalId.eq(pid.expose()))
-        .into_tuple()
-        .one(db)
-        .await
+        .filter(patient::Column::NationalId.eq(pid.expose()));
+    first_row(db, select)
+        .await?
+        .map(|row| row.try_get::<Uuid>("", "id"))
+        .transpose()
 }
 
 /// The id of the patient with identity number `pid`, registering them first if needed.

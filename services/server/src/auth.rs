@@ -96,6 +96,44 @@ pub struct Verifier {
     staff: Issuer,
     citizen_accepted_acr: Vec<String>,
     leeway_seconds: u64,
+    verified: VerifiedTokens,
+}
+
+/// The most verified tokens remembered; a portal backend sends one token for many calls.
+const VERIFIED_TOKENS_CAPACITY: usize = 10_000;
+
+/// Tokens that passed verification, with the caller they prove, until they expire.
+///
+/// Signature checks dominate the cost of a cheap call; a token is immutable, so verifying the
+/// same string again until its `exp` gives the same answer. Only successes are remembered.
+#[derive(Default)]
+struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<String, (Caller, i64)>>);
+
+impl VerifiedTokens {
+    fn get(&self, token: &str, now: i64) -> Option<Caller> {
+        let cache = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache
+            .get(token)
+            .filter(|(_, expires_at)| now < *expires_at)
+            .map(|(caller, _)| caller.clone())
+    }
+
+    fn insert(&self, token: &str, caller: &Caller, expires_at: i64, now: i64) {
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.len() >= VERIFIED_TOKENS_CAPACITY {
+            cache.retain(|_, (_, expires)| now < *expires);
+            if cache.len() >= VERIFIED_TOKENS_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(token.to_owned(), (caller.clone(), expires_at));
+    }
 }
 
 impl std::fmt::Debug for Verifier {
@@ -121,6 +159,7 @@ impl Verifier {
             staff: Issuer::new(&config.staff, dev_jwks.as_ref())?,
             citizen_accepted_acr: config.citizen_accepted_acr.clone(),
             leeway_seconds: config.leeway_seconds,
+            verified: VerifiedTokens::default(),
         })
     }
 
@@ -135,7 +174,18 @@ impl Verifier {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| unauthenticated("MISSING_CREDENTIALS", "a bearer token is required"))?;
+        let now = chrono::Utc::now().timestamp();
+        if let Some(caller) = self.verified.get(token, now) {
+            return Ok(caller);
+        }
+        let (caller, expires_at) = self.verify_signed(token)?;
+        self.verified.insert(token, &caller, expires_at, now);
+        Ok(caller)
+    }
 
+    /// Verifies `token` fully: signature, issuer, audience, times and claims. Returns the
+    /// caller and the instant (seconds since the epoch) the token expires.
+    fn verify_signed(&self, token: &str) -> Result<(Caller, i64), Status> {
         // The issuer is read unverified only to choose which keys to verify with; the
         // verification below checks it again.
         let claimed_issuer = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
@@ -153,15 +203,18 @@ impl Verifier {
                 let pid = NationalIdentityNumber::parse(&claims.pid).map_err(|_| {
                     unauthenticated("INVALID_PID", "the token's pid is not an identity number")
                 })?;
-                Ok(Caller::Citizen { pid })
+                Ok((Caller::Citizen { pid }, claims.exp))
             }
             Some(iss) if iss == self.staff.name => {
                 let claims: StaffClaims = self.staff.decode(token, self.leeway_seconds)?;
-                Ok(Caller::Staff(StaffCaller {
-                    subject: claims.sub,
-                    roles: claims.roles,
-                    care_units: claims.care_units,
-                }))
+                Ok((
+                    Caller::Staff(StaffCaller {
+                        subject: claims.sub,
+                        roles: claims.roles,
+                        care_units: claims.care_units,
+                    }),
+                    claims.exp,
+                ))
             }
             _ => Err(unauthenticated(
                 "UNKNOWN_ISSUER",

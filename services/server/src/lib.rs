@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use homecare_appointments::AppointmentApi;
 use homecare_core::Clock;
-use homecare_patients::PatientApi;
+use homecare_patients::{PatientApi, PatientDirectory};
 use homecare_proto::appointments::v1::appointment_service_server::{
     self, AppointmentServiceServer,
 };
@@ -94,8 +94,9 @@ pub async fn run(
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
-    let appointments = AppointmentApi::new(db.clone(), clock.clone(), time_zone);
-    let patients = PatientApi::new(db.clone());
+    let directory = Arc::new(PatientDirectory::new());
+    let appointments = AppointmentApi::new(db.clone(), directory.clone(), clock.clone(), time_zone);
+    let patients = PatientApi::new(db.clone(), directory);
 
     let address = listener.local_addr().map_err(ServerError::DataDir)?;
     tracing::info!(%address, "serving gRPC");
