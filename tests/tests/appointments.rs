@@ -25,6 +25,7 @@ on_every_backend!(
     only_the_epj_integration_may_upsert,
     epj_id_of_another_patient_is_refused,
     unknown_citizen_represents_no_one,
+    citizen_who_becomes_a_patient_is_found_at_once,
 );
 
 async fn list(
@@ -612,5 +613,37 @@ async fn unknown_citizen_represents_no_one(backend: Backend) {
         .expect("list")
         .into_inner();
     assert!(response.patients.is_empty());
+    server.stop().await;
+}
+
+async fn citizen_who_becomes_a_patient_is_found_at_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let stranger = server.citizen_token(STRANGER);
+    let before = server
+        .patients()
+        .list_represented_patients(authorized(
+            &stranger,
+            homecare_proto::patients::v1::ListRepresentedPatientsRequest {},
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(before.patients.is_empty());
+
+    // The EPJ plans a first visit: the person is a patient from now on, not after a cache
+    // expires.
+    server.upsert(visit("v-first", STRANGER, "unit-a", 2)).await;
+    let patient_id = server.own_patient_id(STRANGER).await;
+    let visits = list(
+        &server,
+        &stranger,
+        ListAppointmentsRequest {
+            patient_id,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    assert_eq!(visits.appointments.len(), 1);
     server.stop().await;
 }

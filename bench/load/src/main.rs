@@ -354,7 +354,7 @@ async fn seed(
         });
         // Bounded parallelism while seeding.
         if tasks.len() >= 16 {
-            tasks.join_next().await.context("seed task")??;
+            tasks.join_next().await.context("seed task")???;
         }
     }
     while let Some(result) = tasks.join_next().await {

@@ -354,3 +354,38 @@ impl tonic::service::Interceptor for Authenticate {
         Ok(request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn citizen() -> Caller {
+        Caller::Citizen {
+            pid: NationalIdentityNumber::parse("15034012366").unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_forgotten_when_it_expires() {
+        let tokens = VerifiedTokens::default();
+        tokens.insert("token", &citizen(), 1_000, 900);
+        assert!(tokens.get("token", 999).is_some());
+        assert!(tokens.get("token", 1_000).is_none(), "expired at exp");
+        assert!(tokens.get("other", 999).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_tokens_first() {
+        let tokens = VerifiedTokens::default();
+        for i in 0..VERIFIED_TOKENS_CAPACITY {
+            let expires_at = if i == 0 { 2_000 } else { 1_000 };
+            tokens.insert(&format!("t{i}"), &citizen(), expires_at, 900);
+        }
+        tokens.insert("new", &citizen(), 2_000, 1_500);
+        assert!(
+            tokens.get("t0", 1_500).is_some(),
+            "unexpired tokens are kept"
+        );
+        assert!(tokens.get("new", 1_500).is_some());
+    }
+}

@@ -26,6 +26,9 @@ pub struct Config {
     pub database_max_connections: u32,
     /// The municipality's time zone, in which days are counted.
     pub time_zone: String,
+    /// After SIGTERM, how long calls in flight may take to finish before the server stops
+    /// anyway.
+    pub shutdown_grace_seconds: u64,
     /// Logging.
     pub log: LogConfig,
     /// Token issuers and keys.
@@ -87,6 +90,7 @@ impl Default for Config {
             database_schema: None,
             database_max_connections: 16,
             time_zone: "Europe/Oslo".into(),
+            shutdown_grace_seconds: 30,
             log: LogConfig {
                 format: LogFormat::Pretty,
                 filter: "info".into(),

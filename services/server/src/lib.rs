@@ -102,7 +102,9 @@ pub async fn run(
     tracing::info!(%address, "serving gRPC");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown_health = health.clone();
-    tonic::transport::Server::builder()
+    let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
+    let serve = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -122,8 +124,24 @@ pub async fn run(
                     .set_service_status(name, ServingStatus::NotServing)
                     .await;
             }
-        })
-        .await?;
+            let _ = stopping.send(());
+        });
+    // A call that outlives the grace period (a client holding a stream open) must not keep
+    // the process from stopping.
+    let grace_over = async move {
+        if stop_requested.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = serve => served?,
+        () = grace_over => tracing::warn!(
+            grace_seconds = grace.as_secs(),
+            "calls still in flight after the grace period; stopping anyway"
+        ),
+    }
     db.close().await?;
     tracing::info!("stopped");
     Ok(())
