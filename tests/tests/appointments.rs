@@ -26,6 +26,7 @@ on_every_backend!(
     epj_id_of_another_patient_is_refused,
     unknown_citizen_represents_no_one,
     citizen_who_becomes_a_patient_is_found_at_once,
+    staff_listing_a_patient_see_only_their_units_visits,
 );
 
 async fn list(
@@ -645,5 +646,48 @@ async fn citizen_who_becomes_a_patient_is_found_at_once(backend: Backend) {
     .await
     .expect("list");
     assert_eq!(visits.appointments.len(), 1);
+    server.stop().await;
+}
+
+async fn staff_listing_a_patient_see_only_their_units_visits(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    for i in 0..3 {
+        server
+            .upsert(visit(&format!("b-{i}"), ASTRID, "unit-b", 1 + i))
+            .await;
+    }
+    let in_a = server
+        .upsert(visit("a-1", ASTRID, "unit-a", 5))
+        .await
+        .appointment
+        .expect("appointment");
+    let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
+    let page = list(
+        &server,
+        &nurse,
+        ListAppointmentsRequest {
+            patient_id: in_a.patient_id.clone(),
+            page_size: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    // The unit filter is part of the query, so even a one-visit page is full.
+    let epj_ids: Vec<&str> = page
+        .appointments
+        .iter()
+        .map(|a| a.epj_id.as_str())
+        .collect();
+    assert_eq!(epj_ids, ["a-1"]);
+    assert!(page.next_page_token.is_empty());
+    assert_eq!(
+        server
+            .count_rows(
+                "access_log WHERE actor_subject = 'nurse-kari' AND action = 'appointments.read'"
+            )
+            .await,
+        1
+    );
     server.stop().await;
 }

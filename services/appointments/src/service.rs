@@ -54,6 +54,25 @@ impl AppointmentApi {
         }
     }
 
+    /// Logs the reads of a page (when the actor is not the patient) and turns it into the
+    /// visits and the next page token of a response.
+    async fn serve_page(
+        &self,
+        actor: &Actor,
+        page: store::Page,
+        query_key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Vec<pb::Appointment>, String), Status> {
+        store::log_reads(&self.db, actor, &page.appointments, now)
+            .await
+            .map_err(status::from_db)?;
+        let next_page_token = page
+            .next
+            .map(|cursor| cursor.encode(query_key))
+            .unwrap_or_default();
+        Ok((to_proto_list(&page.appointments)?, next_page_token))
+    }
+
     /// The first instant of `date` in the municipality's time zone.
     fn start_of_day(&self, date: NaiveDate) -> chrono::DateTime<chrono::Utc> {
         let midnight = date.and_time(chrono::NaiveTime::MIN);
@@ -115,22 +134,16 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             patient_id,
             ends_at_or_after: start.unwrap_or(now),
             starts_before: end,
+            care_units: actor.visible_care_units(),
         };
-        let mut page = store::list_for_patient(&self.db, query, cursor, page_size)
+        let page = store::list_for_patient(&self.db, query, cursor, page_size)
             .await
             .map_err(status::from_db)?;
-        page.appointments
-            .retain(|appointment| actor.may_see_care_unit(&appointment.care_unit_id));
-        store::log_reads(&self.db, &actor, &page.appointments, now)
-            .await
-            .map_err(status::from_db)?;
-
+        let (appointments, next_page_token) =
+            self.serve_page(&actor, page, &query_key, now).await?;
         Ok(Response::new(pb::ListAppointmentsResponse {
-            appointments: to_proto_list(&page.appointments)?,
-            next_page_token: page
-                .next
-                .map(|cursor| cursor.encode(&query_key))
-                .unwrap_or_default(),
+            appointments,
+            next_page_token,
         }))
     }
 
@@ -234,16 +247,11 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let page = store::list_for_care_units(&self.db, &units, from, until, cursor, page_size)
             .await
             .map_err(status::from_db)?;
-        store::log_reads(&self.db, &actor, &page.appointments, now)
-            .await
-            .map_err(status::from_db)?;
-
+        let (appointments, next_page_token) =
+            self.serve_page(&actor, page, &query_key, now).await?;
         Ok(Response::new(pb::ListCareUnitAppointmentsResponse {
-            appointments: to_proto_list(&page.appointments)?,
-            next_page_token: page
-                .next
-                .map(|cursor| cursor.encode(&query_key))
-                .unwrap_or_default(),
+            appointments,
+            next_page_token,
         }))
     }
 

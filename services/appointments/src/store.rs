@@ -7,8 +7,9 @@ use homecare_patients::access_log::{self, Action};
 use homecare_patients::{Actor, store as patients};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, FromQueryResult as _, QueryFilter, QueryOrder, QuerySelect, QueryTrait as _,
+    ActiveModelTrait as _, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, FromQueryResult as _, IntoActiveModel as _, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait as _,
 };
 use uuid::Uuid;
 
@@ -51,10 +52,13 @@ pub async fn upsert(
     for _ in 0..UPSERT_ATTEMPTS {
         let txn = begin_write(db).await?;
         let patient_id = patients::find_or_register(&txn, &command.patient, now).await?;
-        let existing = Entity::find()
-            .filter(Column::EpjId.eq(&command.epj_id))
-            .one(&txn)
-            .await?;
+        let existing = first_row(
+            &txn,
+            Entity::find().filter(Column::EpjId.eq(&command.epj_id)),
+        )
+        .await?
+        .map(|row| entity::Model::from_query_result(&row, ""))
+        .transpose()?;
         let outcome = match existing {
             None => insert(&txn, command, patient_id, now).await?,
             Some(current) if current.patient_id != patient_id => {
@@ -151,19 +155,10 @@ async fn update<C: ConnectionTrait>(
         updated_at: now,
         ..current.clone()
     };
+    let changes = updated.clone().into_active_model().reset_all();
+    // Optimistic: only if no one else changed the visit since it was read.
     let result = Entity::update_many()
-        .set(entity::ActiveModel {
-            care_unit_id: Set(updated.care_unit_id.clone()),
-            window_start: Set(updated.window_start),
-            window_end: Set(updated.window_end),
-            service_type: Set(updated.service_type.clone()),
-            status: Set(updated.status.clone()),
-            citizen_cancellable: Set(updated.citizen_cancellable),
-            epj_version_id: Set(updated.epj_version_id.clone()),
-            version: Set(updated.version),
-            updated_at: Set(now),
-            ..Default::default()
-        })
+        .set(changes)
         .filter(Column::Id.eq(current.id))
         .filter(Column::Version.eq(current.version))
         .exec(db)
@@ -201,7 +196,7 @@ pub struct Page {
 }
 
 /// Which visits of one patient to list.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PatientQuery {
     /// The patient.
     pub patient_id: Uuid,
@@ -209,6 +204,8 @@ pub struct PatientQuery {
     pub ends_at_or_after: DateTime<Utc>,
     /// Visits whose window starts before this, if bounded.
     pub starts_before: Option<DateTime<Utc>>,
+    /// Only visits of these care units (staff see their units' visits only); `None` for all.
+    pub care_units: Option<Vec<String>>,
 }
 
 /// One page of a patient's visits.
@@ -223,6 +220,9 @@ pub async fn list_for_patient<C: ConnectionTrait>(
         .add(Column::WindowEnd.gte(query.ends_at_or_after));
     if let Some(before) = query.starts_before {
         condition = condition.add(Column::WindowStart.lt(before));
+    }
+    if let Some(units) = query.care_units {
+        condition = condition.add(Column::CareUnitId.is_in(units));
     }
     page(db, condition, cursor, page_size).await
 }

@@ -98,6 +98,14 @@ impl Actor {
         })
     }
 
+    /// The care units whose data the actor may see, or `None` when not limited by unit.
+    pub fn visible_care_units(&self) -> Option<Vec<String>> {
+        match &self.via {
+            Via::SelfService | Via::System { .. } => None,
+            Via::Staff { care_units, .. } => Some(care_units.clone()),
+        }
+    }
+
     /// Whether the actor may see data of `care_unit`: patients see their own regardless of
     /// unit, staff only their units' data.
     pub fn may_see_care_unit(&self, care_unit: &str) -> bool {

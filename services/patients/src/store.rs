@@ -64,11 +64,8 @@ pub async fn find_or_register<C: ConnectionTrait>(
 
 /// Whether a patient with `id` exists.
 pub async fn exists<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<bool, DbErr> {
-    Ok(patient::Entity::find_by_id(id)
+    let select = patient::Entity::find_by_id(id)
         .select_only()
-        .column(patient::Column::Id)
-        .into_tuple::<Uuid>()
-        .one(db)
-        .await?
-        .is_some())
+        .column(patient::Column::Id);
+    Ok(first_row(db, select).await?.is_some())
 }
