@@ -366,6 +366,36 @@ mod tests {
     }
 
     #[test]
+    fn issuer_keys_from_a_jwks_file_verify_tokens_without_dev_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DevKey::generate().unwrap();
+        let jwks_path = dir.path().join("jwks.json");
+        std::fs::write(&jwks_path, serde_json::to_string(&key.jwks()).unwrap()).unwrap();
+
+        let mut config = crate::config::Config::default().auth;
+        config.dev_keys = false;
+        config.citizen.jwks_file = Some(jwks_path.clone());
+        config.staff.jwks_file = Some(jwks_path);
+        let verifier = Verifier::new(&config, None).unwrap();
+
+        let token = crate::dev_keys::TokenMinter::new(key, &config)
+            .citizen("15034012366", chrono::Duration::minutes(5))
+            .unwrap();
+        let caller = verifier.verify(Some(&format!("Bearer {token}"))).unwrap();
+        assert!(matches!(caller, Caller::Citizen { .. }));
+    }
+
+    #[test]
+    fn an_issuer_without_keys_is_a_setup_error() {
+        let mut config = crate::config::Config::default().auth;
+        config.dev_keys = false;
+        assert!(matches!(
+            Verifier::new(&config, None),
+            Err(AuthSetupError::NoKeys(_))
+        ));
+    }
+
+    #[test]
     fn a_remembered_token_is_forgotten_when_it_expires() {
         let tokens = VerifiedTokens::default();
         tokens.insert("token", &citizen(), 1_000, 900);
