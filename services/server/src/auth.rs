@@ -73,8 +73,16 @@ pub enum AuthSetupError {
         /// What went wrong.
         reason: String,
     },
+    /// An issuer's published keys could not be fetched.
+    #[error("jwks url {url}: {reason}")]
+    JwksUrl {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// An issuer has no key to verify with.
-    #[error("issuer {0} has no keys: set its jwks_file or enable auth.dev_keys")]
+    #[error("issuer {0} has no keys: set its jwks_file or jwks_url, or enable auth.dev_keys")]
     NoKeys(String),
 }
 
@@ -87,7 +95,12 @@ struct VerificationKey {
 struct Issuer {
     name: String,
     audience: Option<String>,
-    keys: Vec<VerificationKey>,
+    /// Keys from the JWKS file and the development key.
+    fixed_keys: Vec<VerificationKey>,
+    /// Where the issuer publishes its keys, if anywhere.
+    jwks_url: Option<String>,
+    /// The keys last fetched from `jwks_url`, replaced whole on each refresh.
+    published_keys: std::sync::RwLock<Arc<Vec<VerificationKey>>>,
 }
 
 /// Verifies tokens against the configured issuers.
@@ -161,6 +174,42 @@ impl Verifier {
             leeway_seconds: config.leeway_seconds,
             verified: VerifiedTokens::default(),
         })
+    }
+
+    /// A verifier whose issuers' published keys (`jwks_url`) have been fetched once.
+    pub async fn load(
+        config: &AuthConfig,
+        dev_key: Option<&DevKey>,
+        http: &reqwest::Client,
+    ) -> Result<Self, AuthSetupError> {
+        let verifier = Self::new(config, dev_key)?;
+        // Fails when a URL gives no usable key, so no issuer is left without keys.
+        verifier.refresh_published_keys(http).await?;
+        Ok(verifier)
+    }
+
+    /// Whether any issuer publishes its keys at a URL, so they need refreshing.
+    pub fn has_published_keys(&self) -> bool {
+        self.citizen.jwks_url.is_some() || self.staff.jwks_url.is_some()
+    }
+
+    /// Fetches every issuer's published keys again and replaces the old ones. On an error the
+    /// old keys stay in use.
+    pub async fn refresh_published_keys(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<(), AuthSetupError> {
+        for issuer in [&self.citizen, &self.staff] {
+            let Some(url) = &issuer.jwks_url else {
+                continue;
+            };
+            let keys = fetch_jwks(http, url).await?;
+            *issuer
+                .published_keys
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
+        }
+        Ok(())
     }
 
     /// The caller an `authorization` header value proves, or UNAUTHENTICATED.
@@ -244,14 +293,23 @@ impl Issuer {
                 })?,
             );
         }
-        if keys.is_empty() {
+        if keys.is_empty() && config.jwks_url.is_none() {
             return Err(AuthSetupError::NoKeys(config.issuer.clone()));
         }
         Ok(Self {
             name: config.issuer.clone(),
             audience: config.audience.clone(),
-            keys,
+            fixed_keys: keys,
+            jwks_url: config.jwks_url.clone(),
+            published_keys: std::sync::RwLock::new(Arc::new(Vec::new())),
         })
+    }
+
+    fn published(&self) -> Arc<Vec<VerificationKey>> {
+        self.published_keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn decode<T: serde::de::DeserializeOwned>(
@@ -261,13 +319,18 @@ impl Issuer {
     ) -> Result<T, Status> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| unauthenticated("MALFORMED_TOKEN", "the token is not a valid JWT"))?;
-        let candidates = self.keys.iter().filter(|key| {
-            key.algorithm == header.alg
-                && match (&header.kid, &key.kid) {
-                    (Some(wanted), Some(kid)) => wanted == kid,
-                    _ => true,
-                }
-        });
+        let published = self.published();
+        let candidates = self
+            .fixed_keys
+            .iter()
+            .chain(published.iter())
+            .filter(|key| {
+                key.algorithm == header.alg
+                    && match (&header.kid, &key.kid) {
+                        (Some(wanted), Some(kid)) => wanted == kid,
+                        _ => true,
+                    }
+            });
 
         let mut last_error = unauthenticated("BAD_SIGNATURE", "the token's signature is not valid");
         for candidate in candidates {
@@ -308,6 +371,29 @@ impl Issuer {
         }
         Err(last_error)
     }
+}
+
+async fn fetch_jwks(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<Vec<VerificationKey>, AuthSetupError> {
+    let failed = |reason: String| AuthSetupError::JwksUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| failed(e.to_string()))?;
+    let body = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+    let set: JwkSet = serde_json::from_slice(&body).map_err(|e| failed(e.to_string()))?;
+    let keys = verification_keys(&set).map_err(failed)?;
+    if keys.is_empty() {
+        return Err(failed("no usable keys".into()));
+    }
+    Ok(keys)
 }
 
 fn verification_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, String> {
@@ -383,6 +469,82 @@ mod tests {
             .unwrap();
         let caller = verifier.verify(Some(&format!("Bearer {token}"))).unwrap();
         assert!(matches!(caller, Caller::Citizen { .. }));
+    }
+
+    /// An identity provider on loopback publishing `key` at `/jwks`.
+    async fn publish(server: &wiremock::MockServer, key: &DevKey) {
+        use wiremock::matchers::{method, path};
+        server.reset().await;
+        wiremock::Mock::given(method("GET"))
+            .and(path("/jwks"))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(key.jwks()))
+            .mount(server)
+            .await;
+    }
+
+    fn bearer(key: &DevKey, config: &AuthConfig) -> String {
+        let token = crate::dev_keys::TokenMinter::new(key.clone(), config)
+            .citizen("15034012366", chrono::Duration::minutes(5))
+            .unwrap();
+        format!("Bearer {token}")
+    }
+
+    #[tokio::test]
+    async fn keys_published_at_a_url_are_fetched_and_rotated_keys_picked_up_on_refresh() {
+        let idp = wiremock::MockServer::start().await;
+        let old_key = DevKey::generate().unwrap();
+        publish(&idp, &old_key).await;
+        let mut config = crate::config::Config::default().auth;
+        config.dev_keys = false;
+        config.citizen.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        config.staff.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        let http = reqwest::Client::new();
+        let verifier = Verifier::load(&config, None, &http).await.unwrap();
+        assert!(verifier.verify(Some(&bearer(&old_key, &config))).is_ok());
+
+        let new_key = DevKey::generate().unwrap();
+        let signed_by_new = bearer(&new_key, &config);
+        let before = verifier.verify(Some(&signed_by_new)).unwrap_err();
+        assert_eq!(before.code(), tonic::Code::Unauthenticated);
+
+        publish(&idp, &new_key).await;
+        verifier.refresh_published_keys(&http).await.unwrap();
+        assert!(verifier.verify(Some(&signed_by_new)).is_ok());
+        let retired = verifier
+            .verify(Some(&bearer(&old_key, &config)))
+            .unwrap_err();
+        assert_eq!(retired.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_the_old_keys() {
+        let idp = wiremock::MockServer::start().await;
+        let key = DevKey::generate().unwrap();
+        publish(&idp, &key).await;
+        let mut config = crate::config::Config::default().auth;
+        config.dev_keys = false;
+        config.citizen.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        config.staff.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        let http = reqwest::Client::new();
+        let verifier = Verifier::load(&config, None, &http).await.unwrap();
+
+        idp.reset().await; // the provider now answers 404
+        assert!(matches!(
+            verifier.refresh_published_keys(&http).await,
+            Err(AuthSetupError::JwksUrl { .. })
+        ));
+        assert!(verifier.verify(Some(&bearer(&key, &config))).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_key_url_stops_the_start() {
+        let idp = wiremock::MockServer::start().await; // publishes nothing: 404
+        let mut config = crate::config::Config::default().auth;
+        config.dev_keys = false;
+        config.citizen.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        config.staff.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        let result = Verifier::load(&config, None, &reqwest::Client::new()).await;
+        assert!(matches!(result, Err(AuthSetupError::JwksUrl { .. })));
     }
 
     #[test]

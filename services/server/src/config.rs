@@ -68,6 +68,9 @@ pub struct AuthConfig {
     pub citizen_accepted_acr: Vec<String>,
     /// Seconds of clock difference tolerated for `exp` and `nbf`.
     pub leeway_seconds: u64,
+    /// How often keys published at a `jwks_url` are fetched again, so rotated keys are
+    /// picked up.
+    pub jwks_refresh_seconds: u64,
 }
 
 /// One token issuer.
@@ -79,6 +82,9 @@ pub struct IssuerConfig {
     pub audience: Option<String>,
     /// A JWKS file with the issuer's public keys.
     pub jwks_file: Option<PathBuf>,
+    /// The URL where the issuer publishes its keys (its `jwks_uri`), fetched at start and
+    /// every `auth.jwks_refresh_seconds`.
+    pub jwks_url: Option<String>,
 }
 
 impl Default for Config {
@@ -101,14 +107,17 @@ impl Default for Config {
                     issuer: "homecare-dev-citizen".into(),
                     audience: Some("homecare".into()),
                     jwks_file: None,
+                    jwks_url: None,
                 },
                 staff: IssuerConfig {
                     issuer: "homecare-dev-staff".into(),
                     audience: Some("homecare".into()),
                     jwks_file: None,
+                    jwks_url: None,
                 },
                 citizen_accepted_acr: vec!["idporten-loa-high".into()],
                 leeway_seconds: 30,
+                jwks_refresh_seconds: 900,
             },
         }
     }

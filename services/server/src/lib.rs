@@ -59,15 +59,34 @@ pub const SERVICE_NAMES: [&str; 2] = [
     patient_service_server::SERVICE_NAME,
 ];
 
-/// Builds the token verifier `config` asks for, creating the development key if needed.
-pub fn verifier(config: &Config) -> Result<Verifier, ServerError> {
+/// Builds the token verifier `config` asks for, creating the development key if needed and
+/// fetching keys that issuers publish at a URL.
+pub async fn verifier(config: &Config, http: &reqwest::Client) -> Result<Verifier, ServerError> {
     let dev_key = if config.auth.dev_keys {
         tracing::warn!("accepting tokens signed by the development key: not for production");
         Some(DevKey::load_or_create(&config.dev_key_path())?)
     } else {
         None
     };
-    Ok(Verifier::new(&config.auth, dev_key.as_ref())?)
+    Ok(Verifier::load(&config.auth, dev_key.as_ref(), http).await?)
+}
+
+/// Fetches published issuer keys every `period`, keeping the old keys when a fetch fails.
+fn refresh_keys_periodically(
+    verifier: Arc<Verifier>,
+    http: reqwest::Client,
+    period: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if let Err(error) = verifier.refresh_published_keys(&http).await {
+                tracing::warn!(%error, "could not refresh issuer keys; keeping the old ones");
+            }
+        }
+    })
 }
 
 /// Connects to and migrates the database, then serves gRPC on `listener` until `shutdown`
@@ -80,7 +99,22 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     config.validate()?;
     let time_zone = config.time_zone()?;
-    let authenticate = Authenticate(Arc::new(verifier(&config)?));
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|error| auth::AuthSetupError::JwksUrl {
+            url: String::new(),
+            reason: error.to_string(),
+        })?;
+    let verifier = Arc::new(verifier(&config, &http).await?);
+    let key_refresh = verifier.has_published_keys().then(|| {
+        refresh_keys_periodically(
+            verifier.clone(),
+            http,
+            std::time::Duration::from_secs(config.auth.jwks_refresh_seconds.max(1)),
+        )
+    });
+    let authenticate = Authenticate(verifier);
     let db = database::connect(&config).await?;
     database::migrate(&db).await?;
 
@@ -141,6 +175,9 @@ pub async fn run(
             grace_seconds = grace.as_secs(),
             "calls still in flight after the grace period; stopping anyway"
         ),
+    }
+    if let Some(task) = key_refresh {
+        task.abort();
     }
     db.close().await?;
     tracing::info!("stopped");
