@@ -27,6 +27,7 @@ on_every_backend!(
     unknown_citizen_represents_no_one,
     citizen_who_becomes_a_patient_is_found_at_once,
     staff_listing_a_patient_see_only_their_units_visits,
+    oversized_request_is_refused_before_it_is_read,
 );
 
 async fn list(
@@ -689,5 +690,22 @@ async fn staff_listing_a_patient_see_only_their_units_visits(backend: Backend) {
             .await,
         1
     );
+    server.stop().await;
+}
+
+async fn oversized_request_is_refused_before_it_is_read(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let huge = UpsertAppointmentRequest {
+        epj_id: "x".repeat(homecare_server::MAX_REQUEST_BYTES + 1),
+        ..visit("v-1", ASTRID, "unit-a", 1)
+    };
+    let status = server
+        .appointments()
+        .upsert_appointment(authorized(&server.epj_token(), huge))
+        .await
+        .expect_err("too large");
+    // tonic answers an over-long message with OUT_OF_RANGE.
+    assert_eq!(status.code(), Code::OutOfRange);
+    assert_eq!(server.count_rows("appointments").await, 0);
     server.stop().await;
 }

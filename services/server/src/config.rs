@@ -141,7 +141,18 @@ pub enum ConfigError {
 
 impl Config {
     /// Loads the layers, with `file` as the TOML layer (skipped when it does not exist).
+    ///
+    /// A file named explicitly must exist: a mistyped path must not start the service on
+    /// the development defaults.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        if let Some(named) = file
+            && !named.exists()
+        {
+            return Err(ConfigError::Invalid {
+                key: "config",
+                reason: format!("file {} does not exist", named.display()),
+            });
+        }
         let file = file.map_or_else(|| PathBuf::from("homecare.toml"), Path::to_path_buf);
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
@@ -218,6 +229,14 @@ mod tests {
         };
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("time_zone"), "{error}");
+    }
+
+    #[test]
+    fn a_named_config_file_must_exist() {
+        let error = Config::load(Some(Path::new("/nonexistent/homecare.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("does not exist"), "{error}");
     }
 
     #[test]

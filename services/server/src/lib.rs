@@ -20,6 +20,7 @@ use homecare_proto::appointments::v1::appointment_service_server::{
 };
 use homecare_proto::patients::v1::patient_service_server::{self, PatientServiceServer};
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
@@ -52,6 +53,10 @@ pub enum ServerError {
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
+
+/// The largest request accepted. Every field is bounded far below this; a larger message is
+/// refused (OUT_OF_RANGE, as tonic answers it) before it is decoded.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// The names of the services this server offers, as health checks know them.
 pub const SERVICE_NAMES: [&str; 2] = [
@@ -142,12 +147,13 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(AppointmentServiceServer::with_interceptor(
-            appointments,
+        .add_service(InterceptedService::new(
+            AppointmentServiceServer::new(appointments)
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
             authenticate.clone(),
         ))
-        .add_service(PatientServiceServer::with_interceptor(
-            patients,
+        .add_service(InterceptedService::new(
+            PatientServiceServer::new(patients).max_decoding_message_size(MAX_REQUEST_BYTES),
             authenticate,
         ))
         .serve_with_incoming_shutdown(incoming, async move {
