@@ -28,6 +28,7 @@ on_every_backend!(
     citizen_who_becomes_a_patient_is_found_at_once,
     staff_listing_a_patient_see_only_their_units_visits,
     oversized_request_is_refused_before_it_is_read,
+    staff_page_through_a_unit_day,
 );
 
 async fn list(
@@ -707,5 +708,69 @@ async fn oversized_request_is_refused_before_it_is_read(backend: Backend) {
     // tonic answers an over-long message with OUT_OF_RANGE.
     assert_eq!(status.code(), Code::OutOfRange);
     assert_eq!(server.count_rows("appointments").await, 0);
+    server.stop().await;
+}
+
+async fn staff_page_through_a_unit_day(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    for (i, pid) in [ASTRID, BJARNE, ASTRID].into_iter().enumerate() {
+        server
+            .upsert(visit(&format!("a-{i}"), pid, "unit-a", 1 + i as i64))
+            .await;
+    }
+    let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = server
+            .appointments()
+            .list_care_unit_appointments(authorized(
+                &nurse,
+                ListCareUnitAppointmentsRequest {
+                    date: "2026-12-01".into(),
+                    page_size: 2,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("page")
+            .into_inner();
+        seen.extend(page.appointments.into_iter().map(|a| a.epj_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(seen, ["a-0", "a-1", "a-2"]);
+
+    // A token is bound to its day.
+    let first = server
+        .appointments()
+        .list_care_unit_appointments(authorized(
+            &nurse,
+            ListCareUnitAppointmentsRequest {
+                date: "2026-12-01".into(),
+                page_size: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("first page")
+        .into_inner();
+    let other_day = server
+        .appointments()
+        .list_care_unit_appointments(authorized(
+            &nurse,
+            ListCareUnitAppointmentsRequest {
+                date: "2026-12-02".into(),
+                page_size: 1,
+                page_token: first.next_page_token,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("token of another day");
+    assert_eq!(violated_fields(&other_day), ["page_token"]);
     server.stop().await;
 }

@@ -208,7 +208,12 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
                 .map(Some)
         };
         let page_size = violations.check("page_size", paging::page_size(message.page_size));
-        let query_key = format!("unit={}|date={}", message.care_unit_id, message.date);
+        // The effective date, so a token from yesterday's "today" is not used on today's list.
+        let query_key = format!(
+            "unit={}|date={}",
+            message.care_unit_id,
+            date.map(|day| day.to_string()).unwrap_or_default()
+        );
         let cursor = violations.check(
             "page_token",
             Cursor::decode(&message.page_token, &query_key),
