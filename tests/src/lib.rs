@@ -325,6 +325,14 @@ pub fn visit_at(
     }
 }
 
+/// The EPJ ids of `appointments`, in order.
+pub fn epj_ids(appointments: &[appointments::Appointment]) -> Vec<&str> {
+    appointments
+        .iter()
+        .map(|appointment| appointment.epj_id.as_str())
+        .collect()
+}
+
 /// The fields a status's BadRequest details name.
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt as _;

@@ -7,8 +7,8 @@ use homecare_proto::appointments::v1::{
 };
 use homecare_tests::people::{ASTRID, BJARNE, STRANGER};
 use homecare_tests::{
-    Backend, TestServer, authorized, error_reason, on_every_backend, test_now, violated_fields,
-    visit, visit_at,
+    Backend, TestServer, authorized, epj_ids, error_reason, on_every_backend, test_now,
+    violated_fields, visit, visit_at,
 };
 use tonic::Code;
 
@@ -43,6 +43,18 @@ async fn list(
         .map(tonic::Response::into_inner)
 }
 
+async fn unit_day(
+    server: &TestServer,
+    token: &str,
+    request: ListCareUnitAppointmentsRequest,
+) -> Result<homecare_proto::appointments::v1::ListCareUnitAppointmentsResponse, tonic::Status> {
+    server
+        .appointments()
+        .list_care_unit_appointments(authorized(token, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 async fn citizen_lists_own_upcoming_visits_in_time_order(backend: Backend) {
     let server = TestServer::start(backend).await;
     server.upsert(visit("v-later", ASTRID, "unit-a", 30)).await;
@@ -62,11 +74,7 @@ async fn citizen_lists_own_upcoming_visits_in_time_order(backend: Backend) {
     .await
     .expect("list");
 
-    let epj_ids: Vec<&str> = response
-        .appointments
-        .iter()
-        .map(|a| a.epj_id.as_str())
-        .collect();
+    let epj_ids = epj_ids(&response.appointments);
     assert_eq!(epj_ids, ["v-soon", "v-later"]);
     assert!(response.next_page_token.is_empty());
     let soon = &response.appointments[0];
@@ -328,11 +336,7 @@ async fn date_range_limits_the_visits_listed(backend: Backend) {
     )
     .await
     .expect("list");
-    let epj_ids: Vec<&str> = response
-        .appointments
-        .iter()
-        .map(|a| a.epj_id.as_str())
-        .collect();
+    let epj_ids = epj_ids(&response.appointments);
     assert_eq!(epj_ids, ["v-past", "v-today", "v-tomorrow"]);
 
     let backwards = list(
@@ -376,56 +380,51 @@ async fn staff_list_their_own_units_day_in_oslo_time(backend: Backend) {
         .await;
 
     let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
-    let day = server
-        .appointments()
-        .list_care_unit_appointments(authorized(
-            &nurse,
-            ListCareUnitAppointmentsRequest {
-                date: "2026-12-02".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("unit day")
-        .into_inner();
-    let epj_ids: Vec<&str> = day.appointments.iter().map(|a| a.epj_id.as_str()).collect();
+    let day = unit_day(
+        &server,
+        &nurse,
+        ListCareUnitAppointmentsRequest {
+            date: "2026-12-02".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("unit day");
+    let epj_ids = epj_ids(&day.appointments);
     assert_eq!(epj_ids, ["a-2-early", "a-2-noon"]);
 
-    let other_unit = server
-        .appointments()
-        .list_care_unit_appointments(authorized(
-            &nurse,
-            ListCareUnitAppointmentsRequest {
-                care_unit_id: "unit-b".into(),
-                date: "2026-12-02".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect_err("not the nurse's unit");
+    let other_unit = unit_day(
+        &server,
+        &nurse,
+        ListCareUnitAppointmentsRequest {
+            care_unit_id: "unit-b".into(),
+            date: "2026-12-02".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("not the nurse's unit");
     assert_eq!(other_unit.code(), Code::PermissionDenied);
 
-    let bad_date = server
-        .appointments()
-        .list_care_unit_appointments(authorized(
-            &nurse,
-            ListCareUnitAppointmentsRequest {
-                date: "2026-13-02".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect_err("no 13th month");
+    let bad_date = unit_day(
+        &server,
+        &nurse,
+        ListCareUnitAppointmentsRequest {
+            date: "2026-13-02".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("no 13th month");
     assert_eq!(violated_fields(&bad_date), ["date"]);
 
-    let citizen = server
-        .appointments()
-        .list_care_unit_appointments(authorized(
-            &server.citizen_token(ASTRID),
-            ListCareUnitAppointmentsRequest::default(),
-        ))
-        .await
-        .expect_err("citizens have no unit");
+    let citizen = unit_day(
+        &server,
+        &server.citizen_token(ASTRID),
+        ListCareUnitAppointmentsRequest::default(),
+    )
+    .await
+    .expect_err("citizens have no unit");
     assert_eq!(citizen.code(), Code::PermissionDenied);
     server.stop().await;
 }
@@ -441,17 +440,16 @@ async fn staff_reads_are_written_to_the_access_log(backend: Backend) {
     let writes = server.count_rows("access_log").await;
 
     let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
-    server
-        .appointments()
-        .list_care_unit_appointments(authorized(
-            &nurse,
-            ListCareUnitAppointmentsRequest {
-                date: "2026-12-01".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("unit day");
+    unit_day(
+        &server,
+        &nurse,
+        ListCareUnitAppointmentsRequest {
+            date: "2026-12-01".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("unit day");
     assert_eq!(
         server
             .count_rows("access_log WHERE actor_kind = 'staff' AND actor_subject = 'nurse-kari'")
@@ -676,11 +674,7 @@ async fn staff_listing_a_patient_see_only_their_units_visits(backend: Backend) {
     .await
     .expect("list");
     // The unit filter is part of the query, so even a one-visit page is full.
-    let epj_ids: Vec<&str> = page
-        .appointments
-        .iter()
-        .map(|a| a.epj_id.as_str())
-        .collect();
+    let epj_ids = epj_ids(&page.appointments);
     assert_eq!(epj_ids, ["a-1"]);
     assert!(page.next_page_token.is_empty());
     assert_eq!(
@@ -722,20 +716,18 @@ async fn staff_page_through_a_unit_day(backend: Backend) {
     let mut seen = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = server
-            .appointments()
-            .list_care_unit_appointments(authorized(
-                &nurse,
-                ListCareUnitAppointmentsRequest {
-                    date: "2026-12-01".into(),
-                    page_size: 2,
-                    page_token: page_token.clone(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("page")
-            .into_inner();
+        let page = unit_day(
+            &server,
+            &nurse,
+            ListCareUnitAppointmentsRequest {
+                date: "2026-12-01".into(),
+                page_size: 2,
+                page_token: page_token.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("page");
         seen.extend(page.appointments.into_iter().map(|a| a.epj_id));
         if page.next_page_token.is_empty() {
             break;
@@ -745,32 +737,29 @@ async fn staff_page_through_a_unit_day(backend: Backend) {
     assert_eq!(seen, ["a-0", "a-1", "a-2"]);
 
     // A token is bound to its day.
-    let first = server
-        .appointments()
-        .list_care_unit_appointments(authorized(
-            &nurse,
-            ListCareUnitAppointmentsRequest {
-                date: "2026-12-01".into(),
-                page_size: 1,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("first page")
-        .into_inner();
-    let other_day = server
-        .appointments()
-        .list_care_unit_appointments(authorized(
-            &nurse,
-            ListCareUnitAppointmentsRequest {
-                date: "2026-12-02".into(),
-                page_size: 1,
-                page_token: first.next_page_token,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect_err("token of another day");
+    let first = unit_day(
+        &server,
+        &nurse,
+        ListCareUnitAppointmentsRequest {
+            date: "2026-12-01".into(),
+            page_size: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("first page");
+    let other_day = unit_day(
+        &server,
+        &nurse,
+        ListCareUnitAppointmentsRequest {
+            date: "2026-12-02".into(),
+            page_size: 1,
+            page_token: first.next_page_token,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("token of another day");
     assert_eq!(violated_fields(&other_day), ["page_token"]);
     server.stop().await;
 }

@@ -482,6 +482,15 @@ mod tests {
             .await;
     }
 
+    /// Auth settings that trust only the keys `idp` publishes.
+    fn published_keys_only(idp: &wiremock::MockServer) -> AuthConfig {
+        let mut config = crate::config::Config::default().auth;
+        config.dev_keys = false;
+        config.citizen.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        config.staff.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        config
+    }
+
     fn bearer(key: &DevKey, config: &AuthConfig) -> String {
         let token = crate::dev_keys::TokenMinter::new(key.clone(), config)
             .citizen("15034012366", chrono::Duration::minutes(5))
@@ -494,10 +503,7 @@ mod tests {
         let idp = wiremock::MockServer::start().await;
         let old_key = DevKey::generate().unwrap();
         publish(&idp, &old_key).await;
-        let mut config = crate::config::Config::default().auth;
-        config.dev_keys = false;
-        config.citizen.jwks_url = Some(format!("{}/jwks", idp.uri()));
-        config.staff.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        let config = published_keys_only(&idp);
         let http = reqwest::Client::new();
         let verifier = Verifier::load(&config, None, &http).await.unwrap();
         assert!(verifier.verify(Some(&bearer(&old_key, &config))).is_ok());
@@ -521,10 +527,7 @@ mod tests {
         let idp = wiremock::MockServer::start().await;
         let key = DevKey::generate().unwrap();
         publish(&idp, &key).await;
-        let mut config = crate::config::Config::default().auth;
-        config.dev_keys = false;
-        config.citizen.jwks_url = Some(format!("{}/jwks", idp.uri()));
-        config.staff.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        let config = published_keys_only(&idp);
         let http = reqwest::Client::new();
         let verifier = Verifier::load(&config, None, &http).await.unwrap();
 
@@ -539,10 +542,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_key_url_stops_the_start() {
         let idp = wiremock::MockServer::start().await; // publishes nothing: 404
-        let mut config = crate::config::Config::default().auth;
-        config.dev_keys = false;
-        config.citizen.jwks_url = Some(format!("{}/jwks", idp.uri()));
-        config.staff.jwks_url = Some(format!("{}/jwks", idp.uri()));
+        let config = published_keys_only(&idp);
         let result = Verifier::load(&config, None, &reqwest::Client::new()).await;
         assert!(matches!(result, Err(AuthSetupError::JwksUrl { .. })));
     }
