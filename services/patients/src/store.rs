@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use homecare_core::NationalIdentityNumber;
 use homecare_core::db::first_row;
+use sea_orm::ColumnTrait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
-use sea_orm::{ColumnTrait, DbBackend};
 use uuid::Uuid;
 
 use crate::entity::patient;
@@ -53,10 +53,6 @@ pub async fn find_or_register<C: ConnectionTrait>(
         Err(DbErr::RecordNotInserted) => {}
         Err(error) => return Err(error),
     }
-    debug_assert!(matches!(
-        db.get_database_backend(),
-        DbBackend::Sqlite | DbBackend::Postgres
-    ));
     find_id_by_national_id(db, pid)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("patient just registered".into()))
