@@ -6,6 +6,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_patients_and_appointments;
+mod m20261123_000002_cancellations;
 
 /// All migrations, oldest first.
 #[derive(Debug)]
@@ -14,8 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261123_000001_patients_and_appointments::Migration,
-        )]
+        vec![
+            Box::new(m20261123_000001_patients_and_appointments::Migration),
+            Box::new(m20261123_000002_cancellations::Migration),
+        ]
     }
 }
