@@ -11,7 +11,7 @@ use tonic::Status;
 pub const MAX_WINDOW: Duration = Duration::hours(24);
 
 /// What kind of help a visit gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceType {
     /// Home nursing.
     HomeNursing,
@@ -86,6 +86,83 @@ stored_enum!(AppointmentStatus, "appointment status", pb::AppointmentStatus, {
     Planned => "planned", Planned;
     Completed => "completed", Completed;
     Cancelled => "cancelled", Cancelled;
+});
+
+/// How far a cancellation made through this service has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancellationState {
+    /// Stored, on its way to the EPJ.
+    PendingEpj,
+    /// Registered in the EPJ.
+    Confirmed,
+    /// Refused by the EPJ, or undeliverable after every attempt.
+    Failed,
+}
+
+stored_enum!(CancellationState, "cancellation state", pb::CancellationState, {
+    PendingEpj => "pending_epj", PendingEpj;
+    Confirmed => "confirmed", Confirmed;
+    Failed => "failed", Failed;
+});
+
+/// Who did something to a visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    /// The patient.
+    Patient,
+    /// Home-care staff.
+    Staff,
+    /// A system account: the EPJ integration, or this service's delivery worker.
+    System,
+}
+
+stored_enum!(ActorKind, "actor kind", pb::ActorKind, {
+    Patient => "patient", Patient;
+    Staff => "staff", Staff;
+    System => "system", System;
+});
+
+/// Where a write to the EPJ stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The EPJ took it.
+    Delivered,
+    /// Given up; staff may retry.
+    Failed,
+}
+
+stored_enum!(DeliveryState, "delivery state", pb::EpjDeliveryState, {
+    Pending => "pending", Pending;
+    Delivered => "delivered", Delivered;
+    Failed => "failed", Failed;
+});
+
+/// What kind of change a history entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// The EPJ sent a new visit.
+    Created,
+    /// The EPJ changed the plan.
+    Changed,
+    /// Someone cancelled through this service.
+    CancellationRequested,
+    /// The EPJ registered the cancellation.
+    CancellationConfirmed,
+    /// The cancellation could not be registered.
+    CancellationFailed,
+    /// Staff sent a failed cancellation again.
+    CancellationRetried,
+}
+
+stored_enum!(EventType, "event type", pb::AppointmentEventType, {
+    Created => "created", Created;
+    Changed => "changed", Changed;
+    CancellationRequested => "cancellation_requested", CancellationRequested;
+    CancellationConfirmed => "cancellation_confirmed", CancellationConfirmed;
+    CancellationFailed => "cancellation_failed", CancellationFailed;
+    CancellationRetried => "cancellation_retried", CancellationRetried;
 });
 
 /// The planned window of a visit: start strictly before end, at most [`MAX_WINDOW`] long.

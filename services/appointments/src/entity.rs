@@ -21,6 +21,18 @@ pub struct Model {
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// A [`crate::domain::CancellationState`] in its stored form, once someone cancelled
+    /// through this service.
+    pub cancellation_state: Option<String>,
+    /// The patient's reason.
+    pub cancellation_reason: Option<String>,
+    /// The request id of the cancellation, for answering a retry of it.
+    pub cancellation_request_id: Option<String>,
+    pub cancellation_requested_at: Option<DateTimeUtc>,
+    /// A [`crate::domain::ActorKind`] in its stored form.
+    pub cancellation_requested_by: Option<String>,
+    /// Why the EPJ did not register it, for staff.
+    pub cancellation_failure_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,8 +3,14 @@
 //! [`domain`] holds the rules as plain types and functions, [`store`] the queries, and
 //! [`service`] the thin gRPC adapter.
 
+pub mod calendar;
+pub mod cancellation;
+pub mod delivery;
 pub mod domain;
 pub mod entity;
+pub mod events;
+pub mod feed;
+pub mod outbox;
 pub mod service;
 pub mod store;
 

@@ -2,24 +2,44 @@
 //!
 //! Handlers are thin: decode and validate, resolve the actor, call the store, map the result.
 
+use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{Days, NaiveDate, TimeZone};
-use chrono_tz::Tz;
+use chrono::{Days, NaiveDate};
 use homecare_core::paging::{self, Cursor};
 use homecare_core::status::{self, FieldViolations};
-use homecare_core::{Caller, Clock, timestamp};
+use homecare_core::{Caller, Clock, SystemClock, timestamp};
 use homecare_patients::actor::Via;
 use homecare_patients::{Actor, PatientDirectory};
 use homecare_proto::appointments::v1 as pb;
 use sea_orm::DatabaseConnection;
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::cancellation::{CancellationPolicy, Refusal, start_of_day};
 use crate::domain::parse_identifier;
-use crate::domain::{AppointmentStatus, MAX_CARE_UNIT_ID_LEN, ServiceType, UpsertCommand};
+use crate::domain::{
+    ActorKind, AppointmentStatus, CancellationState, DeliveryState, EventType,
+    MAX_CARE_UNIT_ID_LEN, ServiceType, UpsertCommand,
+};
 use crate::entity;
-use crate::store::{self, PatientQuery, UpsertError};
+use crate::events::{self, Position};
+use crate::feed::ChangeFeed;
+use crate::outbox::{self, RetryError};
+use crate::store::{self, CancelCommand, CancelError, PatientQuery, UpsertError};
+
+/// The longest cancellation reason accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+/// The longest request id accepted.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+/// How often a change stream looks for changes no wake-up told it of: those committed by
+/// another server process, or (on PostgreSQL) held back behind a transaction then running.
+const STREAM_POLL: Duration = Duration::from_secs(1);
+/// Events read per query by a change stream.
+const STREAM_BATCH: u64 = 100;
 
 /// Implements `homecare.appointments.v1.AppointmentService`.
 #[derive(Clone)]
@@ -27,30 +47,34 @@ pub struct AppointmentApi {
     db: DatabaseConnection,
     directory: Arc<PatientDirectory>,
     clock: Arc<dyn Clock>,
-    time_zone: Tz,
+    policy: Arc<CancellationPolicy>,
+    feed: ChangeFeed,
 }
 
 impl std::fmt::Debug for AppointmentApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppointmentApi")
-            .field("time_zone", &self.time_zone)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
 impl AppointmentApi {
-    /// A service over `db`; days are calendar days in `time_zone`.
+    /// A service over `db`; days are calendar days in the policy's time zone. Changes are
+    /// announced on `feed`.
     pub fn new(
         db: DatabaseConnection,
         directory: Arc<PatientDirectory>,
         clock: Arc<dyn Clock>,
-        time_zone: Tz,
+        policy: CancellationPolicy,
+        feed: ChangeFeed,
     ) -> Self {
         Self {
             db,
             directory,
             clock,
-            time_zone,
+            policy: Arc::new(policy),
+            feed,
         }
     }
 
@@ -70,19 +94,95 @@ impl AppointmentApi {
             .next
             .map(|cursor| cursor.encode(query_key))
             .unwrap_or_default();
-        Ok((to_proto_list(&page.appointments)?, next_page_token))
+        let staff_view = is_staff(actor);
+        let appointments = page
+            .appointments
+            .iter()
+            .map(|model| to_proto(model, staff_view))
+            .collect::<Result<_, _>>()?;
+        Ok((appointments, next_page_token))
     }
 
     /// The first instant of `date` in the municipality's time zone.
     fn start_of_day(&self, date: NaiveDate) -> chrono::DateTime<chrono::Utc> {
-        let midnight = date.and_time(chrono::NaiveTime::MIN);
-        // Midnight exists on every day in Norway (clocks change at 02:00 and 03:00); the
-        // fallback keeps zones where it may not correct.
-        self.time_zone
-            .from_local_datetime(&midnight)
-            .earliest()
-            .unwrap_or_else(|| self.time_zone.from_utc_datetime(&midnight))
-            .to_utc()
+        start_of_day(date, self.policy.time_zone)
+    }
+}
+
+/// The care units a staff call covers: the one asked for, if the caller works there, or all
+/// of the caller's units.
+fn units_for(actor: &Actor, requested: Option<String>) -> Result<Vec<String>, Status> {
+    let Via::Staff { care_units, .. } = &actor.via else {
+        unreachable!("only called for staff");
+    };
+    match requested {
+        None if care_units.is_empty() => Err(status::permission_denied(
+            "NO_CARE_UNIT",
+            "the caller works in no care unit",
+        )),
+        None => Ok(care_units.clone()),
+        Some(unit) if actor.may_see_care_unit(&unit) => Ok(vec![unit]),
+        Some(_) => Err(status::permission_denied(
+            "NOT_IN_CARE_UNIT",
+            "the caller does not work in that care unit",
+        )),
+    }
+}
+
+/// An optional care unit id from a request: empty means all of the caller's units.
+fn optional_unit(text: &str) -> Result<Option<String>, crate::domain::IdentifierError> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        parse_identifier(text, MAX_CARE_UNIT_ID_LEN).map(Some)
+    }
+}
+
+fn is_staff(actor: &Actor) -> bool {
+    matches!(actor.via, Via::Staff { .. } | Via::System { .. })
+}
+
+/// The patient's own words: trimmed, at most [`MAX_REASON_CHARS`], no control characters
+/// but line breaks and tabs. Empty is no reason.
+fn parse_reason(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.chars().count() > MAX_REASON_CHARS {
+        return Err(format!("must be at most {MAX_REASON_CHARS} characters"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err("must not contain control characters".into());
+    }
+    Ok(Some(text.to_owned()))
+}
+
+fn refusal_status(refusal: Refusal) -> Status {
+    let message = refusal.to_string();
+    match refusal {
+        Refusal::DeadlinePassed { deadline } => status::failed_precondition_with(
+            refusal.reason(),
+            "appointment",
+            &format!(
+                "{message}: it had to be cancelled before {}",
+                deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            &[(
+                "deadline",
+                deadline.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            )],
+        ),
+        Refusal::NotCitizenCancellable => status::failed_precondition_with(
+            refusal.reason(),
+            "appointment",
+            &message,
+            &[("action", "CALL_CARE_SERVICE".to_owned())],
+        ),
+        _ => status::failed_precondition(refusal.reason(), "appointment", &message),
     }
 }
 
@@ -173,7 +273,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         .map_err(status::from_db)?;
 
         Ok(Response::new(pb::GetAppointmentResponse {
-            appointment: Some(to_proto(&appointment)?),
+            appointment: Some(to_proto(&appointment, is_staff(&actor))?),
         }))
     }
 
@@ -189,7 +289,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
 
         let mut violations = FieldViolations::new();
         let date = if message.date.is_empty() {
-            Some(now.with_timezone(&self.time_zone).date_naive())
+            Some(now.with_timezone(&self.policy.time_zone).date_naive())
         } else {
             violations.check(
                 "date",
@@ -197,16 +297,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
                     .map_err(|_| "must be a date as YYYY-MM-DD"),
             )
         };
-        let requested_unit = if message.care_unit_id.is_empty() {
-            Some(None)
-        } else {
-            violations
-                .check(
-                    "care_unit_id",
-                    parse_identifier(&message.care_unit_id, MAX_CARE_UNIT_ID_LEN),
-                )
-                .map(Some)
-        };
+        let requested_unit =
+            violations.check("care_unit_id", optional_unit(&message.care_unit_id));
         let page_size = violations.check("page_size", paging::page_size(message.page_size));
         // The effective date, so a token from yesterday's "today" is not used on today's list.
         let query_key = format!(
@@ -225,25 +317,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             unreachable!("every missing value recorded a violation");
         };
 
-        let Via::Staff { care_units, .. } = &actor.via else {
-            unreachable!("Actor::staff resolves to staff");
-        };
-        let units = match requested_unit {
-            None if care_units.is_empty() => {
-                return Err(status::permission_denied(
-                    "NO_CARE_UNIT",
-                    "the caller works in no care unit",
-                ));
-            }
-            None => care_units.clone(),
-            Some(unit) if actor.may_see_care_unit(&unit) => vec![unit],
-            Some(_) => {
-                return Err(status::permission_denied(
-                    "NOT_IN_CARE_UNIT",
-                    "the caller does not work in that care unit",
-                ));
-            }
-        };
+        let units = units_for(&actor, requested_unit)?;
         let from = self.start_of_day(date);
         let until = self.start_of_day(
             date.checked_add_days(Days::new(1))
@@ -277,6 +351,9 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
                 ),
                 UpsertError::Db(error) => status::from_db(error),
             })?;
+        if outcome.created || outcome.changed {
+            self.feed.visits_changed();
+        }
         tracing::info!(
             appointment_id = %outcome.appointment.id,
             created = outcome.created,
@@ -285,13 +362,355 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             "appointment upserted"
         );
         Ok(Response::new(pb::UpsertAppointmentResponse {
-            appointment: Some(to_proto(&outcome.appointment)?),
+            appointment: Some(to_proto(&outcome.appointment, true)?),
             created: outcome.created,
             changed: outcome.changed,
         }))
     }
+    #[tracing::instrument(skip_all)]
+    async fn cancel_appointment(
+        &self,
+        request: Request<pb::CancelAppointmentRequest>,
+    ) -> Result<Response<pb::CancelAppointmentResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let message = request.get_ref();
+        let mut violations = FieldViolations::new();
+        let appointment_id =
+            violations.check("appointment_id", parse_uuid(&message.appointment_id));
+        let request_id = violations.check(
+            "request_id",
+            parse_identifier(&message.request_id, MAX_REQUEST_ID_LEN),
+        );
+        let reason = violations.check("reason", parse_reason(&message.reason));
+        violations.into_result()?;
+        let (Some(appointment_id), Some(request_id), Some(reason)) =
+            (appointment_id, request_id, reason)
+        else {
+            unreachable!("every missing value recorded a violation");
+        };
+
+        let (actor, patient_id) =
+            Actor::for_patient(&self.db, &self.directory, caller, &message.patient_id).await?;
+        if actor.via != Via::SelfService {
+            return Err(status::permission_denied(
+                "PATIENT_ONLY",
+                "only the patient cancels here; staff cancel in the EPJ",
+            ));
+        }
+        let command = CancelCommand {
+            appointment_id,
+            reason,
+            request_id,
+        };
+        let outcome = store::cancel(
+            &self.db,
+            &actor,
+            patient_id,
+            &command,
+            &self.policy,
+            self.clock.now(),
+            SystemClock.now(),
+        )
+        .await
+        .map_err(|error| match error {
+            CancelError::NotFound => status::not_found("appointment"),
+            CancelError::Refused(refusal) => refusal_status(refusal),
+            CancelError::Db(error) => status::from_db(error),
+        })?;
+        if outcome.cancelled_now {
+            self.feed.outbox_filled();
+            self.feed.visits_changed();
+            tracing::info!(appointment_id = %outcome.appointment.id, "appointment cancelled");
+        }
+        Ok(Response::new(pb::CancelAppointmentResponse {
+            appointment: Some(to_proto(&outcome.appointment, false)?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_appointment_history(
+        &self,
+        request: Request<pb::ListAppointmentHistoryRequest>,
+    ) -> Result<Response<pb::ListAppointmentHistoryResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let message = request.get_ref();
+        let appointment_id = parse_appointment_id(&message.appointment_id)?;
+        let (actor, patient_id) =
+            Actor::for_patient(&self.db, &self.directory, caller, &message.patient_id).await?;
+        let appointment = store::find_for_patient(&self.db, patient_id, appointment_id)
+            .await
+            .map_err(status::from_db)?
+            .filter(|appointment| actor.may_see_care_unit(&appointment.care_unit_id))
+            .ok_or_else(|| status::not_found("appointment"))?;
+        let history = events::history(&self.db, appointment.id)
+            .await
+            .map_err(status::from_db)?;
+        store::log_reads(
+            &self.db,
+            &actor,
+            std::slice::from_ref(&appointment),
+            self.clock.now(),
+        )
+        .await
+        .map_err(status::from_db)?;
+        Ok(Response::new(pb::ListAppointmentHistoryResponse {
+            events: history
+                .iter()
+                .map(event_to_proto)
+                .collect::<Result<_, _>>()?,
+        }))
+    }
+
+    type WatchCareUnitChangesStream =
+        Pin<Box<dyn Stream<Item = Result<pb::WatchCareUnitChangesResponse, Status>> + Send>>;
+
+    #[tracing::instrument(skip_all)]
+    async fn watch_care_unit_changes(
+        &self,
+        request: Request<pb::WatchCareUnitChangesRequest>,
+    ) -> Result<Response<Self::WatchCareUnitChangesStream>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let actor = Actor::staff(caller)?;
+        let message = request.get_ref();
+        let mut violations = FieldViolations::new();
+        let requested_unit =
+            violations.check("care_unit_id", optional_unit(&message.care_unit_id));
+        let resume = if message.resume_token.is_empty() {
+            Some(None)
+        } else {
+            violations
+                .check("resume_token", Position::from_token(&message.resume_token))
+                .map(Some)
+        };
+        violations.into_result()?;
+        let (Some(requested_unit), Some(resume)) = (requested_unit, resume) else {
+            unreachable!("every missing value recorded a violation");
+        };
+        let units = units_for(&actor, requested_unit)?;
+        let start = match resume {
+            Some(position) => position,
+            None => events::tail(&self.db).await.map_err(status::from_db)?,
+        };
+        let (sender, receiver) = tokio::sync::mpsc::channel(64);
+        let watcher = ChangeWatcher {
+            api: self.clone(),
+            actor,
+            units,
+            sender,
+        };
+        tokio::spawn(watcher.run(start));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_failed_epj_deliveries(
+        &self,
+        request: Request<pb::ListFailedEpjDeliveriesRequest>,
+    ) -> Result<Response<pb::ListFailedEpjDeliveriesResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let actor = Actor::staff(caller)?;
+        let message = request.get_ref();
+        let mut violations = FieldViolations::new();
+        let requested_unit =
+            violations.check("care_unit_id", optional_unit(&message.care_unit_id));
+        let page_size = violations.check("page_size", paging::page_size(message.page_size));
+        let query_key = format!("failed-deliveries|unit={}", message.care_unit_id);
+        let cursor = violations.check(
+            "page_token",
+            Cursor::decode(&message.page_token, &query_key),
+        );
+        violations.into_result()?;
+        let (Some(requested_unit), Some(page_size), Some(cursor)) =
+            (requested_unit, page_size, cursor)
+        else {
+            unreachable!("every missing value recorded a violation");
+        };
+        let units = units_for(&actor, requested_unit)?;
+        let (rows, next) = outbox::list_failed(&self.db, &units, cursor, page_size)
+            .await
+            .map_err(status::from_db)?;
+        homecare_patients::access_log::record_many(
+            &self.db,
+            &actor,
+            rows.iter()
+                .map(|row| (row.patient_id, Some(row.appointment_id.to_string()))),
+            homecare_patients::access_log::Action::ReadAppointments,
+            self.clock.now(),
+        )
+        .await
+        .map_err(status::from_db)?;
+        Ok(Response::new(pb::ListFailedEpjDeliveriesResponse {
+            deliveries: rows
+                .iter()
+                .map(delivery_to_proto)
+                .collect::<Result<_, _>>()?,
+            next_page_token: next
+                .map(|cursor| cursor.encode(&query_key))
+                .unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retry_epj_delivery(
+        &self,
+        request: Request<pb::RetryEpjDeliveryRequest>,
+    ) -> Result<Response<pb::RetryEpjDeliveryResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let actor = Actor::staff(caller)?;
+        let delivery_id = parse_uuid(&request.get_ref().delivery_id)
+            .map_err(|description| status::invalid_argument("delivery_id", description))?;
+        let (row, _visit) = outbox::retry(
+            &self.db,
+            delivery_id,
+            &actor,
+            SystemClock.now(),
+            self.clock.now(),
+        )
+        .await
+        .map_err(|error| match error {
+            RetryError::NotFound => status::not_found("delivery"),
+            RetryError::NotFailed => status::failed_precondition(
+                "NOT_FAILED",
+                "delivery",
+                "only a failed delivery can be retried",
+            ),
+            RetryError::Db(error) => status::from_db(error),
+        })?;
+        self.feed.outbox_filled();
+        self.feed.visits_changed();
+        tracing::info!(delivery_id = %row.id, "EPJ delivery retried by staff");
+        Ok(Response::new(pb::RetryEpjDeliveryResponse {
+            delivery: Some(delivery_to_proto(&row)?),
+        }))
+    }
 }
 
+/// Feeds one staff client's change stream.
+struct ChangeWatcher {
+    api: AppointmentApi,
+    actor: Actor,
+    units: Vec<String>,
+    sender: tokio::sync::mpsc::Sender<Result<pb::WatchCareUnitChangesResponse, Status>>,
+}
+
+impl ChangeWatcher {
+    async fn run(self, mut position: Position) {
+        let mut changes = self.api.feed.subscribe_changes();
+        let mut closing = self.api.feed.subscribe_closing();
+        loop {
+            if *closing.borrow_and_update() {
+                let _ = self
+                    .sender
+                    .send(Err(Status::unavailable(
+                        "the server is stopping; reconnect with the last resume_token",
+                    )))
+                    .await;
+                return;
+            }
+            // Marked seen before reading, so a change committed during the read wakes us.
+            changes.borrow_and_update();
+            let batch =
+                match events::read_after(&self.api.db, &self.units, position, STREAM_BATCH).await
+                {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        let _ = self.sender.send(Err(status::from_db(error))).await;
+                        return;
+                    }
+                };
+            if batch.is_empty() {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(STREAM_POLL) => {}
+                    _ = closing.changed() => {}
+                    () = self.sender.closed() => return,
+                }
+                continue;
+            }
+            match self.send_batch(&batch).await {
+                Ok(Some(last)) => position = last,
+                Ok(None) => return,
+                Err(error) => {
+                    let _ = self.sender.send(Err(error)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends `batch` with the visits as they are now, logging the reads. `None` when the
+    /// client has gone.
+    async fn send_batch(
+        &self,
+        batch: &[events::entity::Model],
+    ) -> Result<Option<Position>, Status> {
+        let db = &self.api.db;
+        let visits = store::find_many(db, batch.iter().map(|event| event.appointment_id))
+            .await
+            .map_err(status::from_db)?;
+        store::log_reads(db, &self.actor, &visits, self.api.clock.now())
+            .await
+            .map_err(status::from_db)?;
+        let visits: HashMap<Uuid, entity::Model> =
+            visits.into_iter().map(|visit| (visit.id, visit)).collect();
+        let mut position = None;
+        for event in batch {
+            let here = Position::after(event);
+            let message = pb::WatchCareUnitChangesResponse {
+                event: Some(event_to_proto(event)?),
+                appointment: visits
+                    .get(&event.appointment_id)
+                    .map(|visit| to_proto(visit, true))
+                    .transpose()?,
+                resume_token: here.to_token(),
+            };
+            if self.sender.send(Ok(message)).await.is_err() {
+                return Ok(None);
+            }
+            position = Some(here);
+        }
+        Ok(position)
+    }
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, &'static str> {
+    if text.is_empty() {
+        return Err("is required");
+    }
+    Uuid::parse_str(text).map_err(|_| "is not a valid id")
+}
+
+fn event_to_proto(event: &events::entity::Model) -> Result<pb::AppointmentEvent, Status> {
+    let event_type = EventType::from_stored(&event.event_type).map_err(|e| status::internal(&e))?;
+    let actor_kind = ActorKind::from_stored(&event.actor_kind).map_err(|e| status::internal(&e))?;
+    Ok(pb::AppointmentEvent {
+        r#type: event_type.to_proto().into(),
+        appointment_id: event.appointment_id.to_string(),
+        patient_id: event.patient_id.to_string(),
+        care_unit_id: event.care_unit_id.clone(),
+        occur_time: Some(timestamp::to_proto(event.occurred_at)),
+        actor_kind: actor_kind.to_proto().into(),
+        actor: event.actor_subject.clone(),
+        version: event.version,
+    })
+}
+
+fn delivery_to_proto(row: &outbox::entity::Model) -> Result<pb::EpjDelivery, Status> {
+    let state = DeliveryState::from_stored(&row.state).map_err(|e| status::internal(&e))?;
+    Ok(pb::EpjDelivery {
+        id: row.id.to_string(),
+        appointment_id: row.appointment_id.to_string(),
+        patient_id: row.patient_id.to_string(),
+        care_unit_id: row.care_unit_id.clone(),
+        state: state.to_proto().into(),
+        attempts: row.attempts,
+        last_error: row.last_error.clone().unwrap_or_default(),
+        create_time: Some(timestamp::to_proto(row.created_at)),
+        update_time: Some(timestamp::to_proto(row.updated_at)),
+    })
+}
 fn parse_appointment_id(text: &str) -> Result<Uuid, Status> {
     if text.is_empty() {
         return Err(status::invalid_argument("appointment_id", "is required"));
@@ -300,11 +719,8 @@ fn parse_appointment_id(text: &str) -> Result<Uuid, Status> {
         .map_err(|_| status::invalid_argument("appointment_id", "is not a valid appointment id"))
 }
 
-fn to_proto_list(appointments: &[entity::Model]) -> Result<Vec<pb::Appointment>, Status> {
-    appointments.iter().map(to_proto).collect()
-}
-
-fn to_proto(model: &entity::Model) -> Result<pb::Appointment, Status> {
+/// The visit as the caller may see it; `staff_view` adds why a cancellation failed.
+fn to_proto(model: &entity::Model, staff_view: bool) -> Result<pb::Appointment, Status> {
     let service_type =
         ServiceType::from_stored(&model.service_type).map_err(|e| status::internal(&e))?;
     let appointment_status =
@@ -321,5 +737,33 @@ fn to_proto(model: &entity::Model) -> Result<pb::Appointment, Status> {
         citizen_cancellable: model.citizen_cancellable,
         version: model.version,
         update_time: Some(timestamp::to_proto(model.updated_at)),
+        cancellation: cancellation_to_proto(model, staff_view)?,
     })
+}
+
+fn cancellation_to_proto(
+    model: &entity::Model,
+    staff_view: bool,
+) -> Result<Option<pb::Cancellation>, Status> {
+    let Some(state) = &model.cancellation_state else {
+        return Ok(None);
+    };
+    let state = CancellationState::from_stored(state).map_err(|e| status::internal(&e))?;
+    let requested_by = model
+        .cancellation_requested_by
+        .as_deref()
+        .map(ActorKind::from_stored)
+        .transpose()
+        .map_err(|e| status::internal(&e))?;
+    Ok(Some(pb::Cancellation {
+        state: state.to_proto().into(),
+        reason: model.cancellation_reason.clone().unwrap_or_default(),
+        request_time: model.cancellation_requested_at.map(timestamp::to_proto),
+        requested_by: requested_by.map_or(0, |kind| kind.to_proto().into()),
+        failure_reason: if staff_view {
+            model.cancellation_failure_reason.clone().unwrap_or_default()
+        } else {
+            String::new()
+        },
+    }))
 }

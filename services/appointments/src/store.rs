@@ -13,9 +13,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::domain::{AppointmentStatus, ServiceType};
+use crate::cancellation::{self, CancellationPolicy, Refusal, VisitFacts};
+use crate::domain::{AppointmentStatus, CancellationState, EventType, ServiceType};
 use crate::domain::{UpsertCommand, VisitPlan, VisitWindow};
 use crate::entity::{self, Column, Entity};
+use crate::{events, outbox};
 
 /// How often an upsert that lost a race with another writer of the same visit is retried.
 const UPSERT_ATTEMPTS: usize = 5;
@@ -72,6 +74,13 @@ pub async fn upsert(
             continue;
         };
         if outcome.created || outcome.changed {
+            let (kind, subject) = events::actor_of(actor);
+            let event_type = if outcome.created {
+                EventType::Created
+            } else {
+                EventType::Changed
+            };
+            events::append(&txn, &outcome.appointment, event_type, (kind, &subject), now).await?;
             access_log::record(
                 &txn,
                 actor,
@@ -112,6 +121,12 @@ async fn insert<C: ConnectionTrait>(
         version: 1,
         created_at: now,
         updated_at: now,
+        cancellation_state: None,
+        cancellation_reason: None,
+        cancellation_request_id: None,
+        cancellation_requested_at: None,
+        cancellation_requested_by: None,
+        cancellation_failure_reason: None,
     };
     let active: entity::ActiveModel = model.clone().into();
     let result = Entity::insert(active)
@@ -136,6 +151,14 @@ async fn update<C: ConnectionTrait>(
     plan: &VisitPlan,
     now: DateTime<Utc>,
 ) -> Result<Option<UpsertOutcome>, DbErr> {
+    let pending = current.cancellation_state.as_deref()
+        == Some(CancellationState::PendingEpj.as_stored());
+    let mut plan = plan.clone();
+    if pending && plan.status == AppointmentStatus::Planned {
+        // The EPJ has not seen the patient's cancellation yet; it is on its way.
+        plan.status = AppointmentStatus::Cancelled;
+    }
+    let plan = &plan;
     if plan_of(&current).as_ref() == Ok(plan) {
         return Ok(Some(UpsertOutcome {
             appointment: current,
@@ -143,7 +166,7 @@ async fn update<C: ConnectionTrait>(
             changed: false,
         }));
     }
-    let updated = entity::Model {
+    let mut updated = entity::Model {
         care_unit_id: plan.care_unit_id.clone(),
         window_start: plan.window.start(),
         window_end: plan.window.end(),
@@ -155,6 +178,10 @@ async fn update<C: ConnectionTrait>(
         updated_at: now,
         ..current.clone()
     };
+    if !pending && plan.status != AppointmentStatus::Cancelled {
+        // Staff planned the visit again in the EPJ: an earlier cancellation is over.
+        clear_cancellation(&mut updated);
+    }
     let changes = updated.clone().into_active_model().reset_all();
     // Optimistic: only if no one else changed the visit since it was read.
     let result = Entity::update_many()
@@ -171,6 +198,151 @@ async fn update<C: ConnectionTrait>(
         created: false,
         changed: true,
     }))
+}
+
+fn clear_cancellation(visit: &mut entity::Model) {
+    visit.cancellation_state = None;
+    visit.cancellation_reason = None;
+    visit.cancellation_request_id = None;
+    visit.cancellation_requested_at = None;
+    visit.cancellation_requested_by = None;
+    visit.cancellation_failure_reason = None;
+}
+
+/// A validated cancellation.
+#[derive(Debug, Clone)]
+pub struct CancelCommand {
+    /// The visit.
+    pub appointment_id: Uuid,
+    /// The patient's reason.
+    pub reason: Option<String>,
+    /// The caller's id for this cancellation.
+    pub request_id: String,
+}
+
+/// Why a cancellation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// No such visit of this patient (or not one the caller may see).
+    #[error("appointment not found")]
+    NotFound,
+    /// The rules say no.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// What a cancellation did.
+#[derive(Debug, Clone)]
+pub struct CancelOutcome {
+    /// The visit afterwards.
+    pub appointment: entity::Model,
+    /// False when this repeated an earlier request with the same id.
+    pub cancelled_now: bool,
+}
+
+/// Cancels a visit of `patient_id` for `actor`: the visit, its history entry, the access log
+/// and the EPJ outbox row commit together, or nothing does.
+#[allow(clippy::too_many_arguments)]
+pub async fn cancel(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    patient_id: Uuid,
+    command: &CancelCommand,
+    policy: &CancellationPolicy,
+    now: DateTime<Utc>,
+    machine_now: DateTime<Utc>,
+) -> Result<CancelOutcome, CancelError> {
+    let (kind, subject) = events::actor_of(actor);
+    for _ in 0..UPSERT_ATTEMPTS {
+        let txn = begin_write(db).await?;
+        let visit = find_for_patient(&txn, patient_id, command.appointment_id)
+            .await?
+            .filter(|visit| actor.may_see_care_unit(&visit.care_unit_id))
+            .ok_or(CancelError::NotFound)?;
+        if visit.cancellation_request_id.as_deref() == Some(command.request_id.as_str()) {
+            return Ok(CancelOutcome {
+                appointment: visit,
+                cancelled_now: false,
+            });
+        }
+        let service_type = ServiceType::from_stored(&visit.service_type)
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        let status = AppointmentStatus::from_stored(&visit.status)
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        let facts = VisitFacts {
+            status,
+            window_start: visit.window_start,
+            citizen_cancellable: visit.citizen_cancellable,
+            care_unit: &visit.care_unit_id,
+            service_type,
+        };
+        cancellation::check(facts, policy, now)?;
+
+        let cancelled = entity::Model {
+            status: AppointmentStatus::Cancelled.as_stored().to_owned(),
+            cancellation_state: Some(CancellationState::PendingEpj.as_stored().to_owned()),
+            cancellation_reason: command.reason.clone(),
+            cancellation_request_id: Some(command.request_id.clone()),
+            cancellation_requested_at: Some(now),
+            cancellation_requested_by: Some(kind.as_stored().to_owned()),
+            cancellation_failure_reason: None,
+            version: visit.version + 1,
+            updated_at: now,
+            ..visit.clone()
+        };
+        let result = Entity::update_many()
+            .set(cancelled.clone().into_active_model().reset_all())
+            .filter(Column::Id.eq(visit.id))
+            .filter(Column::Version.eq(visit.version))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 0 {
+            // The EPJ or another request changed it meanwhile; judge again on what they left.
+            txn.rollback().await?;
+            continue;
+        }
+        events::append(
+            &txn,
+            &cancelled,
+            EventType::CancellationRequested,
+            (kind, &subject),
+            now,
+        )
+        .await?;
+        outbox::enqueue_cancellation(&txn, &cancelled, command.reason.clone(), machine_now)
+            .await?;
+        access_log::record(
+            &txn,
+            actor,
+            patient_id,
+            Action::WriteAppointment,
+            Some(visit.id.to_string()),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        return Ok(CancelOutcome {
+            appointment: cancelled,
+            cancelled_now: true,
+        });
+    }
+    Err(CancelError::Db(DbErr::Custom(
+        "cancellation kept losing races with concurrent writers".into(),
+    )))
+}
+
+/// The visits with these ids.
+pub async fn find_many<C: ConnectionTrait>(
+    db: &C,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<Vec<entity::Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Id.is_in(ids))
+        .all(db)
+        .await
 }
 
 /// The plan a stored visit carries.

@@ -115,6 +115,23 @@ pub fn failed_precondition(reason: &str, subject: &str, message: &str) -> Status
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }
 
+/// FAILED_PRECONDITION like [`failed_precondition`], with ErrorInfo metadata the caller can
+/// act on (such as the deadline that was missed).
+pub fn failed_precondition_with(
+    reason: &str,
+    subject: &str,
+    message: &str,
+    metadata: &[(&str, String)],
+) -> Status {
+    let metadata: std::collections::HashMap<String, String> = metadata
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), value.clone()))
+        .collect();
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    details.add_precondition_failure_violation(reason, subject, message);
+    Status::with_error_details(Code::FailedPrecondition, message, details)
+}
+
 /// INTERNAL for a fault the caller cannot fix. The cause goes to the log, not to the caller.
 pub fn internal(error: &dyn std::error::Error) -> Status {
     tracing::error!(error = %error, "internal error");

@@ -2,10 +2,15 @@
 //! TOML file, then `DATABASE_URL`, then `HOMECARE_*` environment variables (`__` separates
 //! nesting: `HOMECARE_AUTH__DEV_KEYS=false`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
+use homecare_appointments::cancellation::{CancellationPolicy, CutOff};
+use homecare_appointments::delivery::DeliverySettings;
+use homecare_appointments::domain::ServiceType;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -33,6 +38,73 @@ pub struct Config {
     pub log: LogConfig,
     /// Token issuers and keys.
     pub auth: AuthConfig,
+    /// When patients may cancel visits.
+    pub cancellation: CancellationConfig,
+    /// The EPJ that cancellations are written to.
+    pub epj: EpjConfig,
+}
+
+/// How long before a visit a patient must cancel it. Each cut-off is `{ hours = N }` or
+/// `{ working_days = N }` (Norwegian working days in `time_zone`). A care unit's rule wins
+/// over a service type's, which wins over the default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CancellationConfig {
+    /// For every visit without a more specific rule.
+    pub default: CutOff,
+    /// By service type: `home_nursing`, `practical_help`, `medication`, `personal_care`.
+    pub service_types: BTreeMap<String, CutOff>,
+    /// By care unit id.
+    pub care_units: BTreeMap<String, CutOff>,
+}
+
+/// The EPJ (FHIR R4 REST) and the pace of delivering cancellations to it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EpjConfig {
+    /// The FHIR base URL. Empty: no EPJ is configured, and cancellations wait in the outbox
+    /// (nothing is lost) until a server with one starts.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer`.
+    pub bearer_token: Option<String>,
+    /// The longest one HTTP request may take.
+    pub timeout_seconds: u64,
+    /// Attempts before a cancellation is failed for good and shown to staff.
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; doubled after each further one.
+    pub retry_base_millis: u64,
+    /// The longest wait between attempts.
+    pub retry_cap_seconds: u64,
+    /// Cancellations sent at once.
+    pub batch_size: u64,
+    /// The longest the worker sleeps when nothing is due; picks up rows another server
+    /// process queued or abandoned.
+    pub idle_poll_seconds: u64,
+}
+
+impl std::fmt::Debug for EpjConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpjConfig")
+            .field("base_url", &self.base_url)
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EpjConfig {
+    /// The worker's pacing.
+    pub fn delivery_settings(&self) -> DeliverySettings {
+        let timeout = Duration::from_secs(self.timeout_seconds);
+        DeliverySettings {
+            max_attempts: self.max_attempts,
+            retry_base: Duration::from_millis(self.retry_base_millis),
+            retry_cap: Duration::from_secs(self.retry_cap_seconds),
+            // A read and a write, plus room for recording the outcome.
+            lease: timeout * 2 + Duration::from_secs(30),
+            batch_size: self.batch_size,
+            idle_poll: Duration::from_secs(self.idle_poll_seconds),
+        }
+    }
 }
 
 /// How log lines are written.
@@ -119,6 +191,22 @@ impl Default for Config {
                 leeway_seconds: 30,
                 jwks_refresh_seconds: 900,
             },
+            cancellation: CancellationConfig {
+                default: CutOff::Hours(24),
+                service_types: BTreeMap::new(),
+                care_units: BTreeMap::new(),
+            },
+            epj: EpjConfig {
+                base_url: String::new(),
+                bearer_token: None,
+                timeout_seconds: 10,
+                // With the defaults below, about 5 hours of trying.
+                max_attempts: 40,
+                retry_base_millis: 2000,
+                retry_cap_seconds: 600,
+                batch_size: 32,
+                idle_poll_seconds: 30,
+            },
         }
     }
 }
@@ -180,7 +268,56 @@ impl Config {
                     .into(),
             });
         }
+        self.cancellation_policy()?;
+        if self.epj.timeout_seconds == 0 || self.epj.max_attempts == 0 || self.epj.batch_size == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "epj",
+                reason: "timeout_seconds, max_attempts and batch_size must be at least 1".into(),
+            });
+        }
+        if self.epj.idle_poll_seconds == 0 {
+            return Err(ConfigError::Invalid {
+                key: "epj.idle_poll_seconds",
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(())
+    }
+
+    /// The cancellation rules, with service type names checked.
+    pub fn cancellation_policy(&self) -> Result<CancellationPolicy, ConfigError> {
+        let check = |key: &'static str, cut_off: &CutOff| match cut_off {
+            CutOff::WorkingDays(0) => Err(ConfigError::Invalid {
+                key,
+                reason: "working_days must be at least 1 (use hours for the same day)".into(),
+            }),
+            _ => Ok(*cut_off),
+        };
+        let mut policy = CancellationPolicy::uniform(
+            check("cancellation.default", &self.cancellation.default)?,
+            self.time_zone()?,
+        );
+        for (name, cut_off) in &self.cancellation.service_types {
+            let service_type =
+                ServiceType::from_stored(name).map_err(|_| ConfigError::Invalid {
+                    key: "cancellation.service_types",
+                    reason: format!(
+                        "{name} is not one of home_nursing, practical_help, medication, \
+                         personal_care"
+                    ),
+                })?;
+            policy.service_types.insert(
+                service_type,
+                check("cancellation.service_types", cut_off)?,
+            );
+        }
+        for (unit, cut_off) in &self.cancellation.care_units {
+            policy
+                .care_units
+                .insert(unit.clone(), check("cancellation.care_units", cut_off)?);
+        }
+        Ok(policy)
     }
 
     /// The municipality's time zone.
@@ -237,6 +374,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("does not exist"), "{error}");
+    }
+
+    #[test]
+    fn cut_offs_are_read_from_toml_most_specific_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("homecare.toml");
+        std::fs::write(
+            &file,
+            "[cancellation]\ndefault = { hours = 12 }\n\
+             [cancellation.service_types]\npractical_help = { working_days = 2 }\n\
+             [cancellation.care_units]\nnord = { hours = 3 }\n",
+        )
+        .unwrap();
+        let policy = Config::load(Some(&file))
+            .unwrap()
+            .cancellation_policy()
+            .unwrap();
+        assert_eq!(
+            policy.cut_off("sor", ServiceType::HomeNursing),
+            CutOff::Hours(12)
+        );
+        assert_eq!(
+            policy.cut_off("sor", ServiceType::PracticalHelp),
+            CutOff::WorkingDays(2)
+        );
+        assert_eq!(
+            policy.cut_off("nord", ServiceType::PracticalHelp),
+            CutOff::Hours(3)
+        );
+    }
+
+    #[test]
+    fn unknown_service_types_and_zero_working_days_are_refused() {
+        let mut config = Config::default();
+        config
+            .cancellation
+            .service_types
+            .insert("massage".into(), CutOff::Hours(1));
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("cancellation.service_types"), "{error}");
+
+        let mut config = Config::default();
+        config.cancellation.default = CutOff::WorkingDays(0);
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn the_epj_token_is_not_in_debug_output() {
+        let mut config = Config::default();
+        config.epj.bearer_token = Some("very-secret".into());
+        assert!(!format!("{config:?}").contains("very-secret"));
     }
 
     #[test]

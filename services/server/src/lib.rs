@@ -13,6 +13,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use homecare_appointments::AppointmentApi;
+use homecare_appointments::delivery::DeliveryWorker;
+use homecare_appointments::feed::ChangeFeed;
+use homecare_epj::{FhirEpj, FhirEpjConfig};
 use homecare_core::Clock;
 use homecare_patients::{PatientApi, PatientDirectory};
 use homecare_proto::appointments::v1::appointment_service_server::{
@@ -52,6 +55,9 @@ pub enum ServerError {
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The EPJ client could not be built.
+    #[error("EPJ client: {0}")]
+    Epj(reqwest::Error),
 }
 
 /// The largest request accepted. Every field is bounded far below this; a larger message is
@@ -103,7 +109,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate()?;
-    let time_zone = config.time_zone()?;
+    let policy = config.cancellation_policy()?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
@@ -133,14 +139,23 @@ pub async fn run(
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
+    let feed = ChangeFeed::new();
+    let delivery = start_delivery(&config, &db, &clock, &feed)?;
     let directory = Arc::new(PatientDirectory::new());
-    let appointments = AppointmentApi::new(db.clone(), directory.clone(), clock.clone(), time_zone);
+    let appointments = AppointmentApi::new(
+        db.clone(),
+        directory.clone(),
+        clock.clone(),
+        policy,
+        feed.clone(),
+    );
     let patients = PatientApi::new(db.clone(), directory);
 
     let address = listener.local_addr().map_err(ServerError::DataDir)?;
     tracing::info!(%address, "serving gRPC");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown_health = health.clone();
+    let shutdown_feed = feed.clone();
     let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
     let serve = tonic::transport::Server::builder()
@@ -159,6 +174,8 @@ pub async fn run(
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing calls in flight");
+            // Change streams end (clients resume elsewhere); the worker finishes its batch.
+            shutdown_feed.close();
             for name in SERVICE_NAMES {
                 shutdown_health
                     .set_service_status(name, ServingStatus::NotServing)
@@ -185,9 +202,45 @@ pub async fn run(
     if let Some(task) = key_refresh {
         task.abort();
     }
+    feed.close();
+    if let Some(worker) = delivery
+        && tokio::time::timeout(grace, worker).await.is_err()
+    {
+        tracing::warn!("the EPJ delivery worker did not stop in time; its leases will expire");
+    }
     db.close().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the worker that writes cancellations to the EPJ, if one is configured.
+fn start_delivery(
+    config: &Config,
+    db: &sea_orm::DatabaseConnection,
+    clock: &Arc<dyn Clock>,
+    feed: &ChangeFeed,
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServerError> {
+    if config.epj.base_url.is_empty() {
+        tracing::warn!(
+            "no EPJ configured (epj.base_url): cancellations are kept until a server with one \
+             starts"
+        );
+        return Ok(None);
+    }
+    let epj = FhirEpj::new(FhirEpjConfig {
+        base_url: config.epj.base_url.clone(),
+        bearer_token: config.epj.bearer_token.clone(),
+        timeout: std::time::Duration::from_secs(config.epj.timeout_seconds),
+    })
+    .map_err(ServerError::Epj)?;
+    let worker = DeliveryWorker::new(
+        db.clone(),
+        Arc::new(epj),
+        clock.clone(),
+        feed.clone(),
+        config.epj.delivery_settings(),
+    );
+    Ok(Some(tokio::spawn(worker.run())))
 }
 
 fn reflection_builder() -> tonic_reflection::server::Builder<'static> {

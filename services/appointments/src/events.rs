@@ -1,0 +1,226 @@
+//! Every visit's history, which is also the change stream staff tools follow.
+//!
+//! An event is written in the same transaction as the change it records. Readers of the
+//! stream read in `(tx_order, seq)` order and, on PostgreSQL, only events of transactions
+//! older than every transaction still running, so an event never commits behind a position a
+//! reader has already passed (see the migration for why).
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use homecare_core::db::with_literal_limit;
+use homecare_patients::Actor;
+use homecare_patients::actor::Via;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait as _,
+};
+use uuid::Uuid;
+
+use crate::domain::{ActorKind, EventType};
+use crate::entity as appointment;
+
+/// The `appointment_events` table.
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "appointment_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub tx_order: i64,
+        pub appointment_id: Uuid,
+        pub patient_id: Uuid,
+        pub care_unit_id: String,
+        pub occurred_at: DateTimeUtc,
+        /// A [`crate::domain::EventType`] in its stored form.
+        pub event_type: String,
+        /// A [`crate::domain::ActorKind`] in its stored form.
+        pub actor_kind: String,
+        pub actor_subject: String,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use entity::{Column, Entity};
+
+/// The subject id recorded for the delivery worker.
+pub const DELIVERY_WORKER: &str = "epj-delivery";
+
+/// Who did something, as a history entry records it: never an identity number.
+pub fn actor_of(actor: &Actor) -> (ActorKind, String) {
+    match &actor.via {
+        Via::SelfService => (ActorKind::Patient, String::new()),
+        Via::Staff { subject, .. } => (ActorKind::Staff, subject.clone()),
+        Via::System { subject } => (ActorKind::System, subject.clone()),
+    }
+}
+
+/// Records that `who` did `event_type` to `visit`, as it is after the change.
+pub async fn append<C: ConnectionTrait>(
+    db: &C,
+    visit: &appointment::Model,
+    event_type: EventType,
+    who: (ActorKind, &str),
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let event = entity::ActiveModel {
+        seq: NotSet,
+        tx_order: NotSet,
+        appointment_id: Set(visit.id),
+        patient_id: Set(visit.patient_id),
+        care_unit_id: Set(visit.care_unit_id.clone()),
+        occurred_at: Set(now),
+        event_type: Set(event_type.as_stored().to_owned()),
+        actor_kind: Set(who.0.as_stored().to_owned()),
+        actor_subject: Set(who.1.to_owned()),
+        version: Set(visit.version),
+    };
+    Entity::insert(event).exec_without_returning(db).await?;
+    Ok(())
+}
+
+/// The most entries [`history`] returns.
+pub const MAX_HISTORY: u64 = 500;
+
+/// The latest [`MAX_HISTORY`] entries of a visit's history, oldest first.
+pub async fn history<C: ConnectionTrait>(
+    db: &C,
+    appointment_id: Uuid,
+) -> Result<Vec<entity::Model>, DbErr> {
+    let statement = Entity::find()
+        .filter(Column::AppointmentId.eq(appointment_id))
+        .order_by_desc(Column::Seq)
+        .limit(MAX_HISTORY)
+        .build(db.get_database_backend());
+    let mut events = Entity::find()
+        .from_raw_sql(with_literal_limit(statement))
+        .all(db)
+        .await?;
+    events.reverse();
+    Ok(events)
+}
+
+/// A place in the change stream: right after the event with this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    tx_order: i64,
+    seq: i64,
+}
+
+impl Position {
+    /// Right after `event`.
+    pub fn after(event: &entity::Model) -> Self {
+        Self {
+            tx_order: event.tx_order,
+            seq: event.seq,
+        }
+    }
+
+    /// The opaque token a client sends back to resume here.
+    pub fn to_token(self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("v1:{}:{}", self.tx_order, self.seq))
+    }
+
+    /// Reads a token made by [`Position::to_token`].
+    pub fn from_token(token: &str) -> Result<Self, &'static str> {
+        const BAD: &str = "is not a resume token from this service";
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| BAD)?;
+        let text = String::from_utf8(bytes).map_err(|_| BAD)?;
+        let mut parts = text.split(':');
+        let (Some("v1"), Some(tx_order), Some(seq), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(BAD);
+        };
+        Ok(Self {
+            tx_order: tx_order.parse().map_err(|_| BAD)?,
+            seq: seq.parse().map_err(|_| BAD)?,
+        })
+    }
+}
+
+/// On PostgreSQL, only transactions that can no longer commit: older than every one still
+/// running. SQLite has one writer at a time, so everything committed is safe to read.
+fn settled(backend: DatabaseBackend) -> Option<sea_orm::sea_query::SimpleExpr> {
+    (backend == DatabaseBackend::Postgres).then(|| {
+        Expr::cust("tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    })
+}
+
+/// Where the stream stands now: a reader starting here sees only later changes.
+pub async fn tail<C: ConnectionTrait>(db: &C) -> Result<Position, DbErr> {
+    let mut select = Entity::find();
+    if let Some(settled) = settled(db.get_database_backend()) {
+        select = select.filter(settled);
+    }
+    let statement = select
+        .order_by_desc(Column::TxOrder)
+        .order_by_desc(Column::Seq)
+        .limit(1)
+        .build(db.get_database_backend());
+    let last = Entity::find()
+        .from_raw_sql(with_literal_limit(statement))
+        .all(db)
+        .await?;
+    Ok(last.first().map(Position::after).unwrap_or_default())
+}
+
+/// Up to `limit` events of `care_units` after `position`, in stream order.
+pub async fn read_after<C: ConnectionTrait>(
+    db: &C,
+    care_units: &[String],
+    position: Position,
+    limit: u64,
+) -> Result<Vec<entity::Model>, DbErr> {
+    let mut select = Entity::find()
+        .filter(Column::CareUnitId.is_in(care_units.iter().cloned()))
+        .filter(
+            Condition::any()
+                .add(Column::TxOrder.gt(position.tx_order))
+                .add(
+                    Condition::all()
+                        .add(Column::TxOrder.eq(position.tx_order))
+                        .add(Column::Seq.gt(position.seq)),
+                ),
+        );
+    if let Some(settled) = settled(db.get_database_backend()) {
+        select = select.filter(settled);
+    }
+    let statement = select
+        .order_by_asc(Column::TxOrder)
+        .order_by_asc(Column::Seq)
+        .limit(limit)
+        .build(db.get_database_backend());
+    Entity::find()
+        .from_raw_sql(with_literal_limit(statement))
+        .all(db)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_survive_their_token_and_bad_tokens_are_refused() {
+        let position = Position {
+            tx_order: 7_654_321,
+            seq: 42,
+        };
+        assert_eq!(Position::from_token(&position.to_token()), Ok(position));
+        for bad in ["", "djE6MTo", "not base64!", "djI6MToy"] {
+            assert!(Position::from_token(bad).is_err(), "{bad}");
+        }
+    }
+}

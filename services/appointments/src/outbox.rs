@@ -1,0 +1,367 @@
+//! The EPJ outbox: cancellations waiting to be written to the EPJ.
+//!
+//! A row is inserted in the same transaction as the cancellation it carries, so a
+//! cancellation the service accepted is never without its row. Workers claim due rows with a
+//! lease (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several processes never claim the
+//! same row), and record each outcome together with its effect on the visit.
+//!
+//! Outbox times are the machine's clock, not the business clock: they schedule work.
+
+use chrono::{DateTime, Utc};
+use homecare_core::db::begin_write;
+use homecare_core::paging::Cursor;
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
+    DatabaseConnection, DbErr, EntityTrait, FromQueryResult as _, IntoActiveModel as _,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait as _, Statement,
+};
+use homecare_patients::Actor;
+use homecare_patients::access_log::{self, Action};
+use uuid::Uuid;
+
+use crate::domain::{ActorKind, AppointmentStatus, CancellationState, DeliveryState, EventType};
+use crate::entity as appointment;
+use crate::events;
+
+/// The `epj_outbox` table.
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "epj_outbox")]
+    pub struct Model {
+        /// Also the idempotency key sent to the EPJ.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub appointment_id: Uuid,
+        pub patient_id: Uuid,
+        pub care_unit_id: String,
+        /// What to do in the EPJ; only "cancel" so far.
+        pub operation: String,
+        /// The patient's reason, sent with the cancellation.
+        pub reason: Option<String>,
+        /// A [`crate::domain::DeliveryState`] in its stored form.
+        pub state: String,
+        /// Attempts started, including one in flight.
+        pub attempts: i32,
+        pub next_attempt_at: DateTimeUtc,
+        /// Until when a worker holds the row.
+        pub lease_until: Option<DateTimeUtc>,
+        pub last_error: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use entity::{Column, Entity};
+
+const CANCEL: &str = "cancel";
+
+/// Queues the cancellation of `visit` for the EPJ, inside the caller's transaction.
+pub async fn enqueue_cancellation<C: ConnectionTrait>(
+    db: &C,
+    visit: &appointment::Model,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    let row = entity::Model {
+        id,
+        appointment_id: visit.id,
+        patient_id: visit.patient_id,
+        care_unit_id: visit.care_unit_id.clone(),
+        operation: CANCEL.to_owned(),
+        reason,
+        state: DeliveryState::Pending.as_stored().to_owned(),
+        attempts: 0,
+        next_attempt_at: now,
+        lease_until: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    Entity::insert(entity::ActiveModel::from(row))
+        .exec_without_returning(db)
+        .await?;
+    Ok(id)
+}
+
+/// Takes up to `limit` due rows for one attempt each, holding them until `lease_until`.
+///
+/// Each claimed row's `attempts` already counts the attempt about to be made, so a worker that
+/// dies mid-attempt still uses one up.
+pub async fn claim(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<entity::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "UPDATE epj_outbox SET lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM epj_outbox \
+                 WHERE state = 'pending' AND next_attempt_at <= $2 \
+                 AND (lease_until IS NULL OR lease_until <= $2) \
+                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING *"
+        }
+        // One writer at a time: the statement alone is atomic.
+        _ => {
+            "UPDATE epj_outbox SET lease_until = ?1, attempts = attempts + 1, updated_at = ?2 \
+             WHERE id IN (SELECT id FROM epj_outbox \
+                 WHERE state = 'pending' AND next_attempt_at <= ?2 \
+                 AND (lease_until IS NULL OR lease_until <= ?2) \
+                 ORDER BY next_attempt_at LIMIT ?3) \
+             RETURNING *"
+        }
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let statement =
+        Statement::from_sql_and_values(backend, sql, [lease_until.into(), now.into(), limit.into()]);
+    Entity::find().from_raw_sql(statement).all(db).await
+}
+
+/// When the next pending row falls due, if any is pending.
+pub async fn next_due(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let select = Entity::find()
+        .filter(Column::State.eq(DeliveryState::Pending.as_stored()))
+        .order_by_asc(Column::NextAttemptAt);
+    Ok(homecare_core::db::first_row(db, select)
+        .await?
+        .map(|row| entity::Model::from_query_result(&row, ""))
+        .transpose()?
+        .map(|row| row.next_attempt_at.max(row.lease_until.unwrap_or(row.next_attempt_at))))
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The EPJ registered it; its new version of the visit, if it told.
+    Delivered {
+        /// The EPJ's version after the write.
+        epj_version_id: Option<String>,
+    },
+    /// Try again at `next_attempt_at`.
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// When to try next.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// Give up: the EPJ refused, or attempts ran out.
+    Failed {
+        /// Why, for staff.
+        error: String,
+    },
+}
+
+/// Records how the attempt on `row` ended, and what that means for the visit, in one
+/// transaction. Returns whether the visit changed (so stream readers should be woken).
+pub async fn record(
+    db: &DatabaseConnection,
+    row: &entity::Model,
+    outcome: Outcome,
+    machine_now: DateTime<Utc>,
+    business_now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let txn = begin_write(db).await?;
+    let mut update = Entity::update_many()
+        .col_expr(Column::LeaseUntil, Option::<DateTime<Utc>>::None.into())
+        .col_expr(Column::UpdatedAt, machine_now.into())
+        .filter(Column::Id.eq(row.id))
+        .filter(Column::State.eq(DeliveryState::Pending.as_stored()));
+    let (visit_change, error) = match &outcome {
+        Outcome::Delivered { .. } => {
+            update = update.col_expr(
+                Column::State,
+                DeliveryState::Delivered.as_stored().into(),
+            );
+            (Some(CancellationState::Confirmed), None)
+        }
+        Outcome::Retry {
+            error,
+            next_attempt_at,
+        } => {
+            update = update.col_expr(Column::NextAttemptAt, (*next_attempt_at).into());
+            (None, Some(error.clone()))
+        }
+        Outcome::Failed { error } => {
+            update = update.col_expr(Column::State, DeliveryState::Failed.as_stored().into());
+            (Some(CancellationState::Failed), Some(error.clone()))
+        }
+    };
+    if let Some(error) = &error {
+        update = update.col_expr(Column::LastError, error.clone().into());
+    }
+    if update.exec(&txn).await?.rows_affected == 0 {
+        // Not pending any more (a lease that ran out and was taken over); nothing to record.
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let mut changed = false;
+    if let Some(state) = visit_change {
+        let visit = appointment::Entity::find_by_id(row.appointment_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("appointment of outbox row".into()))?;
+        // Only the cancellation this row carries; a later replan by the EPJ stands.
+        if visit.cancellation_state.as_deref() == Some(CancellationState::PendingEpj.as_stored())
+        {
+            let mut updated = appointment::Model {
+                cancellation_state: Some(state.as_stored().to_owned()),
+                version: visit.version + 1,
+                updated_at: business_now,
+                ..visit.clone()
+            };
+            let event_type = match &outcome {
+                Outcome::Delivered { epj_version_id } => {
+                    if epj_version_id.is_some() {
+                        updated.epj_version_id = epj_version_id.clone();
+                    }
+                    EventType::CancellationConfirmed
+                }
+                _ => {
+                    updated.status = AppointmentStatus::Planned.as_stored().to_owned();
+                    updated.cancellation_failure_reason = error;
+                    EventType::CancellationFailed
+                }
+            };
+            updated.clone().into_active_model().reset_all().update(&txn).await?;
+            events::append(
+                &txn,
+                &updated,
+                event_type,
+                (ActorKind::System, events::DELIVERY_WORKER),
+                business_now,
+            )
+            .await?;
+            changed = true;
+        }
+    }
+    txn.commit().await?;
+    Ok(changed)
+}
+
+/// One page of failed deliveries of `care_units`, oldest first.
+pub async fn list_failed<C: ConnectionTrait>(
+    db: &C,
+    care_units: &[String],
+    cursor: Option<Cursor>,
+    page_size: u64,
+) -> Result<(Vec<entity::Model>, Option<Cursor>), DbErr> {
+    let mut select = Entity::find()
+        .filter(Column::CareUnitId.is_in(care_units.iter().cloned()))
+        .filter(Column::State.eq(DeliveryState::Failed.as_stored()));
+    if let Some(cursor) = cursor {
+        select = select.filter(
+            Condition::any()
+                .add(Column::CreatedAt.gt(cursor.after))
+                .add(
+                    Condition::all()
+                        .add(Column::CreatedAt.eq(cursor.after))
+                        .add(Column::Id.gt(cursor.id)),
+                ),
+        );
+    }
+    let statement = select
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Id)
+        .limit(page_size + 1)
+        .build(db.get_database_backend());
+    let mut rows = Entity::find()
+        .from_raw_sql(homecare_core::db::with_literal_limit(statement))
+        .all(db)
+        .await?;
+    let has_more = rows.len() as u64 > page_size;
+    rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+    let next = match rows.last() {
+        Some(last) if has_more => Some(Cursor {
+            after: last.created_at,
+            id: last.id,
+        }),
+        _ => None,
+    };
+    Ok((rows, next))
+}
+
+/// Why a retry was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// No such failed delivery in the caller's units.
+    #[error("no such failed delivery")]
+    NotFound,
+    /// It is not failed (pending or delivered).
+    #[error("only a failed delivery can be retried")]
+    NotFailed,
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Puts a failed delivery back in the queue with a fresh count of attempts, and the visit
+/// back to cancelled-and-waiting. Only staff of the row's care unit find it.
+pub async fn retry(
+    db: &DatabaseConnection,
+    id: Uuid,
+    actor: &Actor,
+    machine_now: DateTime<Utc>,
+    business_now: DateTime<Utc>,
+) -> Result<(entity::Model, appointment::Model), RetryError> {
+    let txn = begin_write(db).await?;
+    let row = Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .filter(|row| actor.may_see_care_unit(&row.care_unit_id))
+        .ok_or(RetryError::NotFound)?;
+    if row.state != DeliveryState::Failed.as_stored() {
+        return Err(RetryError::NotFailed);
+    }
+    let row = entity::Model {
+        state: DeliveryState::Pending.as_stored().to_owned(),
+        attempts: 0,
+        next_attempt_at: machine_now,
+        lease_until: None,
+        updated_at: machine_now,
+        ..row
+    };
+    row.clone().into_active_model().reset_all().update(&txn).await?;
+    let visit = appointment::Entity::find_by_id(row.appointment_id)
+        .one(&txn)
+        .await?
+        .ok_or(RetryError::NotFound)?;
+    let visit = appointment::Model {
+        status: AppointmentStatus::Cancelled.as_stored().to_owned(),
+        cancellation_state: Some(CancellationState::PendingEpj.as_stored().to_owned()),
+        cancellation_failure_reason: None,
+        version: visit.version + 1,
+        updated_at: business_now,
+        ..visit
+    };
+    visit.clone().into_active_model().reset_all().update(&txn).await?;
+    let (kind, subject) = events::actor_of(actor);
+    events::append(
+        &txn,
+        &visit,
+        EventType::CancellationRetried,
+        (kind, &subject),
+        business_now,
+    )
+    .await?;
+    access_log::record(
+        &txn,
+        actor,
+        visit.patient_id,
+        Action::WriteAppointment,
+        Some(visit.id.to_string()),
+        business_now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((row, visit))
+}
