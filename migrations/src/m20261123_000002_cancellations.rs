@@ -129,7 +129,11 @@ impl MigrationTrait for Migration {
                             .uuid()
                             .not_null(),
                     )
-                    .col(ColumnDef::new(AppointmentEvents::PatientId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(AppointmentEvents::PatientId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(AppointmentEvents::CareUnitId)
                             .string_len(128)
@@ -197,7 +201,12 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(EpjOutbox::Table)
                     // Also the idempotency key sent to the EPJ.
-                    .col(ColumnDef::new(EpjOutbox::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(EpjOutbox::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(EpjOutbox::AppointmentId).uuid().not_null())
                     .col(ColumnDef::new(EpjOutbox::PatientId).uuid().not_null())
                     .col(

@@ -19,6 +19,8 @@ use tokio::sync::oneshot;
 use tonic::Request;
 use tonic::transport::Channel;
 
+pub mod epj;
+
 /// The environment variable naming the PostgreSQL database for the PostgreSQL runs.
 pub const POSTGRES_URL_VAR: &str = "HOMECARE_TEST_DATABASE_URL";
 
@@ -105,7 +107,7 @@ pub struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), homecare_server::ServerError>>>,
     postgres_schema: Option<(String, String)>,
-    _data_dir: tempfile::TempDir,
+    _data_dir: Arc<tempfile::TempDir>,
 }
 
 impl TestServer {
@@ -140,6 +142,20 @@ impl TestServer {
             }
         };
         adjust(&mut config);
+        let mut server = Self::serve(config, Arc::new(data_dir)).await;
+        server.postgres_schema = postgres_schema;
+        server
+    }
+
+    /// A second server process on this one's database (and, on SQLite, its file), as when a
+    /// municipality runs several replicas. Its configuration is this one's after `adjust`.
+    pub async fn start_beside(&self, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        Self::serve(config, self._data_dir.clone()).await
+    }
+
+    async fn serve(config: Config, data_dir: Arc<tempfile::TempDir>) -> TestServer {
         if std::env::var_os("TEST_LOG").is_some() {
             homecare_server::telemetry::init(&config.log);
         }
@@ -180,7 +196,7 @@ impl TestServer {
             config,
             shutdown: Some(shutdown),
             task: Some(task),
-            postgres_schema,
+            postgres_schema: None,
             _data_dir: data_dir,
         }
     }
@@ -255,6 +271,15 @@ impl TestServer {
         response.patients[0].patient_id.clone()
     }
 
+    /// Stores `request` as the EPJ and returns the id its patient uses for themself.
+    pub async fn own_patient_id_after(
+        &self,
+        request: &appointments::UpsertAppointmentRequest,
+    ) -> String {
+        self.upsert(request.clone()).await;
+        self.own_patient_id(&request.patient_national_id).await
+    }
+
     /// Upserts a visit as the EPJ, returning the stored appointment.
     pub async fn upsert(
         &self,
@@ -265,6 +290,45 @@ impl TestServer {
             .await
             .expect("upsert")
             .into_inner()
+    }
+
+    /// Cancels a visit as the citizen `pid`.
+    pub async fn cancel(
+        &self,
+        pid: &str,
+        patient_id: &str,
+        appointment_id: &str,
+        request_id: &str,
+    ) -> Result<appointments::Appointment, tonic::Status> {
+        self.appointments()
+            .cancel_appointment(authorized(
+                &self.citizen_token(pid),
+                appointments::CancelAppointmentRequest {
+                    patient_id: patient_id.into(),
+                    appointment_id: appointment_id.into(),
+                    reason: String::new(),
+                    request_id: request_id.into(),
+                },
+            ))
+            .await
+            .map(|response| response.into_inner().appointment.expect("appointment"))
+    }
+
+    /// A nurse's change stream for `unit`, from `resume_token` (empty: from now).
+    pub async fn watch(&self, unit: &str, resume_token: &str) -> ChangeStream {
+        let stream = self
+            .appointments()
+            .watch_care_unit_changes(authorized(
+                &self.nurse_token("nurse-watch", &[unit]),
+                appointments::WatchCareUnitChangesRequest {
+                    care_unit_id: unit.into(),
+                    resume_token: resume_token.into(),
+                },
+            ))
+            .await
+            .expect("watch")
+            .into_inner();
+        ChangeStream(stream)
     }
 
     /// The number of rows in `table`.
@@ -280,6 +344,51 @@ impl TestServer {
             .expect("a row");
         row.try_get::<i64>("", "n").expect("count column")
     }
+}
+
+/// A staff client's stream of visit changes.
+pub struct ChangeStream(tonic::Streaming<appointments::WatchCareUnitChangesResponse>);
+
+impl ChangeStream {
+    /// The next change, failing the test if none arrives within `within`.
+    pub async fn next_within(
+        &mut self,
+        within: std::time::Duration,
+    ) -> appointments::WatchCareUnitChangesResponse {
+        tokio::time::timeout(within, self.0.message())
+            .await
+            .expect("a change arrives in time")
+            .expect("the stream is healthy")
+            .expect("the stream is open")
+    }
+
+    /// Changes until `count` of type `wanted` arrived (within ten seconds in all), returning
+    /// every change seen.
+    pub async fn until(
+        &mut self,
+        wanted: appointments::AppointmentEventType,
+        count: usize,
+    ) -> Vec<appointments::WatchCareUnitChangesResponse> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut seen = Vec::new();
+        let mut found = 0;
+        while found < count {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let change = self.next_within(left).await;
+            if event_type(&change) == wanted {
+                found += 1;
+            }
+            seen.push(change);
+        }
+        seen
+    }
+}
+
+/// The type of a change's event.
+pub fn event_type(
+    change: &appointments::WatchCareUnitChangesResponse,
+) -> appointments::AppointmentEventType {
+    change.event.as_ref().expect("event").r#type()
 }
 
 /// A request carrying `token` as its bearer token.
@@ -346,6 +455,14 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The ErrorInfo metadata value `key` of a status, if it has one.
+pub fn error_metadata(status: &tonic::Status, key: &str) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_error_info()
+        .and_then(|info| info.metadata.get(key).cloned())
 }
 
 /// The ErrorInfo reason of a status, if it has one.

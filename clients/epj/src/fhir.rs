@@ -31,7 +31,10 @@ impl std::fmt::Debug for FhirEpjConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FhirEpjConfig")
             .field("base_url", &self.base_url)
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -98,7 +101,9 @@ impl Epj for FhirEpj {
             .await
             .map_err(|_| refused("the EPJ's Appointment is not valid JSON"))?;
         if resource.get("resourceType").and_then(Value::as_str) != Some("Appointment") {
-            return Err(refused("the EPJ answered with something that is not an Appointment"));
+            return Err(refused(
+                "the EPJ answered with something that is not an Appointment",
+            ));
         }
         let version_id = version_of(&resource).or(etag.as_deref().and_then(version_from_etag));
         if resource.get("status").and_then(Value::as_str) == Some("cancelled") {
@@ -235,7 +240,10 @@ fn parse_retry_after(text: &str) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The human-readable part of a FHIR OperationOutcome.

@@ -90,18 +90,36 @@ mod tests {
         assert!(is_working_day(date(2026, 12, 1)), "a Tuesday");
         assert!(!is_working_day(date(2026, 12, 5)), "a Saturday");
         assert!(!is_working_day(date(2026, 12, 6)), "a Sunday");
-        assert!(!is_working_day(date(2026, 12, 25)), "Christmas Day, a Friday");
-        assert!(is_working_day(date(2026, 12, 24)), "Christmas Eve is not a public holiday");
+        assert!(
+            !is_working_day(date(2026, 12, 25)),
+            "Christmas Day, a Friday"
+        );
+        assert!(
+            is_working_day(date(2026, 12, 24)),
+            "Christmas Eve is not a public holiday"
+        );
     }
 
     #[test]
     fn counting_back_skips_weekends_and_holidays() {
         // Monday 7 Dec 2026 → Friday 4 Dec.
-        assert_eq!(working_days_before(date(2026, 12, 7), 1), Some(date(2026, 12, 4)));
+        assert_eq!(
+            working_days_before(date(2026, 12, 7), 1),
+            Some(date(2026, 12, 4))
+        );
         // Tuesday 30 March 2027, after Easter → Wednesday 24 March (Thu 25 to Mon 29 are off).
-        assert_eq!(working_days_before(date(2027, 3, 30), 1), Some(date(2027, 3, 24)));
-        assert_eq!(working_days_before(date(2027, 3, 30), 2), Some(date(2027, 3, 23)));
+        assert_eq!(
+            working_days_before(date(2027, 3, 30), 1),
+            Some(date(2027, 3, 24))
+        );
+        assert_eq!(
+            working_days_before(date(2027, 3, 30), 2),
+            Some(date(2027, 3, 23))
+        );
         // Monday 28 Dec 2026 → Thursday 24 Dec (25 and 26 are holidays, 27 a Sunday).
-        assert_eq!(working_days_before(date(2026, 12, 28), 1), Some(date(2026, 12, 24)));
+        assert_eq!(
+            working_days_before(date(2026, 12, 28), 1),
+            Some(date(2026, 12, 24))
+        );
     }
 }

@@ -180,7 +180,10 @@ mod tests {
         let policy = CancellationPolicy::uniform(CutOff::Hours(24), Oslo);
         let v = visit("2026-12-02T08:00:00Z");
         let deadline = utc("2026-12-01T08:00:00Z");
-        assert_eq!(check(v, &policy, deadline - Duration::microseconds(1)), Ok(()));
+        assert_eq!(
+            check(v, &policy, deadline - Duration::microseconds(1)),
+            Ok(())
+        );
         assert_eq!(
             check(v, &policy, deadline),
             Err(Refusal::DeadlinePassed { deadline })
@@ -193,9 +196,7 @@ mod tests {
         // 06:00Z, and 24 hours earlier is 06:00Z on Saturday, which is 07:00 local.
         let policy = CancellationPolicy::uniform(CutOff::Hours(24), Oslo);
         assert_eq!(
-            policy
-                .default
-                .deadline(utc("2027-03-28T06:00:00Z"), Oslo),
+            policy.default.deadline(utc("2027-03-28T06:00:00Z"), Oslo),
             utc("2027-03-27T06:00:00Z")
         );
     }
@@ -229,12 +230,18 @@ mod tests {
             .service_types
             .insert(ServiceType::PracticalHelp, CutOff::WorkingDays(2));
         policy.care_units.insert("unit-b".into(), CutOff::Hours(2));
-        assert_eq!(policy.cut_off("unit-a", ServiceType::HomeNursing), CutOff::Hours(24));
+        assert_eq!(
+            policy.cut_off("unit-a", ServiceType::HomeNursing),
+            CutOff::Hours(24)
+        );
         assert_eq!(
             policy.cut_off("unit-a", ServiceType::PracticalHelp),
             CutOff::WorkingDays(2)
         );
-        assert_eq!(policy.cut_off("unit-b", ServiceType::PracticalHelp), CutOff::Hours(2));
+        assert_eq!(
+            policy.cut_off("unit-b", ServiceType::PracticalHelp),
+            CutOff::Hours(2)
+        );
     }
 
     #[test]
@@ -254,6 +261,9 @@ mod tests {
             service_type: ServiceType::Medication,
             ..upcoming
         };
-        assert_eq!(check(critical, &policy, now), Err(Refusal::NotCitizenCancellable));
+        assert_eq!(
+            check(critical, &policy, now),
+            Err(Refusal::NotCitizenCancellable)
+        );
     }
 }

@@ -80,9 +80,9 @@ impl DeliveryWorker {
                 break;
             }
             let now = SystemClock.now();
-            let lease_until = now + chrono::Duration::from_std(this.settings.lease).unwrap_or_default();
-            let claimed =
-                outbox::claim(&this.db, now, lease_until, this.settings.batch_size).await;
+            let lease_until =
+                now + chrono::Duration::from_std(this.settings.lease).unwrap_or_default();
+            let claimed = outbox::claim(&this.db, now, lease_until, this.settings.batch_size).await;
             let rows = match claimed {
                 Ok(rows) => rows,
                 Err(error) => {

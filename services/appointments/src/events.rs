@@ -153,9 +153,8 @@ impl Position {
 /// On PostgreSQL, only transactions that can no longer commit: older than every one still
 /// running. SQLite has one writer at a time, so everything committed is safe to read.
 fn settled(backend: DatabaseBackend) -> Option<sea_orm::sea_query::SimpleExpr> {
-    (backend == DatabaseBackend::Postgres).then(|| {
-        Expr::cust("tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-    })
+    (backend == DatabaseBackend::Postgres)
+        .then(|| Expr::cust("tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
 }
 
 /// Where the stream stands now: a reader starting here sees only later changes.

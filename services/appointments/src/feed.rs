@@ -34,7 +34,8 @@ impl ChangeFeed {
 
     /// A visit changed: wake the stream readers.
     pub fn visits_changed(&self) {
-        self.changes.send_modify(|count| *count = count.wrapping_add(1));
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// A row was queued for the EPJ: wake the delivery worker.

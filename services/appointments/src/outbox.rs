@@ -10,13 +10,13 @@
 use chrono::{DateTime, Utc};
 use homecare_core::db::begin_write;
 use homecare_core::paging::Cursor;
+use homecare_patients::Actor;
+use homecare_patients::access_log::{self, Action};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
     DatabaseConnection, DbErr, EntityTrait, FromQueryResult as _, IntoActiveModel as _,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait as _, Statement,
 };
-use homecare_patients::Actor;
-use homecare_patients::access_log::{self, Action};
 use uuid::Uuid;
 
 use crate::domain::{ActorKind, AppointmentStatus, CancellationState, DeliveryState, EventType};
@@ -122,8 +122,11 @@ pub async fn claim(
         }
     };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let statement =
-        Statement::from_sql_and_values(backend, sql, [lease_until.into(), now.into(), limit.into()]);
+    let statement = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [lease_until.into(), now.into(), limit.into()],
+    );
     Entity::find().from_raw_sql(statement).all(db).await
 }
 
@@ -136,7 +139,10 @@ pub async fn next_due(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, 
         .await?
         .map(|row| entity::Model::from_query_result(&row, ""))
         .transpose()?
-        .map(|row| row.next_attempt_at.max(row.lease_until.unwrap_or(row.next_attempt_at))))
+        .map(|row| {
+            row.next_attempt_at
+                .max(row.lease_until.unwrap_or(row.next_attempt_at))
+        }))
 }
 
 /// How an attempt ended.
@@ -178,10 +184,7 @@ pub async fn record(
         .filter(Column::State.eq(DeliveryState::Pending.as_stored()));
     let (visit_change, error) = match &outcome {
         Outcome::Delivered { .. } => {
-            update = update.col_expr(
-                Column::State,
-                DeliveryState::Delivered.as_stored().into(),
-            );
+            update = update.col_expr(Column::State, DeliveryState::Delivered.as_stored().into());
             (Some(CancellationState::Confirmed), None)
         }
         Outcome::Retry {
@@ -211,8 +214,7 @@ pub async fn record(
             .await?
             .ok_or_else(|| DbErr::RecordNotFound("appointment of outbox row".into()))?;
         // Only the cancellation this row carries; a later replan by the EPJ stands.
-        if visit.cancellation_state.as_deref() == Some(CancellationState::PendingEpj.as_stored())
-        {
+        if visit.cancellation_state.as_deref() == Some(CancellationState::PendingEpj.as_stored()) {
             let mut updated = appointment::Model {
                 cancellation_state: Some(state.as_stored().to_owned()),
                 version: visit.version + 1,
@@ -232,7 +234,12 @@ pub async fn record(
                     EventType::CancellationFailed
                 }
             };
-            updated.clone().into_active_model().reset_all().update(&txn).await?;
+            updated
+                .clone()
+                .into_active_model()
+                .reset_all()
+                .update(&txn)
+                .await?;
             events::append(
                 &txn,
                 &updated,
@@ -330,7 +337,11 @@ pub async fn retry(
         updated_at: machine_now,
         ..row
     };
-    row.clone().into_active_model().reset_all().update(&txn).await?;
+    row.clone()
+        .into_active_model()
+        .reset_all()
+        .update(&txn)
+        .await?;
     let visit = appointment::Entity::find_by_id(row.appointment_id)
         .one(&txn)
         .await?
@@ -343,7 +354,12 @@ pub async fn retry(
         updated_at: business_now,
         ..visit
     };
-    visit.clone().into_active_model().reset_all().update(&txn).await?;
+    visit
+        .clone()
+        .into_active_model()
+        .reset_all()
+        .update(&txn)
+        .await?;
     let (kind, subject) = events::actor_of(actor);
     events::append(
         &txn,

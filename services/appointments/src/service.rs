@@ -297,8 +297,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
                     .map_err(|_| "must be a date as YYYY-MM-DD"),
             )
         };
-        let requested_unit =
-            violations.check("care_unit_id", optional_unit(&message.care_unit_id));
+        let requested_unit = violations.check("care_unit_id", optional_unit(&message.care_unit_id));
         let page_size = violations.check("page_size", paging::page_size(message.page_size));
         // The effective date, so a token from yesterday's "today" is not used on today's list.
         let query_key = format!(
@@ -473,8 +472,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let actor = Actor::staff(caller)?;
         let message = request.get_ref();
         let mut violations = FieldViolations::new();
-        let requested_unit =
-            violations.check("care_unit_id", optional_unit(&message.care_unit_id));
+        let requested_unit = violations.check("care_unit_id", optional_unit(&message.care_unit_id));
         let resume = if message.resume_token.is_empty() {
             Some(None)
         } else {
@@ -513,8 +511,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let actor = Actor::staff(caller)?;
         let message = request.get_ref();
         let mut violations = FieldViolations::new();
-        let requested_unit =
-            violations.check("care_unit_id", optional_unit(&message.care_unit_id));
+        let requested_unit = violations.check("care_unit_id", optional_unit(&message.care_unit_id));
         let page_size = violations.check("page_size", paging::page_size(message.page_size));
         let query_key = format!("failed-deliveries|unit={}", message.care_unit_id);
         let cursor = violations.check(
@@ -612,8 +609,7 @@ impl ChangeWatcher {
             // Marked seen before reading, so a change committed during the read wakes us.
             changes.borrow_and_update();
             let batch =
-                match events::read_after(&self.api.db, &self.units, position, STREAM_BATCH).await
-                {
+                match events::read_after(&self.api.db, &self.units, position, STREAM_BATCH).await {
                     Ok(batch) => batch,
                     Err(error) => {
                         let _ = self.sender.send(Err(status::from_db(error))).await;
@@ -761,7 +757,10 @@ fn cancellation_to_proto(
         request_time: model.cancellation_requested_at.map(timestamp::to_proto),
         requested_by: requested_by.map_or(0, |kind| kind.to_proto().into()),
         failure_reason: if staff_view {
-            model.cancellation_failure_reason.clone().unwrap_or_default()
+            model
+                .cancellation_failure_reason
+                .clone()
+                .unwrap_or_default()
         } else {
             String::new()
         },

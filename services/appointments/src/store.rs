@@ -80,7 +80,14 @@ pub async fn upsert(
             } else {
                 EventType::Changed
             };
-            events::append(&txn, &outcome.appointment, event_type, (kind, &subject), now).await?;
+            events::append(
+                &txn,
+                &outcome.appointment,
+                event_type,
+                (kind, &subject),
+                now,
+            )
+            .await?;
             access_log::record(
                 &txn,
                 actor,
@@ -151,8 +158,8 @@ async fn update<C: ConnectionTrait>(
     plan: &VisitPlan,
     now: DateTime<Utc>,
 ) -> Result<Option<UpsertOutcome>, DbErr> {
-    let pending = current.cancellation_state.as_deref()
-        == Some(CancellationState::PendingEpj.as_stored());
+    let pending =
+        current.cancellation_state.as_deref() == Some(CancellationState::PendingEpj.as_stored());
     let mut plan = plan.clone();
     if pending && plan.status == AppointmentStatus::Planned {
         // The EPJ has not seen the patient's cancellation yet; it is on its way.
@@ -312,8 +319,7 @@ pub async fn cancel(
             now,
         )
         .await?;
-        outbox::enqueue_cancellation(&txn, &cancelled, command.reason.clone(), machine_now)
-            .await?;
+        outbox::enqueue_cancellation(&txn, &cancelled, command.reason.clone(), machine_now).await?;
         access_log::record(
             &txn,
             actor,
@@ -339,10 +345,7 @@ pub async fn find_many<C: ConnectionTrait>(
     db: &C,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> Result<Vec<entity::Model>, DbErr> {
-    Entity::find()
-        .filter(Column::Id.is_in(ids))
-        .all(db)
-        .await
+    Entity::find().filter(Column::Id.is_in(ids)).all(db).await
 }
 
 /// The plan a stored visit carries.

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono_tz::Tz;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use homecare_appointments::cancellation::{CancellationPolicy, CutOff};
 use homecare_appointments::delivery::DeliverySettings;
 use homecare_appointments::domain::ServiceType;
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration of the service.
@@ -84,7 +84,10 @@ impl std::fmt::Debug for EpjConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EpjConfig")
             .field("base_url", &self.base_url)
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("timeout_seconds", &self.timeout_seconds)
             .field("max_attempts", &self.max_attempts)
             .finish_non_exhaustive()
@@ -269,8 +272,7 @@ impl Config {
             });
         }
         self.cancellation_policy()?;
-        if self.epj.timeout_seconds == 0 || self.epj.max_attempts == 0 || self.epj.batch_size == 0
-        {
+        if self.epj.timeout_seconds == 0 || self.epj.max_attempts == 0 || self.epj.batch_size == 0 {
             return Err(ConfigError::Invalid {
                 key: "epj",
                 reason: "timeout_seconds, max_attempts and batch_size must be at least 1".into(),
@@ -307,10 +309,9 @@ impl Config {
                          personal_care"
                     ),
                 })?;
-            policy.service_types.insert(
-                service_type,
-                check("cancellation.service_types", cut_off)?,
-            );
+            policy
+                .service_types
+                .insert(service_type, check("cancellation.service_types", cut_off)?);
         }
         for (unit, cut_off) in &self.cancellation.care_units {
             policy

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use homecare_appointments::AppointmentApi;
 use homecare_appointments::delivery::DeliveryWorker;
 use homecare_appointments::feed::ChangeFeed;
-use homecare_epj::{FhirEpj, FhirEpjConfig};
 use homecare_core::Clock;
+use homecare_epj::{FhirEpj, FhirEpjConfig};
 use homecare_patients::{PatientApi, PatientDirectory};
 use homecare_proto::appointments::v1::appointment_service_server::{
     self, AppointmentServiceServer,
