@@ -27,7 +27,13 @@ fn homecare(dir: &Path, port: u16, args: &[&str]) -> Command {
 /// The server as a child process the async tests can wait on without blocking the runtime
 /// that drives their own gRPC connections.
 fn spawn_server(dir: &Path, port: u16, stderr: Stdio) -> Child {
+    spawn_server_with(dir, port, stderr, &[])
+}
+
+/// [`spawn_server`] with extra environment variables.
+fn spawn_server_with(dir: &Path, port: u16, stderr: Stdio, env: &[(&str, String)]) -> Child {
     let mut command = tokio::process::Command::new(BINARY);
+    command.envs(env.iter().map(|(key, value)| (*key, value.as_str())));
     command
         .args(["serve"])
         .current_dir(dir)
@@ -238,5 +244,151 @@ async fn server_logs_never_contain_identity_numbers() {
     assert!(
         !log.contains(&citizen),
         "a token (which carries the pid) reached the log"
+    );
+}
+
+/// The visit the EPJ plans in these tests, three days ahead of the real clock.
+fn visit_request(epj_id: &str) -> UpsertAppointmentRequest {
+    let start = chrono::Utc::now() + chrono::Duration::days(3);
+    UpsertAppointmentRequest {
+        epj_id: epj_id.into(),
+        patient_national_id: PID.into(),
+        care_unit_id: "unit-a".into(),
+        window_start: Some(prost_types::Timestamp {
+            seconds: start.timestamp(),
+            nanos: 0,
+        }),
+        window_end: Some(prost_types::Timestamp {
+            seconds: start.timestamp() + 3600,
+            nanos: 0,
+        }),
+        service_type: ServiceType::HomeNursing.into(),
+        status: AppointmentStatus::Planned.into(),
+        citizen_cancellable: true,
+        epj_version_id: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_cancellation_survives_a_kill_before_it_reached_the_epj() {
+    use homecare_proto::appointments::v1::{
+        AppointmentEventType, CancelAppointmentRequest, WatchCareUnitChangesRequest,
+    };
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const REASON: &str = "Hos tannlegen hele dagen";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    // First life: no EPJ is reachable (none configured), so the cancellation waits.
+    let port = free_port();
+    let mut server = spawn_server(dir.path(), port, Stdio::from(log.try_clone().unwrap()));
+    let channel = connect(port, &mut server).await;
+    let citizen = token(dir.path(), &["citizen", PID]);
+    let nurse = token(
+        dir.path(),
+        &["staff", "--subject", "nurse-1", "--unit", "unit-a"],
+    );
+    let epj_token = token(dir.path(), &["epj"]);
+    let mut client = AppointmentServiceClient::new(channel.clone());
+    let visit = client
+        .upsert_appointment(authorized(&epj_token, visit_request("visit-9")))
+        .await
+        .expect("upsert")
+        .into_inner()
+        .appointment
+        .unwrap();
+    let mut stream = client
+        .watch_care_unit_changes(authorized(
+            &nurse,
+            WatchCareUnitChangesRequest {
+                care_unit_id: "unit-a".into(),
+                resume_token: String::new(),
+            },
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    client
+        .cancel_appointment(authorized(
+            &citizen,
+            CancelAppointmentRequest {
+                patient_id: visit.patient_id.clone(),
+                appointment_id: visit.id.clone(),
+                reason: REASON.into(),
+                request_id: "req-1".into(),
+            },
+        ))
+        .await
+        .expect("cancel accepted");
+    let requested = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("in time")
+        .expect("healthy")
+        .expect("open");
+    assert_eq!(
+        requested.event.as_ref().unwrap().r#type(),
+        AppointmentEventType::CancellationRequested
+    );
+    drop(stream);
+    server.kill().await.expect("SIGKILL");
+
+    // Second life: the EPJ is up.
+    let epj = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "resourceType": "Appointment", "id": "visit-9",
+            "meta": {"versionId": "1"}, "status": "booked",
+        })))
+        .mount(&epj)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&epj)
+        .await;
+    let port = free_port();
+    let mut restarted = spawn_server_with(
+        dir.path(),
+        port,
+        Stdio::from(log),
+        &[("HOMECARE_EPJ__BASE_URL", format!("{}/fhir", epj.uri()))],
+    );
+    let channel = connect(port, &mut restarted).await;
+    // Resuming after the request's event shows the confirmation, however early it came.
+    let mut stream = AppointmentServiceClient::new(channel)
+        .watch_care_unit_changes(authorized(
+            &nurse,
+            WatchCareUnitChangesRequest {
+                care_unit_id: "unit-a".into(),
+                resume_token: requested.resume_token.clone(),
+            },
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    let confirmed = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("delivered in time")
+        .expect("healthy")
+        .expect("open");
+    assert_eq!(
+        confirmed.event.as_ref().unwrap().r#type(),
+        AppointmentEventType::CancellationConfirmed
+    );
+    drop(stream);
+    assert!(terminate(&mut restarted).await.success());
+    epj.verify().await;
+
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.contains("EPJ delivery attempt"), "the log was captured");
+    assert!(
+        !log.contains("Hos tannlegen"),
+        "the patient's words reached the log"
+    );
+    assert!(
+        !log.contains("1503401236"),
+        "an identity number reached the log"
     );
 }
