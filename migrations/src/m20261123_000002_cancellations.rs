@@ -39,6 +39,7 @@ enum EpjOutbox {
     Table,
     Id,
     AppointmentId,
+    EpjId,
     PatientId,
     CareUnitId,
     Operation,
@@ -208,6 +209,7 @@ impl MigrationTrait for Migration {
                             .primary_key(),
                     )
                     .col(ColumnDef::new(EpjOutbox::AppointmentId).uuid().not_null())
+                    .col(ColumnDef::new(EpjOutbox::EpjId).string_len(128).not_null())
                     .col(ColumnDef::new(EpjOutbox::PatientId).uuid().not_null())
                     .col(
                         ColumnDef::new(EpjOutbox::CareUnitId)

@@ -4,7 +4,11 @@
 //!
 //! Scenarios, side by side in one run:
 //! - `health`: grpc.health.v1 Check, the no-op baseline of the same server;
-//! - `list_appointments`: a citizen's ListAppointments of a patient with 20 upcoming visits.
+//! - `list_appointments`: a citizen's ListAppointments of a patient with 20 upcoming visits;
+//! - `cancel_appointment`: citizens cancel distinct visits (each once) while the server's
+//!   worker writes them to an EPJ on loopback (an in-process HTTP server playing FHIR); it
+//!   reports cancellations accepted per second and the time from each cancel answer to the
+//!   EPJ receiving the update (p50, p99).
 //!
 //! ```text
 //! cargo build --release -p homecare-server -p homecare-load
@@ -33,6 +37,9 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
+mod cancel;
+mod epj;
+
 #[derive(Parser, Debug)]
 #[command(about = "Drive a homecare server over gRPC and report throughput, latency and RSS")]
 struct Args {
@@ -59,6 +66,10 @@ struct Args {
     /// Visits of each patient.
     #[arg(long, default_value_t = 20)]
     visits_per_patient: usize,
+    /// Visits seeded for the cancellation scenario (20 per patient); each is cancelled at
+    /// most once, so the scenario ends early if they run out.
+    #[arg(long, default_value_t = 20_000)]
+    cancellations: usize,
 }
 
 struct ScenarioResult {
@@ -88,9 +99,11 @@ async fn main() -> anyhow::Result<()> {
         .local_addr()?
         .port();
 
+    let epj = epj::FakeEpj::start().await;
     let mut command = tokio::process::Command::new(&args.server_bin);
     command
         .arg("serve")
+        .env("HOMECARE_EPJ__BASE_URL", format!("{}/fhir", epj.uri()))
         .env_remove("DATABASE_URL")
         .env("HOMECARE_DATA_DIR", data_dir.path())
         .env("HOMECARE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
@@ -108,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("starting {}", args.server_bin.display()))?;
     let server_pid = server.id().context("server pid")?;
 
-    let result = measure(&args, port, data_dir.path(), server_pid).await;
+    let result = measure(&args, port, data_dir.path(), server_pid, &epj).await;
 
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &server_pid.to_string()])
@@ -125,6 +138,7 @@ async fn measure(
     port: u16,
     data_dir: &std::path::Path,
     server_pid: u32,
+    fake_epj: &epj::FakeEpj,
 ) -> anyhow::Result<()> {
     let channel = connect(port).await?;
     let config = Config::default();
@@ -138,13 +152,23 @@ async fn measure(
         ttl,
     )?;
 
-    let pids = identity_numbers(args.other_patients + 1);
+    let cancelling_patients = args.cancellations.div_ceil(cancel::VISITS_PER_PATIENT);
+    let mut all_pids = identity_numbers(args.other_patients + 1 + cancelling_patients);
+    let cancel_pids = all_pids.split_off(args.other_patients + 1);
+    let pids = all_pids;
     let seed_started = Instant::now();
     seed(&channel, &epj, &pids, args.visits_per_patient).await?;
     eprintln!(
         "seeded {} patients x {} visits in {:.1}s",
         pids.len(),
         args.visits_per_patient,
+        seed_started.elapsed().as_secs_f64()
+    );
+    let seed_started = Instant::now();
+    let jobs = cancel::seed(&channel, &epj, &tokens, &cancel_pids).await?;
+    eprintln!(
+        "seeded {} cancellable visits in {:.1}s",
+        jobs.len(),
         seed_started.elapsed().as_secs_f64()
     );
 
@@ -216,6 +240,8 @@ async fn measure(
     })
     .await;
 
+    let cancelled = cancel::run(&channel, args, jobs, fake_epj).await;
+
     let (peak_rss, rss) = server_memory(server_pid)?;
     println!(
         "backend: {}  concurrency: {}  seconds: {}  patients: {}  visits/patient: {}",
@@ -247,6 +273,7 @@ async fn measure(
         "list_appointments / health throughput: {:.2}",
         list.per_second() / health.per_second()
     );
+    cancelled.print();
     println!(
         "server RSS: peak {:.1} MB, now {:.1} MB",
         peak_rss as f64 / 1024.0,
@@ -309,6 +336,13 @@ where
         elapsed,
         p50: percentile(0.50),
         p99: percentile(0.99),
+    }
+}
+
+pub(crate) fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: 0,
     }
 }
 
@@ -405,7 +439,7 @@ async fn connect(port: u16) -> anyhow::Result<Channel> {
     bail!("the server did not answer within ten seconds")
 }
 
-fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+pub(crate) fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(
         "authorization",

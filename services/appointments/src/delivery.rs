@@ -11,10 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use homecare_core::{Clock, SystemClock};
 use homecare_epj::{Cancellation, Epj, EpjError};
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait as _};
+use sea_orm::DatabaseConnection;
 use tokio::task::JoinSet;
 
-use crate::entity as appointment;
 use crate::feed::ChangeFeed;
 use crate::outbox::{self, Outcome};
 
@@ -104,21 +103,35 @@ impl DeliveryWorker {
                 continue;
             }
             // Attempts run to the end even when the server is stopping, so none is left
-            // half-recorded; the lease covers a process that dies meanwhile.
+            // unrecorded; the lease covers a process that dies meanwhile.
             let mut attempts = JoinSet::new();
             for row in rows {
                 let this = this.clone();
-                attempts.spawn(async move { this.attempt(row).await });
+                attempts.spawn(async move {
+                    let outcome = this.attempt(&row).await;
+                    (row, outcome)
+                });
             }
+            let mut outcomes = Vec::with_capacity(attempts.len());
             while let Some(done) = attempts.join_next().await {
                 match done {
-                    Ok(Ok(true)) => this.feed.visits_changed(),
-                    Ok(Ok(false)) => {}
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, "could not record an EPJ delivery; it will be retried");
-                    }
+                    Ok(outcome) => outcomes.push(outcome),
                     Err(error) => tracing::error!(%error, "an EPJ delivery task failed"),
                 }
+            }
+            let recorded = outbox::record_batch(
+                &this.db,
+                outcomes,
+                SystemClock.now(),
+                this.business_clock.now(),
+            )
+            .await;
+            match recorded {
+                Ok(0) => {}
+                Ok(_) => this.feed.visits_changed(),
+                // The rows stay leased and are tried again when the lease ends; the EPJ
+                // client sees a visit it already cancelled and does not write it twice.
+                Err(error) => tracing::warn!(%error, "could not record EPJ deliveries"),
             }
         }
         tracing::info!("EPJ delivery worker stopped");
@@ -135,20 +148,15 @@ impl DeliveryWorker {
         }
     }
 
-    /// One attempt at one row, recorded. Ok(true) when the visit changed.
-    async fn attempt(&self, row: outbox::entity::Model) -> Result<bool, DbErr> {
-        let visit = appointment::Entity::find_by_id(row.appointment_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound("appointment of outbox row".into()))?;
+    /// One attempt at one row, and how it ended.
+    async fn attempt(&self, row: &outbox::entity::Model) -> Outcome {
         let cancellation = Cancellation {
-            epj_id: visit.epj_id,
+            epj_id: row.epj_id.clone(),
             reason: row.reason.clone(),
             idempotency_key: row.id.to_string(),
         };
         let result = self.epj.cancel_appointment(&cancellation).await;
-        let now = SystemClock.now();
-        let outcome = self.outcome(&row, result, now);
+        let outcome = self.outcome(row, result, SystemClock.now());
         let kind = match &outcome {
             Outcome::Delivered { .. } => "delivered",
             Outcome::Retry { .. } => "retry",
@@ -162,7 +170,7 @@ impl DeliveryWorker {
             outcome = kind,
             "EPJ delivery attempt"
         );
-        outbox::record(&self.db, &row, outcome, now, self.business_clock.now()).await
+        outcome
     }
 
     fn outcome(

@@ -34,6 +34,8 @@ pub mod entity {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: Uuid,
         pub appointment_id: Uuid,
+        /// The visit's id in the EPJ (it never changes).
+        pub epj_id: String,
         pub patient_id: Uuid,
         pub care_unit_id: String,
         /// What to do in the EPJ; only "cancel" so far.
@@ -73,6 +75,7 @@ pub async fn enqueue_cancellation<C: ConnectionTrait>(
     let row = entity::Model {
         id,
         appointment_id: visit.id,
+        epj_id: visit.epj_id.clone(),
         patient_id: visit.patient_id,
         care_unit_id: visit.care_unit_id.clone(),
         operation: CANCEL.to_owned(),
@@ -167,16 +170,34 @@ pub enum Outcome {
     },
 }
 
-/// Records how the attempt on `row` ended, and what that means for the visit, in one
-/// transaction. Returns whether the visit changed (so stream readers should be woken).
-pub async fn record(
+/// Records how the attempts on a batch of rows ended, and what that means for their visits,
+/// in one transaction (one commit for the batch, not one per row). Returns how many visits
+/// changed (so stream readers should be woken).
+pub async fn record_batch(
     db: &DatabaseConnection,
+    outcomes: Vec<(entity::Model, Outcome)>,
+    machine_now: DateTime<Utc>,
+    business_now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let txn = begin_write(db).await?;
+    let mut changed = 0;
+    for (row, outcome) in outcomes {
+        if record(&*txn, &row, outcome, machine_now, business_now).await? {
+            changed += 1;
+        }
+    }
+    txn.commit().await?;
+    Ok(changed)
+}
+
+/// Records one outcome inside the caller's transaction; true when the visit changed.
+async fn record<C: ConnectionTrait>(
+    txn: &C,
     row: &entity::Model,
     outcome: Outcome,
     machine_now: DateTime<Utc>,
     business_now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let txn = begin_write(db).await?;
     let mut update = Entity::update_many()
         .col_expr(Column::LeaseUntil, Option::<DateTime<Utc>>::None.into())
         .col_expr(Column::UpdatedAt, machine_now.into())
@@ -202,15 +223,14 @@ pub async fn record(
     if let Some(error) = &error {
         update = update.col_expr(Column::LastError, error.clone().into());
     }
-    if update.exec(&txn).await?.rows_affected == 0 {
+    if update.exec(txn).await?.rows_affected == 0 {
         // Not pending any more (a lease that ran out and was taken over); nothing to record.
-        txn.rollback().await?;
         return Ok(false);
     }
     let mut changed = false;
     if let Some(state) = visit_change {
         let visit = appointment::Entity::find_by_id(row.appointment_id)
-            .one(&txn)
+            .one(txn)
             .await?
             .ok_or_else(|| DbErr::RecordNotFound("appointment of outbox row".into()))?;
         // Only the cancellation this row carries; a later replan by the EPJ stands.
@@ -238,10 +258,10 @@ pub async fn record(
                 .clone()
                 .into_active_model()
                 .reset_all()
-                .update(&txn)
+                .update(txn)
                 .await?;
             events::append(
-                &txn,
+                txn,
                 &updated,
                 event_type,
                 (ActorKind::System, events::DELIVERY_WORKER),
@@ -251,7 +271,6 @@ pub async fn record(
             changed = true;
         }
     }
-    txn.commit().await?;
     Ok(changed)
 }
 
@@ -322,7 +341,7 @@ pub async fn retry(
 ) -> Result<(entity::Model, appointment::Model), RetryError> {
     let txn = begin_write(db).await?;
     let row = Entity::find_by_id(id)
-        .one(&txn)
+        .one(&*txn)
         .await?
         .filter(|row| actor.may_see_care_unit(&row.care_unit_id))
         .ok_or(RetryError::NotFound)?;
@@ -340,10 +359,10 @@ pub async fn retry(
     row.clone()
         .into_active_model()
         .reset_all()
-        .update(&txn)
+        .update(&*txn)
         .await?;
     let visit = appointment::Entity::find_by_id(row.appointment_id)
-        .one(&txn)
+        .one(&*txn)
         .await?
         .ok_or(RetryError::NotFound)?;
     let visit = appointment::Model {
@@ -358,11 +377,11 @@ pub async fn retry(
         .clone()
         .into_active_model()
         .reset_all()
-        .update(&txn)
+        .update(&*txn)
         .await?;
     let (kind, subject) = events::actor_of(actor);
     events::append(
-        &txn,
+        &*txn,
         &visit,
         EventType::CancellationRetried,
         (kind, &subject),
@@ -370,7 +389,7 @@ pub async fn retry(
     )
     .await?;
     access_log::record(
-        &txn,
+        &*txn,
         actor,
         visit.patient_id,
         Action::WriteAppointment,

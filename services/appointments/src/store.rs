@@ -53,20 +53,20 @@ pub async fn upsert(
 ) -> Result<UpsertOutcome, UpsertError> {
     for _ in 0..UPSERT_ATTEMPTS {
         let txn = begin_write(db).await?;
-        let patient_id = patients::find_or_register(&txn, &command.patient, now).await?;
+        let patient_id = patients::find_or_register(&*txn, &command.patient, now).await?;
         let existing = first_row(
-            &txn,
+            &*txn,
             Entity::find().filter(Column::EpjId.eq(&command.epj_id)),
         )
         .await?
         .map(|row| entity::Model::from_query_result(&row, ""))
         .transpose()?;
         let outcome = match existing {
-            None => insert(&txn, command, patient_id, now).await?,
+            None => insert(&*txn, command, patient_id, now).await?,
             Some(current) if current.patient_id != patient_id => {
                 return Err(UpsertError::PatientMismatch);
             }
-            Some(current) => update(&txn, current, &command.plan, now).await?,
+            Some(current) => update(&*txn, current, &command.plan, now).await?,
         };
         let Some(outcome) = outcome else {
             // Another writer got there first; try again on the state it left.
@@ -81,7 +81,7 @@ pub async fn upsert(
                 EventType::Changed
             };
             events::append(
-                &txn,
+                &*txn,
                 &outcome.appointment,
                 event_type,
                 (kind, &subject),
@@ -89,7 +89,7 @@ pub async fn upsert(
             )
             .await?;
             access_log::record(
-                &txn,
+                &*txn,
                 actor,
                 patient_id,
                 Action::WriteAppointment,
@@ -265,7 +265,7 @@ pub async fn cancel(
     let (kind, subject) = events::actor_of(actor);
     for _ in 0..UPSERT_ATTEMPTS {
         let txn = begin_write(db).await?;
-        let visit = find_for_patient(&txn, patient_id, command.appointment_id)
+        let visit = find_for_patient(&*txn, patient_id, command.appointment_id)
             .await?
             .filter(|visit| actor.may_see_care_unit(&visit.care_unit_id))
             .ok_or(CancelError::NotFound)?;
@@ -304,7 +304,7 @@ pub async fn cancel(
             .set(cancelled.clone().into_active_model().reset_all())
             .filter(Column::Id.eq(visit.id))
             .filter(Column::Version.eq(visit.version))
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
         if result.rows_affected == 0 {
             // The EPJ or another request changed it meanwhile; judge again on what they left.
@@ -312,16 +312,16 @@ pub async fn cancel(
             continue;
         }
         events::append(
-            &txn,
+            &*txn,
             &cancelled,
             EventType::CancellationRequested,
             (kind, &subject),
             now,
         )
         .await?;
-        outbox::enqueue_cancellation(&txn, &cancelled, command.reason.clone(), machine_now).await?;
+        outbox::enqueue_cancellation(&*txn, &cancelled, command.reason.clone(), machine_now).await?;
         access_log::record(
-            &txn,
+            &*txn,
             actor,
             patient_id,
             Action::WriteAppointment,
