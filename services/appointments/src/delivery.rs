@@ -28,8 +28,10 @@ pub struct DeliverySettings {
     pub retry_cap: Duration,
     /// How long a claimed row is held; longer than one attempt can take.
     pub lease: Duration,
-    /// Rows claimed and sent at once.
+    /// Rows claimed and sent at once by one loop.
     pub batch_size: u64,
+    /// Loops claiming and sending at the same time, when there is a backlog.
+    pub parallelism: usize,
     /// The longest sleep when nothing is due.
     pub idle_poll: Duration,
 }
@@ -73,6 +75,18 @@ impl DeliveryWorker {
     /// Delivers until the feed closes; then finishes the attempts in flight and returns.
     pub async fn run(self) {
         let this = Arc::new(self);
+        let mut loops = JoinSet::new();
+        for _ in 0..this.settings.parallelism.max(1) {
+            loops.spawn(this.clone().deliver_loop());
+        }
+        while loops.join_next().await.is_some() {}
+        tracing::info!("EPJ delivery worker stopped");
+    }
+
+    /// One claim-send-record loop. Loops sleep while there is nothing to do; a loop that
+    /// claims a full batch wakes another, so a backlog is worked off in parallel.
+    async fn deliver_loop(self: Arc<Self>) {
+        let this = self;
         let mut closing = this.feed.subscribe_closing();
         loop {
             if *closing.borrow_and_update() {
@@ -101,6 +115,9 @@ impl DeliveryWorker {
                     _ = closing.changed() => {}
                 }
                 continue;
+            }
+            if rows.len() as u64 >= this.settings.batch_size {
+                this.feed.outbox_filled();
             }
             // Attempts run to the end even when the server is stopping, so none is left
             // unrecorded; the lease covers a process that dies meanwhile.
@@ -134,7 +151,6 @@ impl DeliveryWorker {
                 Err(error) => tracing::warn!(%error, "could not record EPJ deliveries"),
             }
         }
-        tracing::info!("EPJ delivery worker stopped");
     }
 
     /// How long to sleep when nothing is due: until the next retry, at most `idle_poll`.
@@ -158,7 +174,7 @@ impl DeliveryWorker {
         let result = self.epj.cancel_appointment(&cancellation).await;
         let outcome = self.outcome(row, result, SystemClock.now());
         let kind = match &outcome {
-            Outcome::Delivered { .. } => "delivered",
+            Outcome::Delivered => "delivered",
             Outcome::Retry { .. } => "retry",
             Outcome::Failed { .. } => "failed",
         };
@@ -180,9 +196,9 @@ impl DeliveryWorker {
         now: DateTime<Utc>,
     ) -> Outcome {
         match result {
-            Ok(registered) => Outcome::Delivered {
-                epj_version_id: registered.version_id,
-            },
+            // The EPJ's new version is not kept: every attempt reads the current one first,
+            // and the EPJ sends it with its next upsert.
+            Ok(_registered) => Outcome::Delivered,
             Err(EpjError::Refused { reason }) => Outcome::Failed { error: reason },
             Err(EpjError::Temporary {
                 reason,

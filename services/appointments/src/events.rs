@@ -87,6 +87,35 @@ pub async fn append<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Records that `who` did `event_type` to each of `visits`, with one statement.
+pub async fn append_many<C: ConnectionTrait>(
+    db: &C,
+    visits: &[appointment::Model],
+    event_type: EventType,
+    who: (ActorKind, &str),
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if visits.is_empty() {
+        return Ok(());
+    }
+    let events = visits.iter().map(|visit| entity::ActiveModel {
+        seq: NotSet,
+        tx_order: NotSet,
+        appointment_id: Set(visit.id),
+        patient_id: Set(visit.patient_id),
+        care_unit_id: Set(visit.care_unit_id.clone()),
+        occurred_at: Set(now),
+        event_type: Set(event_type.as_stored().to_owned()),
+        actor_kind: Set(who.0.as_stored().to_owned()),
+        actor_subject: Set(who.1.to_owned()),
+        version: Set(visit.version),
+    });
+    Entity::insert_many(events)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
 /// The most entries [`history`] returns.
 pub const MAX_HISTORY: u64 = 500;
 

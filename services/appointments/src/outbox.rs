@@ -12,6 +12,7 @@ use homecare_core::db::begin_write;
 use homecare_core::paging::Cursor;
 use homecare_patients::Actor;
 use homecare_patients::access_log::{self, Action};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
     DatabaseConnection, DbErr, EntityTrait, FromQueryResult as _, IntoActiveModel as _,
@@ -143,19 +144,18 @@ pub async fn next_due(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, 
         .map(|row| entity::Model::from_query_result(&row, ""))
         .transpose()?
         .map(|row| {
-            row.next_attempt_at
-                .max(row.lease_until.unwrap_or(row.next_attempt_at))
+            Ord::max(
+                row.next_attempt_at,
+                row.lease_until.unwrap_or(row.next_attempt_at),
+            )
         }))
 }
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The EPJ registered it; its new version of the visit, if it told.
-    Delivered {
-        /// The EPJ's version after the write.
-        epj_version_id: Option<String>,
-    },
+    /// The EPJ registered it.
+    Delivered,
     /// Try again at `next_attempt_at`.
     Retry {
         /// What went wrong.
@@ -179,15 +179,76 @@ pub async fn record_batch(
     machine_now: DateTime<Utc>,
     business_now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
+    let (delivered, others): (Vec<_>, Vec<_>) = outcomes
+        .into_iter()
+        .partition(|(_, outcome)| matches!(outcome, Outcome::Delivered));
     let txn = begin_write(db).await?;
-    let mut changed = 0;
-    for (row, outcome) in outcomes {
+    let mut changed = record_delivered(
+        &*txn,
+        delivered.iter().map(|(row, _)| row.id),
+        machine_now,
+        business_now,
+    )
+    .await?;
+    for (row, outcome) in others {
         if record(&*txn, &row, outcome, machine_now, business_now).await? {
             changed += 1;
         }
     }
     txn.commit().await?;
     Ok(changed)
+}
+
+/// Marks the rows `ids` delivered and their visits' cancellations confirmed, with three
+/// statements for the whole batch: the common case, kept cheap so the worker keeps up.
+async fn record_delivered<C: ConnectionTrait>(
+    txn: &C,
+    ids: impl IntoIterator<Item = Uuid>,
+    machine_now: DateTime<Utc>,
+    business_now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let rows = Entity::update_many()
+        .col_expr(Column::State, DeliveryState::Delivered.as_stored().into())
+        .col_expr(Column::LeaseUntil, Option::<DateTime<Utc>>::None.into())
+        .col_expr(Column::UpdatedAt, machine_now.into())
+        .filter(Column::Id.is_in(ids))
+        // A row whose lease ran out and was taken over is recorded by its new holder.
+        .filter(Column::State.eq(DeliveryState::Pending.as_stored()))
+        .exec_with_returning(txn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // Only the cancellations these rows carry; a later replan by the EPJ stands.
+    let visits = appointment::Entity::update_many()
+        .col_expr(
+            appointment::Column::CancellationState,
+            CancellationState::Confirmed.as_stored().into(),
+        )
+        .col_expr(
+            appointment::Column::Version,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(appointment::Column::Version), 1),
+        )
+        .col_expr(appointment::Column::UpdatedAt, business_now.into())
+        .filter(appointment::Column::Id.is_in(rows.iter().map(|row| row.appointment_id)))
+        .filter(
+            appointment::Column::CancellationState.eq(CancellationState::PendingEpj.as_stored()),
+        )
+        .exec_with_returning(txn)
+        .await?;
+    events::append_many(
+        txn,
+        &visits,
+        EventType::CancellationConfirmed,
+        (ActorKind::System, events::DELIVERY_WORKER),
+        business_now,
+    )
+    .await?;
+    Ok(visits.len())
 }
 
 /// Records one outcome inside the caller's transaction; true when the visit changed.
@@ -242,12 +303,7 @@ async fn record<C: ConnectionTrait>(
                 ..visit.clone()
             };
             let event_type = match &outcome {
-                Outcome::Delivered { epj_version_id } => {
-                    if epj_version_id.is_some() {
-                        updated.epj_version_id = epj_version_id.clone();
-                    }
-                    EventType::CancellationConfirmed
-                }
+                Outcome::Delivered => EventType::CancellationConfirmed,
                 _ => {
                     updated.status = AppointmentStatus::Planned.as_stored().to_owned();
                     updated.cancellation_failure_reason = error;

@@ -319,7 +319,8 @@ pub async fn cancel(
             now,
         )
         .await?;
-        outbox::enqueue_cancellation(&*txn, &cancelled, command.reason.clone(), machine_now).await?;
+        outbox::enqueue_cancellation(&*txn, &cancelled, command.reason.clone(), machine_now)
+            .await?;
         access_log::record(
             &*txn,
             actor,

@@ -73,8 +73,10 @@ pub struct EpjConfig {
     pub retry_base_millis: u64,
     /// The longest wait between attempts.
     pub retry_cap_seconds: u64,
-    /// Cancellations sent at once.
+    /// Cancellations one delivery loop sends at once.
     pub batch_size: u64,
+    /// Delivery loops working at once when cancellations queue up.
+    pub parallelism: usize,
     /// The longest the worker sleeps when nothing is due; picks up rows another server
     /// process queued or abandoned.
     pub idle_poll_seconds: u64,
@@ -105,6 +107,7 @@ impl EpjConfig {
             // A read and a write, plus room for recording the outcome.
             lease: timeout * 2 + Duration::from_secs(30),
             batch_size: self.batch_size,
+            parallelism: self.parallelism,
             idle_poll: Duration::from_secs(self.idle_poll_seconds),
         }
     }
@@ -207,7 +210,8 @@ impl Default for Config {
                 max_attempts: 40,
                 retry_base_millis: 2000,
                 retry_cap_seconds: 600,
-                batch_size: 32,
+                batch_size: 64,
+                parallelism: 4,
                 idle_poll_seconds: 30,
             },
         }
