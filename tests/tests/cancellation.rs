@@ -171,6 +171,19 @@ async fn a_cancellation_reaches_the_epj_and_staff_see_it_within_a_second(backend
         ]
     );
     assert!(history.iter().all(|e| e.patient_id == patient));
+    // The patient's own cancellation is not in their access log; the worker's write is.
+    assert_eq!(
+        server
+            .count_rows("access_log WHERE actor_kind = 'patient'")
+            .await,
+        0
+    );
+    assert_eq!(
+        server
+            .count_rows("access_log WHERE actor_subject = 'epj-delivery'")
+            .await,
+        1
+    );
     server.stop().await;
 }
 

@@ -186,22 +186,56 @@ fn settled(backend: DatabaseBackend) -> Option<sea_orm::sea_query::SimpleExpr> {
         .then(|| Expr::cust("tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
 }
 
-/// Where the stream stands now: a reader starting here sees only later changes.
-pub async fn tail<C: ConnectionTrait>(db: &C) -> Result<Position, DbErr> {
-    let mut select = Entity::find();
-    if let Some(settled) = settled(db.get_database_backend()) {
-        select = select.filter(settled);
+/// Where the stream of `care_units` stands now: a reader starting here sees only later
+/// changes. One index lookup per unit.
+pub async fn tail<C: ConnectionTrait>(db: &C, care_units: &[String]) -> Result<Position, DbErr> {
+    let mut tail = Position::default();
+    for unit in care_units {
+        let mut select = Entity::find().filter(Column::CareUnitId.eq(unit));
+        if let Some(settled) = settled(db.get_database_backend()) {
+            select = select.filter(settled);
+        }
+        let statement = select
+            .order_by_desc(Column::TxOrder)
+            .order_by_desc(Column::Seq)
+            .limit(1)
+            .build(db.get_database_backend());
+        let last = Entity::find()
+            .from_raw_sql(with_literal_limit(statement))
+            .all(db)
+            .await?;
+        if let Some(last) = last.first() {
+            tail = tail.max(Position::after(last));
+        }
     }
-    let statement = select
-        .order_by_desc(Column::TxOrder)
-        .order_by_desc(Column::Seq)
-        .limit(1)
-        .build(db.get_database_backend());
-    let last = Entity::find()
-        .from_raw_sql(with_literal_limit(statement))
-        .all(db)
-        .await?;
-    Ok(last.first().map(Position::after).unwrap_or_default())
+    Ok(tail)
+}
+
+/// Whether events of `care_units` after `position` are committed but not yet readable,
+/// because an older transaction was still running (PostgreSQL only). A reader then looks
+/// again shortly instead of waiting for the next wake-up.
+pub async fn held_back<C: ConnectionTrait>(
+    db: &C,
+    care_units: &[String],
+    position: Position,
+) -> Result<bool, DbErr> {
+    if settled(db.get_database_backend()).is_none() {
+        return Ok(false);
+    }
+    let select = Entity::find()
+        .filter(Column::CareUnitId.is_in(care_units.iter().cloned()))
+        .filter(after(position));
+    Ok(homecare_core::db::first_row(db, select).await?.is_some())
+}
+
+fn after(position: Position) -> Condition {
+    Condition::any()
+        .add(Column::TxOrder.gt(position.tx_order))
+        .add(
+            Condition::all()
+                .add(Column::TxOrder.eq(position.tx_order))
+                .add(Column::Seq.gt(position.seq)),
+        )
 }
 
 /// Up to `limit` events of `care_units` after `position`, in stream order.
@@ -213,15 +247,7 @@ pub async fn read_after<C: ConnectionTrait>(
 ) -> Result<Vec<entity::Model>, DbErr> {
     let mut select = Entity::find()
         .filter(Column::CareUnitId.is_in(care_units.iter().cloned()))
-        .filter(
-            Condition::any()
-                .add(Column::TxOrder.gt(position.tx_order))
-                .add(
-                    Condition::all()
-                        .add(Column::TxOrder.eq(position.tx_order))
-                        .add(Column::Seq.gt(position.seq)),
-                ),
-        );
+        .filter(after(position));
     if let Some(settled) = settled(db.get_database_backend()) {
         select = select.filter(settled);
     }

@@ -151,6 +151,15 @@ pub async fn next_due(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, 
         }))
 }
 
+/// The worker as the access log records it.
+fn delivery_worker() -> Actor {
+    Actor {
+        via: homecare_patients::actor::Via::System {
+            subject: events::DELIVERY_WORKER.to_owned(),
+        },
+    }
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -248,6 +257,16 @@ async fn record_delivered<C: ConnectionTrait>(
         business_now,
     )
     .await?;
+    access_log::record_many(
+        txn,
+        &delivery_worker(),
+        visits
+            .iter()
+            .map(|visit| (visit.patient_id, Some(visit.id.to_string()))),
+        Action::WriteAppointment,
+        business_now,
+    )
+    .await?;
     Ok(visits.len())
 }
 
@@ -321,6 +340,15 @@ async fn record<C: ConnectionTrait>(
                 &updated,
                 event_type,
                 (ActorKind::System, events::DELIVERY_WORKER),
+                business_now,
+            )
+            .await?;
+            access_log::record(
+                txn,
+                &delivery_worker(),
+                updated.patient_id,
+                Action::WriteAppointment,
+                Some(updated.id.to_string()),
                 business_now,
             )
             .await?;

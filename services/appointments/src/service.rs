@@ -36,8 +36,10 @@ pub const MAX_REASON_CHARS: usize = 500;
 /// The longest request id accepted.
 pub const MAX_REQUEST_ID_LEN: usize = 64;
 /// How often a change stream looks for changes no wake-up told it of: those committed by
-/// another server process, or (on PostgreSQL) held back behind a transaction then running.
-const STREAM_POLL: Duration = Duration::from_secs(1);
+/// another server process.
+const STREAM_POLL: Duration = Duration::from_millis(500);
+/// How soon a change stream looks again at events held back behind a running transaction.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(20);
 /// Events read per query by a change stream.
 const STREAM_BATCH: u64 = 100;
 
@@ -487,7 +489,9 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let units = units_for(&actor, requested_unit)?;
         let start = match resume {
             Some(position) => position,
-            None => events::tail(&self.db).await.map_err(status::from_db)?,
+            None => events::tail(&self.db, &units)
+                .await
+                .map_err(status::from_db)?,
         };
         let (sender, receiver) = tokio::sync::mpsc::channel(64);
         let watcher = ChangeWatcher {
@@ -617,9 +621,17 @@ impl ChangeWatcher {
                     }
                 };
             if batch.is_empty() {
+                let held_back = events::held_back(&self.api.db, &self.units, position)
+                    .await
+                    .unwrap_or(false);
+                let wait = if held_back {
+                    HELD_BACK_RETRY
+                } else {
+                    STREAM_POLL
+                };
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
-                    () = tokio::time::sleep(STREAM_POLL) => {}
+                    () = tokio::time::sleep(wait) => {}
                     _ = closing.changed() => {}
                     () = self.sender.closed() => return,
                 }
