@@ -284,7 +284,7 @@ async fn record<C: ConnectionTrait>(
         .filter(Column::Id.eq(row.id))
         .filter(Column::State.eq(DeliveryState::Pending.as_stored()));
     let (visit_change, error) = match &outcome {
-        Outcome::Delivered { .. } => {
+        Outcome::Delivered => {
             update = update.col_expr(Column::State, DeliveryState::Delivered.as_stored().into());
             (Some(CancellationState::Confirmed), None)
         }
