@@ -71,20 +71,7 @@ pub async fn append<C: ConnectionTrait>(
     who: (ActorKind, &str),
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let event = entity::ActiveModel {
-        seq: NotSet,
-        tx_order: NotSet,
-        appointment_id: Set(visit.id),
-        patient_id: Set(visit.patient_id),
-        care_unit_id: Set(visit.care_unit_id.clone()),
-        occurred_at: Set(now),
-        event_type: Set(event_type.as_stored().to_owned()),
-        actor_kind: Set(who.0.as_stored().to_owned()),
-        actor_subject: Set(who.1.to_owned()),
-        version: Set(visit.version),
-    };
-    Entity::insert(event).exec_without_returning(db).await?;
-    Ok(())
+    append_many(db, std::slice::from_ref(visit), event_type, who, now).await
 }
 
 /// Records that `who` did `event_type` to each of `visits`, with one statement.

@@ -105,6 +105,34 @@ impl AppointmentApi {
         Ok((appointments, next_page_token))
     }
 
+    /// One visit of a patient that the caller may see, its read logged; NOT_FOUND for a
+    /// visit that does not exist and one the caller may not see alike.
+    async fn read_one<T>(
+        &self,
+        request: &Request<T>,
+        patient_id: &str,
+        appointment_id: &str,
+    ) -> Result<(Actor, entity::Model), Status> {
+        let caller = Caller::from_request(request)?;
+        let appointment_id = parse_appointment_id(appointment_id)?;
+        let (actor, patient_id) =
+            Actor::for_patient(&self.db, &self.directory, caller, patient_id).await?;
+        let appointment = store::find_for_patient(&self.db, patient_id, appointment_id)
+            .await
+            .map_err(status::from_db)?
+            .filter(|appointment| actor.may_see_care_unit(&appointment.care_unit_id))
+            .ok_or_else(|| status::not_found("appointment"))?;
+        store::log_reads(
+            &self.db,
+            &actor,
+            std::slice::from_ref(&appointment),
+            self.clock.now(),
+        )
+        .await
+        .map_err(status::from_db)?;
+        Ok((actor, appointment))
+    }
+
     /// The first instant of `date` in the municipality's time zone.
     fn start_of_day(&self, date: NaiveDate) -> chrono::DateTime<chrono::Utc> {
         start_of_day(date, self.policy.time_zone)
@@ -254,26 +282,10 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         &self,
         request: Request<pb::GetAppointmentRequest>,
     ) -> Result<Response<pb::GetAppointmentResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let appointment_id = parse_appointment_id(&message.appointment_id)?;
-        let (actor, patient_id) =
-            Actor::for_patient(&self.db, &self.directory, caller, &message.patient_id).await?;
-
-        let appointment = store::find_for_patient(&self.db, patient_id, appointment_id)
-            .await
-            .map_err(status::from_db)?
-            .filter(|appointment| actor.may_see_care_unit(&appointment.care_unit_id))
-            .ok_or_else(|| status::not_found("appointment"))?;
-        store::log_reads(
-            &self.db,
-            &actor,
-            std::slice::from_ref(&appointment),
-            self.clock.now(),
-        )
-        .await
-        .map_err(status::from_db)?;
-
+        let (actor, appointment) = self
+            .read_one(&request, &message.patient_id, &message.appointment_id)
+            .await?;
         Ok(Response::new(pb::GetAppointmentResponse {
             appointment: Some(to_proto(&appointment, is_staff(&actor))?),
         }))
@@ -433,27 +445,13 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         &self,
         request: Request<pb::ListAppointmentHistoryRequest>,
     ) -> Result<Response<pb::ListAppointmentHistoryResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let appointment_id = parse_appointment_id(&message.appointment_id)?;
-        let (actor, patient_id) =
-            Actor::for_patient(&self.db, &self.directory, caller, &message.patient_id).await?;
-        let appointment = store::find_for_patient(&self.db, patient_id, appointment_id)
-            .await
-            .map_err(status::from_db)?
-            .filter(|appointment| actor.may_see_care_unit(&appointment.care_unit_id))
-            .ok_or_else(|| status::not_found("appointment"))?;
+        let (_actor, appointment) = self
+            .read_one(&request, &message.patient_id, &message.appointment_id)
+            .await?;
         let history = events::history(&self.db, appointment.id)
             .await
             .map_err(status::from_db)?;
-        store::log_reads(
-            &self.db,
-            &actor,
-            std::slice::from_ref(&appointment),
-            self.clock.now(),
-        )
-        .await
-        .map_err(status::from_db)?;
         Ok(Response::new(pb::ListAppointmentHistoryResponse {
             events: history
                 .iter()

@@ -150,28 +150,8 @@ async fn first_start_creates_its_database_serves_and_stops_gracefully_on_sigterm
 
     let epj = token(dir.path(), &["epj"]);
     let citizen = token(dir.path(), &["citizen", PID]);
-    let start = chrono::Utc::now() + chrono::Duration::days(1);
     AppointmentServiceClient::new(channel.clone())
-        .upsert_appointment(authorized(
-            &epj,
-            UpsertAppointmentRequest {
-                epj_id: "visit-1".into(),
-                patient_national_id: PID.into(),
-                care_unit_id: "unit-a".into(),
-                window_start: Some(prost_types::Timestamp {
-                    seconds: start.timestamp(),
-                    nanos: 0,
-                }),
-                window_end: Some(prost_types::Timestamp {
-                    seconds: start.timestamp() + 3600,
-                    nanos: 0,
-                }),
-                service_type: ServiceType::PracticalHelp.into(),
-                status: AppointmentStatus::Planned.into(),
-                citizen_cancellable: true,
-                epj_version_id: String::new(),
-            },
-        ))
+        .upsert_appointment(authorized(&epj, visit_request("visit-1")))
         .await
         .expect("upsert");
     assert_eq!(list_own_visits(channel, &citizen).await, ["visit-1"]);
