@@ -34,6 +34,7 @@ on_every_backend!(
     a_stale_plan_from_the_epj_does_not_undo_a_pending_cancellation,
     epj_replans_reach_the_stream_and_a_client_resumes_where_it_left,
     two_servers_deliver_each_cancellation_once,
+    concurrent_changes_all_reach_the_stream_once,
 );
 
 const UNIT: &str = "unit-a";
@@ -693,4 +694,54 @@ async fn two_servers_deliver_each_cancellation_once(backend: Backend) {
     }
     second.stop().await;
     first.stop().await;
+}
+
+async fn concurrent_changes_all_reach_the_stream_once(backend: Backend) {
+    // Concurrent writers commit in another order than they numbered their events; a reader
+    // must neither skip one that commits late nor see one twice.
+    let server = TestServer::start(backend).await;
+    let mut stream = server.watch(UNIT, "").await;
+    let count = 60;
+    let mut writers = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let mut client = server.appointments();
+        let token = server.epj_token();
+        writers.spawn(async move {
+            client
+                .upsert_appointment(authorized(
+                    &token,
+                    visit(
+                        &format!("v-{n}"),
+                        if n % 2 == 0 { ASTRID } else { BJARNE },
+                        UNIT,
+                        48,
+                    ),
+                ))
+                .await
+                .expect("upsert");
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("writer");
+    }
+    let seen = stream.until(Event::Created, count).await;
+    let mut ids: Vec<String> = seen
+        .iter()
+        .map(|change| change.appointment.as_ref().unwrap().epj_id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count);
+    assert_eq!(seen.len(), count, "no change was sent twice");
+
+    // A client resuming after the first change gets exactly the others.
+    let mut resumed = server.watch(UNIT, &seen[0].resume_token).await;
+    let rest = resumed.until(Event::Created, count - 1).await;
+    let rest_events: Vec<_> = rest.iter().map(|change| change.event.clone()).collect();
+    let expected: Vec<_> = seen[1..]
+        .iter()
+        .map(|change| change.event.clone())
+        .collect();
+    assert_eq!(rest_events, expected);
+    server.stop().await;
 }
