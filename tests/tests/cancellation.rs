@@ -35,6 +35,7 @@ on_every_backend!(
     epj_replans_reach_the_stream_and_a_client_resumes_where_it_left,
     two_servers_deliver_each_cancellation_once,
     concurrent_changes_all_reach_the_stream_once,
+    an_epj_that_never_answers_leaves_the_cancellation_standing_for_staff,
 );
 
 const UNIT: &str = "unit-a";
@@ -743,5 +744,38 @@ async fn concurrent_changes_all_reach_the_stream_once(backend: Backend) {
         .map(|change| change.event.clone())
         .collect();
     assert_eq!(rest_events, expected);
+    server.stop().await;
+}
+
+async fn an_epj_that_never_answers_leaves_the_cancellation_standing_for_staff(backend: Backend) {
+    let epj = FakeEpj::healthy().await;
+    epj.first_answer("GET", 100, ResponseTemplate::new(503))
+        .await;
+    let server = TestServer::start_with(backend, |config| {
+        epj.configure(config);
+        config.epj.max_attempts = 3;
+    })
+    .await;
+    let id = planned(&server, visit("v-1", ASTRID, UNIT, 48)).await;
+    let patient = server.own_patient_id(ASTRID).await;
+    let mut stream = server.watch(UNIT, "").await;
+    server.cancel(ASTRID, &patient, &id, "r-1").await.unwrap();
+    stream.until(Event::CancellationFailed, 1).await;
+
+    // The patient did cancel: the visit stays cancelled, and staff are told to act.
+    let for_staff = get(
+        &server,
+        &server.nurse_token("nurse-1", &[UNIT]),
+        &patient,
+        &id,
+    )
+    .await;
+    assert_eq!(for_staff.status(), AppointmentStatus::Cancelled);
+    assert_eq!(state(&for_staff), CancellationState::Failed);
+    assert_eq!(
+        for_staff.cancellation.as_ref().unwrap().failure_reason,
+        "gave up after 3 attempts; last: HTTP 503"
+    );
+    assert!(epj.updates_of("v-1").await.is_empty());
     server.stop().await;
 }

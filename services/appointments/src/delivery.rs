@@ -199,7 +199,10 @@ impl DeliveryWorker {
             // The EPJ's new version is not kept: every attempt reads the current one first,
             // and the EPJ sends it with its next upsert.
             Ok(_registered) => Outcome::Delivered,
-            Err(EpjError::Refused { reason }) => Outcome::Failed { error: reason },
+            Err(EpjError::Refused { reason }) => Outcome::Failed {
+                error: reason,
+                refused: true,
+            },
             Err(EpjError::Temporary {
                 reason,
                 retry_after,
@@ -208,6 +211,7 @@ impl DeliveryWorker {
                 if attempts >= self.settings.max_attempts {
                     return Outcome::Failed {
                         error: format!("gave up after {attempts} attempts; last: {reason}"),
+                        refused: false,
                     };
                 }
                 let wait = backoff(attempts, self.settings.retry_base, self.settings.retry_cap)

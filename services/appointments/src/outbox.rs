@@ -176,6 +176,10 @@ pub enum Outcome {
     Failed {
         /// Why, for staff.
         error: String,
+        /// True when the EPJ refused: the visit goes ahead as the EPJ has it, so it is planned
+        /// again here. When attempts ran out the EPJ never answered; the patient's
+        /// cancellation stands and staff must register it by hand.
+        refused: bool,
     },
 }
 
@@ -295,7 +299,7 @@ async fn record<C: ConnectionTrait>(
             update = update.col_expr(Column::NextAttemptAt, (*next_attempt_at).into());
             (None, Some(error.clone()))
         }
-        Outcome::Failed { error } => {
+        Outcome::Failed { error, .. } => {
             update = update.col_expr(Column::State, DeliveryState::Failed.as_stored().into());
             (Some(CancellationState::Failed), Some(error.clone()))
         }
@@ -323,11 +327,14 @@ async fn record<C: ConnectionTrait>(
             };
             let event_type = match &outcome {
                 Outcome::Delivered => EventType::CancellationConfirmed,
-                _ => {
-                    updated.status = AppointmentStatus::Planned.as_stored().to_owned();
+                Outcome::Failed { refused, .. } => {
+                    if *refused {
+                        updated.status = AppointmentStatus::Planned.as_stored().to_owned();
+                    }
                     updated.cancellation_failure_reason = error;
                     EventType::CancellationFailed
                 }
+                Outcome::Retry { .. } => unreachable!("a retry leaves the visit as it is"),
             };
             updated
                 .clone()

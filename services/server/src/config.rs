@@ -206,8 +206,9 @@ impl Default for Config {
                 base_url: String::new(),
                 bearer_token: None,
                 timeout_seconds: 10,
-                // With the defaults below, about 5 hours of trying.
-                max_attempts: 40,
+                // With the defaults below, about a day of trying: an EPJ may be down for a
+                // weekend night's maintenance.
+                max_attempts: 150,
                 retry_base_millis: 2000,
                 retry_cap_seconds: 600,
                 batch_size: 64,
