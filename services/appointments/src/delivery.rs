@@ -86,16 +86,15 @@ impl DeliveryWorker {
     /// One claim-send-record loop. Loops sleep while there is nothing to do; a loop that
     /// claims a full batch wakes another, so a backlog is worked off in parallel.
     async fn deliver_loop(self: Arc<Self>) {
-        let this = self;
-        let mut closing = this.feed.subscribe_closing();
+        let mut closing = self.feed.subscribe_closing();
         loop {
             if *closing.borrow_and_update() {
                 break;
             }
             let now = SystemClock.now();
             let lease_until =
-                now + chrono::Duration::from_std(this.settings.lease).unwrap_or_default();
-            let claimed = outbox::claim(&this.db, now, lease_until, this.settings.batch_size).await;
+                now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
+            let claimed = outbox::claim(&self.db, now, lease_until, self.settings.batch_size).await;
             let rows = match claimed {
                 Ok(rows) => rows,
                 Err(error) => {
@@ -108,24 +107,24 @@ impl DeliveryWorker {
                 }
             };
             if rows.is_empty() {
-                let wait = this.idle_wait().await;
+                let wait = self.idle_wait().await;
                 tokio::select! {
-                    () = this.feed.outbox_wait() => {}
+                    () = self.feed.outbox_wait() => {}
                     () = tokio::time::sleep(wait) => {}
                     _ = closing.changed() => {}
                 }
                 continue;
             }
-            if rows.len() as u64 >= this.settings.batch_size {
-                this.feed.outbox_filled();
+            if rows.len() as u64 >= self.settings.batch_size {
+                self.feed.outbox_filled();
             }
             // Attempts run to the end even when the server is stopping, so none is left
             // unrecorded; the lease covers a process that dies meanwhile.
             let mut attempts = JoinSet::new();
             for row in rows {
-                let this = this.clone();
+                let worker = self.clone();
                 attempts.spawn(async move {
-                    let outcome = this.attempt(&row).await;
+                    let outcome = worker.attempt(&row).await;
                     (row, outcome)
                 });
             }
@@ -137,15 +136,15 @@ impl DeliveryWorker {
                 }
             }
             let recorded = outbox::record_batch(
-                &this.db,
+                &self.db,
                 outcomes,
                 SystemClock.now(),
-                this.business_clock.now(),
+                self.business_clock.now(),
             )
             .await;
             match recorded {
                 Ok(0) => {}
-                Ok(_) => this.feed.visits_changed(),
+                Ok(_) => self.feed.visits_changed(),
                 // The rows stay leased and are tried again when the lease ends; the EPJ
                 // client sees a visit it already cancelled and does not write it twice.
                 Err(error) => tracing::warn!(%error, "could not record EPJ deliveries"),

@@ -192,21 +192,27 @@ pub async fn record_batch(
     machine_now: DateTime<Utc>,
     business_now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    let (delivered, others): (Vec<_>, Vec<_>) = outcomes
-        .into_iter()
-        .partition(|(_, outcome)| matches!(outcome, Outcome::Delivered));
-    let txn = begin_write(db).await?;
-    let mut changed = record_delivered(
-        &*txn,
-        delivered.iter().map(|(row, _)| row.id),
-        machine_now,
-        business_now,
-    )
-    .await?;
-    for (row, outcome) in others {
-        if record(&*txn, &row, outcome, machine_now, business_now).await? {
-            changed += 1;
+    let mut delivered = Vec::new();
+    let mut retries = Vec::new();
+    let mut failures = Vec::new();
+    for (row, outcome) in outcomes {
+        match outcome {
+            Outcome::Delivered => delivered.push(row.id),
+            Outcome::Retry {
+                error,
+                next_attempt_at,
+            } => retries.push((row, error, next_attempt_at)),
+            Outcome::Failed { error, refused } => failures.push((row, error, refused)),
         }
+    }
+    let txn = begin_write(db).await?;
+    let mut changed = record_delivered(&*txn, delivered, machine_now, business_now).await?;
+    for (row, error, next_attempt_at) in retries {
+        record_retry(&*txn, &row, error, next_attempt_at, machine_now).await?;
+    }
+    for (row, error, refused) in failures {
+        let failed = record_failure(&*txn, &row, error, refused, machine_now, business_now).await?;
+        changed += usize::from(failed);
     }
     txn.commit().await?;
     Ok(changed)
@@ -274,95 +280,91 @@ async fn record_delivered<C: ConnectionTrait>(
     Ok(visits.len())
 }
 
-/// Records one outcome inside the caller's transaction; true when the visit changed.
-async fn record<C: ConnectionTrait>(
+/// Schedules the next attempt on a row whose attempt failed for now.
+async fn record_retry<C: ConnectionTrait>(
     txn: &C,
     row: &entity::Model,
-    outcome: Outcome,
+    error: String,
+    next_attempt_at: DateTime<Utc>,
+    machine_now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::LeaseUntil, Option::<DateTime<Utc>>::None.into())
+        .col_expr(Column::UpdatedAt, machine_now.into())
+        .col_expr(Column::NextAttemptAt, next_attempt_at.into())
+        .col_expr(Column::LastError, error.into())
+        .filter(Column::Id.eq(row.id))
+        .filter(Column::State.eq(DeliveryState::Pending.as_stored()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Fails a row for good and marks its visit's cancellation failed (planned again when the
+/// EPJ refused it); true when the visit changed.
+async fn record_failure<C: ConnectionTrait>(
+    txn: &C,
+    row: &entity::Model,
+    error: String,
+    refused: bool,
     machine_now: DateTime<Utc>,
     business_now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let mut update = Entity::update_many()
+    let failed = Entity::update_many()
+        .col_expr(Column::State, DeliveryState::Failed.as_stored().into())
         .col_expr(Column::LeaseUntil, Option::<DateTime<Utc>>::None.into())
         .col_expr(Column::UpdatedAt, machine_now.into())
+        .col_expr(Column::LastError, error.clone().into())
         .filter(Column::Id.eq(row.id))
-        .filter(Column::State.eq(DeliveryState::Pending.as_stored()));
-    let (visit_change, error) = match &outcome {
-        Outcome::Delivered => {
-            update = update.col_expr(Column::State, DeliveryState::Delivered.as_stored().into());
-            (Some(CancellationState::Confirmed), None)
-        }
-        Outcome::Retry {
-            error,
-            next_attempt_at,
-        } => {
-            update = update.col_expr(Column::NextAttemptAt, (*next_attempt_at).into());
-            (None, Some(error.clone()))
-        }
-        Outcome::Failed { error, .. } => {
-            update = update.col_expr(Column::State, DeliveryState::Failed.as_stored().into());
-            (Some(CancellationState::Failed), Some(error.clone()))
-        }
-    };
-    if let Some(error) = &error {
-        update = update.col_expr(Column::LastError, error.clone().into());
-    }
-    if update.exec(txn).await?.rows_affected == 0 {
+        .filter(Column::State.eq(DeliveryState::Pending.as_stored()))
+        .exec(txn)
+        .await?;
+    if failed.rows_affected == 0 {
         // Not pending any more (a lease that ran out and was taken over); nothing to record.
         return Ok(false);
     }
-    let mut changed = false;
-    if let Some(state) = visit_change {
-        let visit = appointment::Entity::find_by_id(row.appointment_id)
-            .one(txn)
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound("appointment of outbox row".into()))?;
-        // Only the cancellation this row carries; a later replan by the EPJ stands.
-        if visit.cancellation_state.as_deref() == Some(CancellationState::PendingEpj.as_stored()) {
-            let mut updated = appointment::Model {
-                cancellation_state: Some(state.as_stored().to_owned()),
-                version: visit.version + 1,
-                updated_at: business_now,
-                ..visit.clone()
-            };
-            let event_type = match &outcome {
-                Outcome::Delivered => EventType::CancellationConfirmed,
-                Outcome::Failed { refused, .. } => {
-                    if *refused {
-                        updated.status = AppointmentStatus::Planned.as_stored().to_owned();
-                    }
-                    updated.cancellation_failure_reason = error;
-                    EventType::CancellationFailed
-                }
-                Outcome::Retry { .. } => unreachable!("a retry leaves the visit as it is"),
-            };
-            updated
-                .clone()
-                .into_active_model()
-                .reset_all()
-                .update(txn)
-                .await?;
-            events::append(
-                txn,
-                &updated,
-                event_type,
-                (ActorKind::System, events::DELIVERY_WORKER),
-                business_now,
-            )
-            .await?;
-            access_log::record(
-                txn,
-                &delivery_worker(),
-                updated.patient_id,
-                Action::WriteAppointment,
-                Some(updated.id.to_string()),
-                business_now,
-            )
-            .await?;
-            changed = true;
-        }
+    let visit = appointment::Entity::find_by_id(row.appointment_id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("appointment of outbox row".into()))?;
+    // Only the cancellation this row carries; a later replan by the EPJ stands.
+    if visit.cancellation_state.as_deref() != Some(CancellationState::PendingEpj.as_stored()) {
+        return Ok(false);
     }
-    Ok(changed)
+    let mut updated = appointment::Model {
+        cancellation_state: Some(CancellationState::Failed.as_stored().to_owned()),
+        cancellation_failure_reason: Some(error),
+        version: visit.version + 1,
+        updated_at: business_now,
+        ..visit
+    };
+    if refused {
+        updated.status = AppointmentStatus::Planned.as_stored().to_owned();
+    }
+    updated
+        .clone()
+        .into_active_model()
+        .reset_all()
+        .update(txn)
+        .await?;
+    events::append(
+        txn,
+        &updated,
+        EventType::CancellationFailed,
+        (ActorKind::System, events::DELIVERY_WORKER),
+        business_now,
+    )
+    .await?;
+    access_log::record(
+        txn,
+        &delivery_worker(),
+        updated.patient_id,
+        Action::WriteAppointment,
+        Some(updated.id.to_string()),
+        business_now,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// One page of failed deliveries of `care_units`, oldest first.

@@ -718,11 +718,7 @@ fn delivery_to_proto(row: &outbox::entity::Model) -> Result<pb::EpjDelivery, Sta
     })
 }
 fn parse_appointment_id(text: &str) -> Result<Uuid, Status> {
-    if text.is_empty() {
-        return Err(status::invalid_argument("appointment_id", "is required"));
-    }
-    Uuid::parse_str(text)
-        .map_err(|_| status::invalid_argument("appointment_id", "is not a valid appointment id"))
+    parse_uuid(text).map_err(|description| status::invalid_argument("appointment_id", description))
 }
 
 /// The visit as the caller may see it; `staff_view` adds why a cancellation failed.

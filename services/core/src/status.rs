@@ -106,13 +106,7 @@ pub fn not_found(resource: &str) -> Status {
 
 /// FAILED_PRECONDITION with a stable `reason`, naming the `subject` whose state is wrong.
 pub fn failed_precondition(reason: &str, subject: &str, message: &str) -> Status {
-    let mut details = ErrorDetails::with_error_info(
-        reason,
-        ERROR_DOMAIN,
-        std::collections::HashMap::<String, String>::new(),
-    );
-    details.add_precondition_failure_violation(reason, subject, message);
-    Status::with_error_details(Code::FailedPrecondition, message, details)
+    failed_precondition_with(reason, subject, message, &[])
 }
 
 /// FAILED_PRECONDITION like [`failed_precondition`], with ErrorInfo metadata the caller can
