@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_patients_and_appointments;
 mod m20261123_000002_cancellations;
+mod m20261123_000003_proxies_and_terms;
 
 /// All migrations, oldest first.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_patients_and_appointments::Migration),
             Box::new(m20261123_000002_cancellations::Migration),
+            Box::new(m20261123_000003_proxies_and_terms::Migration),
         ]
     }
 }

@@ -32,6 +32,34 @@ pub mod people {
     pub const BJARNE: &str = "01013812388";
     /// A citizen the service has never heard of.
     pub const STRANGER: &str = "24058812338";
+    /// A relative, born 1968.
+    pub const KARI: &str = "12046823441";
+    /// Another relative, born 1971.
+    pub const OLA: &str = "30097134576";
+    /// A relative appointed guardian, born 1980.
+    pub const GUARDIAN: &str = "14028045647";
+    /// A 17-year-old (born 2009-06-10).
+    pub const TEEN: &str = "10060951220";
+    /// Turns 18 on 2026-12-02, the day after the test clock starts.
+    pub const ALMOST_ADULT: &str = "02120861258";
+    /// A patient aged 15 (born 2011-03-03).
+    pub const YOUNG_PATIENT: &str = "03031171384";
+    /// Someone who has not accepted the terms of use when a test starts.
+    pub const NEWCOMER: &str = "21075512373";
+
+    /// Everyone but [`NEWCOMER`]: they have accepted the terms of use, and can use the
+    /// service, when a test server starts.
+    pub const ACCEPTED_TERMS: [&str; 9] = [
+        ASTRID,
+        BJARNE,
+        STRANGER,
+        KARI,
+        OLA,
+        GUARDIAN,
+        TEEN,
+        ALMOST_ADULT,
+        YOUNG_PATIENT,
+    ];
 }
 
 /// Which database a test runs on.
@@ -187,7 +215,7 @@ impl TestServer {
             .await
             .expect("db");
 
-        TestServer {
+        let server = TestServer {
             address,
             channel,
             tokens,
@@ -198,7 +226,70 @@ impl TestServer {
             task: Some(task),
             postgres_schema: None,
             _data_dir: data_dir,
+        };
+        // The test people accepted the terms one waiting period ago, through the real RPC.
+        let delay = Duration::hours(i64::from(server.config.terms.activation_delay_hours));
+        server.clock.set(test_now() - delay);
+        for pid in people::ACCEPTED_TERMS {
+            server.accept_terms(pid).await.expect("accept the terms");
         }
+        server.clock.set(test_now());
+        server
+    }
+
+    /// Accepts the terms in force as the citizen `pid`.
+    pub async fn accept_terms(
+        &self,
+        pid: &str,
+    ) -> Result<homecare_proto::patients::v1::TermsStatus, tonic::Status> {
+        self.patients()
+            .accept_terms(authorized(
+                &self.citizen_token(pid),
+                homecare_proto::patients::v1::AcceptTermsRequest {
+                    terms_version: self.config.terms.version.clone(),
+                },
+            ))
+            .await
+            .map(|response| response.into_inner().terms.expect("terms"))
+    }
+
+    /// The patients the citizen `pid` may act for.
+    pub async fn represented(
+        &self,
+        pid: &str,
+    ) -> Result<Vec<homecare_proto::patients::v1::RepresentedPatient>, tonic::Status> {
+        self.patients()
+            .list_represented_patients(authorized(
+                &self.citizen_token(pid),
+                homecare_proto::patients::v1::ListRepresentedPatientsRequest {},
+            ))
+            .await
+            .map(|response| response.into_inner().patients)
+    }
+
+    /// Grants `holder` a proxy from the patient `pid` (whose id is `patient_id`) with
+    /// `scopes`, valid from now until ended.
+    pub async fn grant(
+        &self,
+        pid: &str,
+        patient_id: &str,
+        holder: &str,
+        scopes: &[homecare_proto::patients::v1::Scope],
+    ) -> Result<homecare_proto::patients::v1::Proxy, tonic::Status> {
+        self.grant_with(pid, grant_request(patient_id, holder, scopes))
+            .await
+    }
+
+    /// Sends `request` as GrantProxy from the citizen `pid`.
+    pub async fn grant_with(
+        &self,
+        pid: &str,
+        request: homecare_proto::patients::v1::GrantProxyRequest,
+    ) -> Result<homecare_proto::patients::v1::Proxy, tonic::Status> {
+        self.patients()
+            .grant_proxy(authorized(&self.citizen_token(pid), request))
+            .await
+            .map(|response| response.into_inner().proxy.expect("proxy"))
     }
 
     /// Stops the server gracefully, checks it stopped cleanly, and drops the test schema.
@@ -258,17 +349,15 @@ impl TestServer {
 
     /// The id the citizen `pid` uses for themself, from ListRepresentedPatients.
     pub async fn own_patient_id(&self, pid: &str) -> String {
-        let response = self
-            .patients()
-            .list_represented_patients(authorized(
-                &self.citizen_token(pid),
-                homecare_proto::patients::v1::ListRepresentedPatientsRequest {},
-            ))
+        let patients = self
+            .represented(pid)
             .await
-            .expect("list represented patients")
-            .into_inner();
-        assert_eq!(response.patients.len(), 1, "the citizen is a known patient");
-        response.patients[0].patient_id.clone()
+            .expect("list represented patients");
+        patients
+            .into_iter()
+            .find(|patient| patient.relation() == homecare_proto::patients::v1::Relation::Self_)
+            .expect("the citizen is a known patient")
+            .patient_id
     }
 
     /// Stores `request` as the EPJ and returns the id its patient uses for themself.
@@ -389,6 +478,25 @@ pub fn event_type(
     change: &appointments::WatchCareUnitChangesResponse,
 ) -> appointments::AppointmentEventType {
     change.event.as_ref().expect("event").r#type()
+}
+
+/// A GrantProxy request from `patient_id` to `holder` for `scopes`, from now, open-ended,
+/// with a fresh request id.
+pub fn grant_request(
+    patient_id: &str,
+    holder: &str,
+    scopes: &[homecare_proto::patients::v1::Scope],
+) -> homecare_proto::patients::v1::GrantProxyRequest {
+    homecare_proto::patients::v1::GrantProxyRequest {
+        patient_id: patient_id.into(),
+        holder_national_id: holder.into(),
+        holder_name: "Kari Nordmann".into(),
+        patient_name: "Astrid Hansen".into(),
+        scopes: scopes.iter().map(|scope| i32::from(*scope)).collect(),
+        valid_time: None,
+        end_time: None,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    }
 }
 
 /// A request carrying `token` as its bearer token.

@@ -7,12 +7,16 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_MATCH, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{Cancellation, Epj, EpjError, Registered};
+use crate::{Cancellation, Epj, EpjError, Registered, RequestedBy};
 
 const FHIR_JSON: &str = "application/fhir+json";
 /// FHIR's code system for appointment cancellation reasons.
 const CANCELLATION_REASON_SYSTEM: &str =
     "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason";
+/// The extension that tells staff who cancelled: `role` (`patient` or `proxy`) and, for a
+/// proxy, the holder's `name`.
+pub const REQUESTED_BY_EXTENSION: &str =
+    "https://homecare.example.org/fhir/StructureDefinition/cancellation-requested-by";
 /// How much of an EPJ error text is kept: enough for staff to act on.
 const MAX_REASON_CHARS: usize = 500;
 
@@ -125,6 +129,7 @@ impl Epj for FhirEpj {
             reason["text"] = json!(text);
         }
         resource["cancelationReason"] = reason;
+        set_requested_by(&mut resource, &cancellation.requested_by);
 
         let mut update = self
             .request(reqwest::Method::PUT, &url, key)
@@ -271,6 +276,30 @@ fn bounded(text: String) -> String {
     } else {
         text.chars().take(MAX_REASON_CHARS).collect()
     }
+}
+
+/// Records on the resource who cancelled, replacing an earlier record of ours and keeping
+/// every other extension.
+fn set_requested_by(resource: &mut Value, requested_by: &RequestedBy) {
+    let mut parts = vec![json!({
+        "url": "role",
+        "valueCode": match requested_by {
+            RequestedBy::Patient => "patient",
+            RequestedBy::Proxy { .. } => "proxy",
+        },
+    })];
+    if let RequestedBy::Proxy { name } = requested_by {
+        parts.push(json!({ "url": "name", "valueString": name }));
+    }
+    let ours = json!({ "url": REQUESTED_BY_EXTENSION, "extension": parts });
+    let mut extensions: Vec<Value> = resource
+        .get("extension")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    extensions.retain(|extension| extension["url"] != REQUESTED_BY_EXTENSION);
+    extensions.push(ours);
+    resource["extension"] = Value::Array(extensions);
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod fhir;
 
 use std::time::Duration;
 
-pub use fhir::{FhirEpj, FhirEpjConfig};
+pub use fhir::{FhirEpj, FhirEpjConfig, REQUESTED_BY_EXTENSION};
 
 /// A cancellation to register in the EPJ.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,20 @@ pub struct Cancellation {
     pub reason: Option<String>,
     /// The same for every attempt at this cancellation, so the EPJ can recognise a repeat.
     pub idempotency_key: String,
+    /// Who cancelled: the patient, or someone acting for them.
+    pub requested_by: RequestedBy,
+}
+
+/// Who cancelled a visit through this service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestedBy {
+    /// The patient themself.
+    Patient,
+    /// A person acting for the patient under a proxy or a guardianship.
+    Proxy {
+        /// Their name as the proxy gives it.
+        name: String,
+    },
 }
 
 /// What the EPJ did with a cancellation.

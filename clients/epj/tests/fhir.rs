@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use homecare_epj::{Cancellation, Epj, EpjError, FhirEpj, FhirEpjConfig, Registered};
+use homecare_epj::{
+    Cancellation, Epj, EpjError, FhirEpj, FhirEpjConfig, REQUESTED_BY_EXTENSION, Registered,
+    RequestedBy,
+};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -21,6 +24,7 @@ fn cancellation(reason: Option<&str>) -> Cancellation {
         epj_id: "visit-17".into(),
         reason: reason.map(str::to_owned),
         idempotency_key: "0193a1b2-key".into(),
+        requested_by: RequestedBy::Patient,
     }
 }
 
@@ -43,6 +47,48 @@ async fn serve_appointment(server: &MockServer, status: &str, version: &str) {
         .respond_with(ResponseTemplate::new(200).set_body_json(appointment(status, version)))
         .mount(server)
         .await;
+}
+
+#[tokio::test]
+async fn a_proxy_cancellation_names_the_proxy_and_keeps_the_epjs_own_extensions() {
+    let server = MockServer::start().await;
+    let mut booked = appointment("booked", "3");
+    booked["extension"] = json!([{"url": "https://epj.example/kommune", "valueString": "0301"}]);
+    Mock::given(method("GET"))
+        .and(path("/fhir/Appointment/visit-17"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(booked))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/fhir/Appointment/visit-17"))
+        .and(body_partial_json(json!({
+            "status": "cancelled",
+            "extension": [
+                {"url": "https://epj.example/kommune", "valueString": "0301"},
+                {
+                    "url": REQUESTED_BY_EXTENSION,
+                    "extension": [
+                        {"url": "role", "valueCode": "proxy"},
+                        {"url": "name", "valueString": "Kari Nordmann"},
+                    ],
+                },
+            ],
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(appointment("cancelled", "4")))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let by_proxy = Cancellation {
+        requested_by: RequestedBy::Proxy {
+            name: "Kari Nordmann".into(),
+        },
+        ..cancellation(None)
+    };
+    epj(&server, Duration::from_secs(5))
+        .cancel_appointment(&by_proxy)
+        .await
+        .expect("registered");
 }
 
 #[tokio::test]

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use homecare_core::{Clock, SystemClock};
-use homecare_epj::{Cancellation, Epj, EpjError};
+use homecare_epj::{Cancellation, Epj, EpjError, RequestedBy};
 use sea_orm::DatabaseConnection;
 use tokio::task::JoinSet;
 
+use crate::domain::ActorKind;
 use crate::feed::ChangeFeed;
 use crate::outbox::{self, Outcome};
 
@@ -169,6 +170,12 @@ impl DeliveryWorker {
             epj_id: row.epj_id.clone(),
             reason: row.reason.clone(),
             idempotency_key: row.id.to_string(),
+            requested_by: match (row.requested_by_kind.as_deref(), &row.requested_by_name) {
+                (Some(kind), Some(name)) if kind == ActorKind::Proxy.as_stored() => {
+                    RequestedBy::Proxy { name: name.clone() }
+                }
+                _ => RequestedBy::Patient,
+            },
         };
         let result = self.epj.cancel_appointment(&cancellation).await;
         let outcome = self.outcome(row, result, SystemClock.now());

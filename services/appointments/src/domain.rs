@@ -114,12 +114,15 @@ pub enum ActorKind {
     Staff,
     /// A system account: the EPJ integration, or this service's delivery worker.
     System,
+    /// A person acting for the patient under a proxy or a guardianship.
+    Proxy,
 }
 
 stored_enum!(ActorKind, "actor kind", pb::ActorKind, {
     Patient => "patient", Patient;
     Staff => "staff", Staff;
     System => "system", System;
+    Proxy => "proxy", Proxy;
 });
 
 /// Where a write to the EPJ stands.
@@ -206,37 +209,7 @@ impl VisitWindow {
     }
 }
 
-/// Why an identifier from another system is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum IdentifierError {
-    /// Empty.
-    #[error("is required")]
-    Empty,
-    /// Longer than allowed.
-    #[error("must be at most {0} characters")]
-    TooLong(usize),
-    /// A character outside the allowed set.
-    #[error("may contain only letters A-Z, digits, '-', '.' and '_'")]
-    Character,
-}
-
-/// Checks an identifier that is sent on to other systems (a FHIR id, a unit code): 1 to
-/// `max_len` characters of `[A-Za-z0-9._-]`, so it is safe in a URL path and a log line.
-pub fn parse_identifier(text: &str, max_len: usize) -> Result<String, IdentifierError> {
-    if text.is_empty() {
-        return Err(IdentifierError::Empty);
-    }
-    if text.len() > max_len {
-        return Err(IdentifierError::TooLong(max_len));
-    }
-    if !text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-    {
-        return Err(IdentifierError::Character);
-    }
-    Ok(text.to_owned())
-}
+pub use homecare_core::identifier::{IdentifierError, parse_identifier};
 
 /// The longest EPJ id: a FHIR resource id is at most 64 characters.
 pub const MAX_EPJ_ID_LEN: usize = 64;

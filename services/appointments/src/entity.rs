@@ -31,6 +31,8 @@ pub struct Model {
     pub cancellation_requested_at: Option<DateTimeUtc>,
     /// A [`crate::domain::ActorKind`] in its stored form.
     pub cancellation_requested_by: Option<String>,
+    /// The proxy holder's name, when a proxy cancelled.
+    pub cancellation_requested_by_name: Option<String>,
     /// Why the EPJ did not register it, for staff.
     pub cancellation_failure_reason: Option<String>,
 }

@@ -40,6 +40,7 @@ pub mod entity {
         /// A [`crate::domain::ActorKind`] in its stored form.
         pub actor_kind: String,
         pub actor_subject: String,
+        pub actor_name: Option<String>,
         pub version: i64,
     }
 
@@ -55,11 +56,30 @@ use entity::{Column, Entity};
 pub const DELIVERY_WORKER: &str = "epj-delivery";
 
 /// Who did something, as a history entry records it: never an identity number.
-pub fn actor_of(actor: &Actor) -> (ActorKind, String) {
-    match &actor.via {
-        Via::SelfService => (ActorKind::Patient, String::new()),
-        Via::Staff { subject, .. } => (ActorKind::Staff, subject.clone()),
-        Via::System { subject } => (ActorKind::System, subject.clone()),
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    /// In what role.
+    pub kind: ActorKind,
+    /// The staff subject, system account or proxy id; empty for the patient.
+    pub subject: String,
+    /// The proxy holder's or staff member's name, when known.
+    pub name: Option<String>,
+}
+
+impl Who {
+    /// How `actor` is recorded.
+    pub fn of(actor: &Actor) -> Who {
+        let kind = match actor.via {
+            Via::SelfService => ActorKind::Patient,
+            Via::Proxy { .. } => ActorKind::Proxy,
+            Via::Staff { .. } => ActorKind::Staff,
+            Via::System { .. } => ActorKind::System,
+        };
+        Who {
+            kind,
+            subject: actor.subject(),
+            name: actor.name().map(str::to_owned),
+        }
     }
 }
 
@@ -68,7 +88,7 @@ pub async fn append<C: ConnectionTrait>(
     db: &C,
     visit: &appointment::Model,
     event_type: EventType,
-    who: (ActorKind, &str),
+    who: &Who,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     append_many(db, std::slice::from_ref(visit), event_type, who, now).await
@@ -79,7 +99,7 @@ pub async fn append_many<C: ConnectionTrait>(
     db: &C,
     visits: &[appointment::Model],
     event_type: EventType,
-    who: (ActorKind, &str),
+    who: &Who,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     if visits.is_empty() {
@@ -93,8 +113,9 @@ pub async fn append_many<C: ConnectionTrait>(
         care_unit_id: Set(visit.care_unit_id.clone()),
         occurred_at: Set(now),
         event_type: Set(event_type.as_stored().to_owned()),
-        actor_kind: Set(who.0.as_stored().to_owned()),
-        actor_subject: Set(who.1.to_owned()),
+        actor_kind: Set(who.kind.as_stored().to_owned()),
+        actor_subject: Set(who.subject.clone()),
+        actor_name: Set(who.name.clone()),
         version: Set(visit.version),
     });
     Entity::insert_many(events)

@@ -5,6 +5,7 @@
 
 pub mod calendar;
 pub mod cancellation;
+pub mod care;
 pub mod delivery;
 pub mod domain;
 pub mod entity;

@@ -20,9 +20,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::domain::{ActorKind, AppointmentStatus, CancellationState, DeliveryState, EventType};
+use crate::domain::{AppointmentStatus, CancellationState, DeliveryState, EventType};
 use crate::entity as appointment;
-use crate::events;
+use crate::events::{self, Who};
 
 /// The `epj_outbox` table.
 pub mod entity {
@@ -43,6 +43,10 @@ pub mod entity {
         pub operation: String,
         /// The patient's reason, sent with the cancellation.
         pub reason: Option<String>,
+        /// Who cancelled: an [`crate::domain::ActorKind`] in its stored form.
+        pub requested_by_kind: Option<String>,
+        /// The proxy holder's name, when a proxy cancelled.
+        pub requested_by_name: Option<String>,
         /// A [`crate::domain::DeliveryState`] in its stored form.
         pub state: String,
         /// Attempts started, including one in flight.
@@ -70,6 +74,7 @@ pub async fn enqueue_cancellation<C: ConnectionTrait>(
     db: &C,
     visit: &appointment::Model,
     reason: Option<String>,
+    who: &Who,
     now: DateTime<Utc>,
 ) -> Result<Uuid, DbErr> {
     let id = Uuid::now_v7();
@@ -81,6 +86,8 @@ pub async fn enqueue_cancellation<C: ConnectionTrait>(
         care_unit_id: visit.care_unit_id.clone(),
         operation: CANCEL.to_owned(),
         reason,
+        requested_by_kind: Some(who.kind.as_stored().to_owned()),
+        requested_by_name: who.name.clone(),
         state: DeliveryState::Pending.as_stored().to_owned(),
         attempts: 0,
         next_attempt_at: now,
@@ -106,24 +113,30 @@ pub async fn claim(
     limit: u64,
 ) -> Result<Vec<entity::Model>, DbErr> {
     let backend = db.get_database_backend();
+    // Named, not `*`: with `RETURNING *`, sqlx's SQLite driver panicked (column index out
+    // of bounds) once a later migration had added columns to this table.
+    let columns = <Column as sea_orm::Iterable>::iter()
+        .map(|column| sea_orm::IdenStatic::as_str(&column))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = match backend {
-        DatabaseBackend::Postgres => {
+        DatabaseBackend::Postgres => format!(
             "UPDATE epj_outbox SET lease_until = $1, attempts = attempts + 1, updated_at = $2 \
              WHERE id IN (SELECT id FROM epj_outbox \
                  WHERE state = 'pending' AND next_attempt_at <= $2 \
                  AND (lease_until IS NULL OR lease_until <= $2) \
                  ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING *"
-        }
+             RETURNING {columns}"
+        ),
         // One writer at a time: the statement alone is atomic.
-        _ => {
+        _ => format!(
             "UPDATE epj_outbox SET lease_until = ?1, attempts = attempts + 1, updated_at = ?2 \
              WHERE id IN (SELECT id FROM epj_outbox \
                  WHERE state = 'pending' AND next_attempt_at <= ?2 \
                  AND (lease_until IS NULL OR lease_until <= ?2) \
                  ORDER BY next_attempt_at LIMIT ?3) \
-             RETURNING *"
-        }
+             RETURNING {columns}"
+        ),
     };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let statement = Statement::from_sql_and_values(
@@ -263,7 +276,7 @@ async fn record_delivered<C: ConnectionTrait>(
         txn,
         &visits,
         EventType::CancellationConfirmed,
-        (ActorKind::System, events::DELIVERY_WORKER),
+        &Who::of(&delivery_worker()),
         business_now,
     )
     .await?;
@@ -351,7 +364,7 @@ async fn record_failure<C: ConnectionTrait>(
         txn,
         &updated,
         EventType::CancellationFailed,
-        (ActorKind::System, events::DELIVERY_WORKER),
+        &Who::of(&delivery_worker()),
         business_now,
     )
     .await?;
@@ -472,12 +485,11 @@ pub async fn retry(
         .reset_all()
         .update(&*txn)
         .await?;
-    let (kind, subject) = events::actor_of(actor);
     events::append(
         &*txn,
         &visit,
         EventType::CancellationRetried,
-        (kind, &subject),
+        &Who::of(actor),
         business_now,
     )
     .await?;

@@ -11,8 +11,9 @@ use chrono::{Days, NaiveDate};
 use homecare_core::paging::{self, Cursor};
 use homecare_core::status::{self, FieldViolations};
 use homecare_core::{Caller, Clock, SystemClock, timestamp};
+use homecare_patients::access_log::{Action, ReadLog};
 use homecare_patients::actor::Via;
-use homecare_patients::{Actor, PatientDirectory};
+use homecare_patients::{Actor, Actors, Need, Scope};
 use homecare_proto::appointments::v1 as pb;
 use sea_orm::DatabaseConnection;
 use tokio_stream::Stream;
@@ -47,7 +48,8 @@ const STREAM_BATCH: u64 = 100;
 #[derive(Clone)]
 pub struct AppointmentApi {
     db: DatabaseConnection,
-    directory: Arc<PatientDirectory>,
+    actors: Arc<Actors>,
+    read_log: ReadLog,
     clock: Arc<dyn Clock>,
     policy: Arc<CancellationPolicy>,
     feed: ChangeFeed,
@@ -62,18 +64,21 @@ impl std::fmt::Debug for AppointmentApi {
 }
 
 impl AppointmentApi {
-    /// A service over `db`; days are calendar days in the policy's time zone. Changes are
+    /// A service over `db`; days are calendar days in the policy's time zone. Callers are
+    /// resolved by `actors`, reads by others logged through `read_log`, and changes
     /// announced on `feed`.
     pub fn new(
         db: DatabaseConnection,
-        directory: Arc<PatientDirectory>,
+        actors: Arc<Actors>,
+        read_log: ReadLog,
         clock: Arc<dyn Clock>,
         policy: CancellationPolicy,
         feed: ChangeFeed,
     ) -> Self {
         Self {
             db,
-            directory,
+            actors,
+            read_log,
             clock,
             policy: Arc::new(policy),
             feed,
@@ -89,9 +94,7 @@ impl AppointmentApi {
         query_key: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(Vec<pb::Appointment>, String), Status> {
-        store::log_reads(&self.db, actor, &page.appointments, now)
-            .await
-            .map_err(status::from_db)?;
+        self.log_reads(actor, &page.appointments, now).await?;
         let next_page_token = page
             .next
             .map(|cursor| cursor.encode(query_key))
@@ -115,22 +118,38 @@ impl AppointmentApi {
     ) -> Result<(Actor, entity::Model), Status> {
         let caller = Caller::from_request(request)?;
         let appointment_id = parse_appointment_id(appointment_id)?;
-        let (actor, patient_id) =
-            Actor::for_patient(&self.db, &self.directory, caller, patient_id).await?;
+        let (actor, patient_id) = self
+            .actors
+            .for_patient(caller, patient_id, Need::Scope(Scope::ReadVisits))
+            .await?;
         let appointment = store::find_for_patient(&self.db, patient_id, appointment_id)
             .await
             .map_err(status::from_db)?
             .filter(|appointment| actor.may_see_care_unit(&appointment.care_unit_id))
             .ok_or_else(|| status::not_found("appointment"))?;
-        store::log_reads(
-            &self.db,
-            &actor,
-            std::slice::from_ref(&appointment),
-            self.clock.now(),
-        )
-        .await
-        .map_err(status::from_db)?;
+        self.log_reads(&actor, std::slice::from_ref(&appointment), self.clock.now())
+            .await?;
         Ok((actor, appointment))
+    }
+
+    /// Records that `actor` read `appointments` (nothing when the actor is the patient),
+    /// one entry per visit, before they are served.
+    async fn log_reads(
+        &self,
+        actor: &Actor,
+        appointments: &[entity::Model],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Status> {
+        self.read_log
+            .record(
+                actor,
+                appointments
+                    .iter()
+                    .map(|visit| (visit.patient_id, Some(visit.id.to_string()))),
+                Action::ReadAppointments,
+                now,
+            )
+            .await
     }
 
     /// The first instant of `date` in the municipality's time zone.
@@ -257,8 +276,10 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             unreachable!("every missing value recorded a violation");
         };
 
-        let (actor, patient_id) =
-            Actor::for_patient(&self.db, &self.directory, caller, &message.patient_id).await?;
+        let (actor, patient_id) = self
+            .actors
+            .for_patient(caller, &message.patient_id, Need::Scope(Scope::ReadVisits))
+            .await?;
         let now = self.clock.now();
         let query = PatientQuery {
             patient_id,
@@ -402,14 +423,20 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             unreachable!("every missing value recorded a violation");
         };
 
-        let (actor, patient_id) =
-            Actor::for_patient(&self.db, &self.directory, caller, &message.patient_id).await?;
-        if actor.via != Via::SelfService {
+        if let homecare_core::Caller::Staff(_) = caller {
             return Err(status::permission_denied(
                 "PATIENT_ONLY",
-                "only the patient cancels here; staff cancel in the EPJ",
+                "only the patient or their proxy cancels here; staff cancel in the EPJ",
             ));
         }
+        let (actor, patient_id) = self
+            .actors
+            .for_patient(
+                caller,
+                &message.patient_id,
+                Need::Scope(Scope::CancelVisits),
+            )
+            .await?;
         let command = CancelCommand {
             appointment_id,
             reason,
@@ -530,16 +557,15 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let (rows, next) = outbox::list_failed(&self.db, &units, cursor, page_size)
             .await
             .map_err(status::from_db)?;
-        homecare_patients::access_log::record_many(
-            &self.db,
-            &actor,
-            rows.iter()
-                .map(|row| (row.patient_id, Some(row.appointment_id.to_string()))),
-            homecare_patients::access_log::Action::ReadAppointments,
-            self.clock.now(),
-        )
-        .await
-        .map_err(status::from_db)?;
+        self.read_log
+            .record(
+                &actor,
+                rows.iter()
+                    .map(|row| (row.patient_id, Some(row.appointment_id.to_string()))),
+                Action::ReadAppointments,
+                self.clock.now(),
+            )
+            .await?;
         Ok(Response::new(pb::ListFailedEpjDeliveriesResponse {
             deliveries: rows
                 .iter()
@@ -656,9 +682,9 @@ impl ChangeWatcher {
         let visits = store::find_many(db, batch.iter().map(|event| event.appointment_id))
             .await
             .map_err(status::from_db)?;
-        store::log_reads(db, &self.actor, &visits, self.api.clock.now())
-            .await
-            .map_err(status::from_db)?;
+        self.api
+            .log_reads(&self.actor, &visits, self.api.clock.now())
+            .await?;
         let visits: HashMap<Uuid, entity::Model> =
             visits.into_iter().map(|visit| (visit.id, visit)).collect();
         let mut position = None;
@@ -700,6 +726,7 @@ fn event_to_proto(event: &events::entity::Model) -> Result<pb::AppointmentEvent,
         actor_kind: actor_kind.to_proto().into(),
         actor: event.actor_subject.clone(),
         version: event.version,
+        actor_name: event.actor_name.clone().unwrap_or_default(),
     })
 }
 
@@ -762,6 +789,10 @@ fn cancellation_to_proto(
         reason: model.cancellation_reason.clone().unwrap_or_default(),
         request_time: model.cancellation_requested_at.map(timestamp::to_proto),
         requested_by: requested_by.map_or(0, |kind| kind.to_proto().into()),
+        requested_by_name: model
+            .cancellation_requested_by_name
+            .clone()
+            .unwrap_or_default(),
         failure_reason: if staff_view {
             model
                 .cancellation_failure_reason

@@ -18,7 +18,8 @@ use crate::cancellation::{self, CancellationPolicy, Refusal, VisitFacts};
 use crate::domain::{AppointmentStatus, CancellationState, EventType, ServiceType};
 use crate::domain::{UpsertCommand, VisitPlan, VisitWindow};
 use crate::entity::{self, Column, Entity};
-use crate::{events, outbox};
+use crate::events::{self, Who};
+use crate::outbox;
 
 /// How often an upsert that lost a race with another writer of the same visit is retried.
 const UPSERT_ATTEMPTS: usize = 5;
@@ -75,7 +76,6 @@ pub async fn upsert(
             continue;
         };
         if outcome.created || outcome.changed {
-            let (kind, subject) = events::actor_of(actor);
             let event_type = if outcome.created {
                 EventType::Created
             } else {
@@ -85,7 +85,7 @@ pub async fn upsert(
                 &*txn,
                 &outcome.appointment,
                 event_type,
-                (kind, &subject),
+                &Who::of(actor),
                 now,
             )
             .await?;
@@ -134,6 +134,7 @@ async fn insert<C: ConnectionTrait>(
         cancellation_request_id: None,
         cancellation_requested_at: None,
         cancellation_requested_by: None,
+        cancellation_requested_by_name: None,
         cancellation_failure_reason: None,
     };
     let active: entity::ActiveModel = model.clone().into();
@@ -214,6 +215,7 @@ fn clear_cancellation(visit: &mut entity::Model) {
     visit.cancellation_request_id = None;
     visit.cancellation_requested_at = None;
     visit.cancellation_requested_by = None;
+    visit.cancellation_requested_by_name = None;
     visit.cancellation_failure_reason = None;
 }
 
@@ -263,7 +265,7 @@ pub async fn cancel(
     now: DateTime<Utc>,
     machine_now: DateTime<Utc>,
 ) -> Result<CancelOutcome, CancelError> {
-    let (kind, subject) = events::actor_of(actor);
+    let who = Who::of(actor);
     for _ in 0..UPSERT_ATTEMPTS {
         let txn = begin_write(db).await?;
         let visit = find_for_patient(&*txn, patient_id, command.appointment_id)
@@ -295,7 +297,8 @@ pub async fn cancel(
             cancellation_reason: command.reason.clone(),
             cancellation_request_id: Some(command.request_id.clone()),
             cancellation_requested_at: Some(now),
-            cancellation_requested_by: Some(kind.as_stored().to_owned()),
+            cancellation_requested_by: Some(who.kind.as_stored().to_owned()),
+            cancellation_requested_by_name: who.name.clone(),
             cancellation_failure_reason: None,
             version: visit.version + 1,
             updated_at: now,
@@ -309,6 +312,7 @@ pub async fn cancel(
             cancellation_request_id: Set(cancelled.cancellation_request_id.clone()),
             cancellation_requested_at: Set(cancelled.cancellation_requested_at),
             cancellation_requested_by: Set(cancelled.cancellation_requested_by.clone()),
+            cancellation_requested_by_name: Set(cancelled.cancellation_requested_by_name.clone()),
             cancellation_failure_reason: Set(None),
             version: Set(cancelled.version),
             updated_at: Set(now),
@@ -329,11 +333,11 @@ pub async fn cancel(
             &*txn,
             &cancelled,
             EventType::CancellationRequested,
-            (kind, &subject),
+            &who,
             now,
         )
         .await?;
-        outbox::enqueue_cancellation(&*txn, &cancelled, command.reason.clone(), machine_now)
+        outbox::enqueue_cancellation(&*txn, &cancelled, command.reason.clone(), &who, machine_now)
             .await?;
         access_log::record(
             &*txn,
@@ -484,23 +488,4 @@ pub async fn find_for_patient<C: ConnectionTrait>(
         .await?
         .map(|row| entity::Model::from_query_result(&row, ""))
         .transpose()
-}
-
-/// Records that a staff member or system read `appointments`, one entry per visit.
-pub async fn log_reads<C: ConnectionTrait>(
-    db: &C,
-    actor: &Actor,
-    appointments: &[entity::Model],
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    access_log::record_many(
-        db,
-        actor,
-        appointments
-            .iter()
-            .map(|appointment| (appointment.patient_id, Some(appointment.id.to_string()))),
-        Action::ReadAppointments,
-        now,
-    )
-    .await
 }

@@ -26,6 +26,9 @@ pub enum Caller {
 pub struct StaffCaller {
     /// The stable subject id from the staff identity provider. Not personal data.
     pub subject: String,
+    /// The staff member's name from the token, when it carries one; shown to patients in
+    /// their access log.
+    pub name: Option<String>,
     /// Roles granted by the identity provider.
     pub roles: Vec<String>,
     /// The care units the staff member works in.

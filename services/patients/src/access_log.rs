@@ -1,13 +1,25 @@
 //! The access log: every read or change of a patient's data by anyone but the patient.
 //!
-//! Written in the same transaction as a change, so a change is never without its entry.
+//! A change writes its entry in its own transaction ([`record`]), so a change is never
+//! without its entry. Reads go through [`ReadLog`], which writes the entries of concurrent
+//! reads together in one transaction and answers each read only once its entry is stored:
+//! no read is served unlogged, and a busy server pays one commit for many reads.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use homecare_core::db::begin_write;
+use homecare_core::paging::Cursor;
+use homecare_core::status;
+use sea_orm::sea_query::Condition;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
 use uuid::Uuid;
 
-use crate::actor::{Actor, Via};
-use crate::entity::access_log;
+use crate::actor::Actor;
+use crate::entity::access_log::{self, Column, Entity};
 
 /// What was done to a patient's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,13 +28,23 @@ pub enum Action {
     ReadAppointments,
     /// A visit was created or changed.
     WriteAppointment,
+    /// The patient's proxies were listed.
+    ReadProxies,
+    /// A proxy was made, changed or ended.
+    WriteProxies,
+    /// The access log itself was read.
+    ReadAccessLog,
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    /// The stored name, also what the patient's access log shows.
+    pub fn as_str(self) -> &'static str {
         match self {
             Action::ReadAppointments => "appointments.read",
             Action::WriteAppointment => "appointments.write",
+            Action::ReadProxies => "proxies.read",
+            Action::WriteProxies => "proxies.write",
+            Action::ReadAccessLog => "access_log.read",
         }
     }
 }
@@ -47,28 +69,164 @@ pub async fn record_many<C: ConnectionTrait>(
     action: Action,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let (kind, subject) = match &actor.via {
-        Via::SelfService => return Ok(()),
-        Via::Staff { subject, .. } => ("staff", subject.as_str()),
-        Via::System { subject } => ("system", subject.as_str()),
-    };
-    let rows: Vec<access_log::ActiveModel> = touched
+    insert(db, entries(actor, touched, action, now)).await
+}
+
+/// The rows recording that `actor` did `action` to `touched`; none when the actor is the
+/// patient.
+fn entries(
+    actor: &Actor,
+    touched: impl IntoIterator<Item = (Uuid, Option<String>)>,
+    action: Action,
+    now: DateTime<Utc>,
+) -> Vec<access_log::ActiveModel> {
+    if actor.via == crate::actor::Via::SelfService {
+        return Vec::new();
+    }
+    let (kind, subject, name, proxy_id) = (
+        actor.kind(),
+        actor.subject(),
+        actor.name().map(str::to_owned),
+        actor.proxy_id(),
+    );
+    touched
         .into_iter()
         .map(|(patient_id, resource_id)| access_log::ActiveModel {
             id: Set(Uuid::now_v7()),
             patient_id: Set(patient_id),
             occurred_at: Set(now),
             actor_kind: Set(kind.to_owned()),
-            actor_subject: Set(subject.to_owned()),
+            actor_subject: Set(subject.clone()),
+            actor_name: Set(name.clone()),
+            proxy_id: Set(proxy_id),
             action: Set(action.as_str().to_owned()),
             resource_id: Set(resource_id),
         })
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
+        .collect()
+}
+
+/// Rows per INSERT: nine parameters each, far below SQLite's and PostgreSQL's limits.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+async fn insert<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<access_log::ActiveModel>,
+) -> Result<(), DbErr> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
+        Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
     }
-    access_log::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await?;
     Ok(())
+}
+
+/// Reads waiting for their entries to be stored, at most: beyond this, readers wait for room.
+const QUEUE: usize = 4_096;
+
+/// Writes the entries of reads, many per transaction (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct ReadLog {
+    queue: mpsc::Sender<Pending>,
+}
+
+struct Pending {
+    rows: Vec<access_log::ActiveModel>,
+    stored: oneshot::Sender<Result<(), String>>,
+}
+
+impl ReadLog {
+    /// Starts the writer on `db`. It stops when the last handle is dropped.
+    pub fn start(db: DatabaseConnection) -> ReadLog {
+        let (queue, pending) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(db, pending));
+        ReadLog { queue }
+    }
+
+    /// Records that `actor` did `action` to `touched` (nothing when the actor is the
+    /// patient), returning once the entries are stored.
+    pub async fn record(
+        &self,
+        actor: &Actor,
+        touched: impl IntoIterator<Item = (Uuid, Option<String>)>,
+        action: Action,
+        now: DateTime<Utc>,
+    ) -> Result<(), Status> {
+        let rows = entries(actor, touched, action, now);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (stored, written) = oneshot::channel();
+        let unavailable = || status::unavailable("the access log cannot be written; try again");
+        self.queue
+            .send(Pending { rows, stored })
+            .await
+            .map_err(|_| unavailable())?;
+        match written.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "writing the access log failed");
+                Err(unavailable())
+            }
+            Err(_) => Err(unavailable()),
+        }
+    }
+}
+
+/// Takes every read waiting, stores their entries in one transaction, answers each.
+async fn write_batches(db: DatabaseConnection, mut pending: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::new();
+    while pending.recv_many(&mut batch, QUEUE).await > 0 {
+        let rows: Vec<_> = batch
+            .iter_mut()
+            .flat_map(|waiting| std::mem::take(&mut waiting.rows))
+            .collect();
+        let result = async {
+            let txn = begin_write(&db).await?;
+            insert(&*txn, rows).await?;
+            txn.commit().await
+        }
+        .await
+        .map_err(|error| error.to_string());
+        for waiting in batch.drain(..) {
+            let _ = waiting.stored.send(result.clone());
+        }
+    }
+}
+
+/// A page of a patient's access log, newest first, and the cursor after it.
+pub async fn page<C: ConnectionTrait>(
+    db: &C,
+    patient_id: Uuid,
+    after: Option<Cursor>,
+    page_size: u64,
+) -> Result<(Vec<access_log::Model>, Option<Cursor>), DbErr> {
+    let mut select = Entity::find()
+        .filter(Column::PatientId.eq(patient_id))
+        .order_by_desc(Column::OccurredAt)
+        .order_by_desc(Column::Id)
+        .limit(page_size + 1);
+    if let Some(cursor) = after {
+        select = select.filter(
+            Condition::any()
+                .add(Column::OccurredAt.lt(cursor.after))
+                .add(
+                    Condition::all()
+                        .add(Column::OccurredAt.eq(cursor.after))
+                        .add(Column::Id.lt(cursor.id)),
+                ),
+        );
+    }
+    let mut rows = select.all(db).await?;
+    let next = if rows.len() as u64 > page_size {
+        rows.truncate(page_size as usize);
+        rows.last().map(|row| Cursor {
+            after: row.occurred_at,
+            id: row.id,
+        })
+    } else {
+        None
+    };
+    Ok((rows, next))
 }

@@ -1,13 +1,22 @@
 //! Resolving who acts, for whom, and by what right: once per call, in one place.
+//!
+//! Every service gets an [`Actor`] from [`Actors`] and never looks at the caller's token
+//! itself. A citizen passes the terms-of-use gate first; then acts as the patient, or as the
+//! holder of a proxy that allows the call at this instant ([`crate::scope::authorize`]).
+
+use std::sync::Arc;
 
 use homecare_core::caller::EPJ_INTEGRATION_ROLE;
-use homecare_core::{Caller, status};
-use sea_orm::ConnectionTrait;
+use homecare_core::{Caller, Clock, NationalIdentityNumber, status};
+use sea_orm::DatabaseConnection;
 use tonic::Status;
 use uuid::Uuid;
 
 use crate::directory::PatientDirectory;
+use crate::proxy;
+use crate::scope::{self, ProxyRefusal, Scope, Scopes};
 use crate::store;
+use crate::terms::TermsGate;
 
 /// Who acts in a call, and by what right.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +30,21 @@ pub struct Actor {
 pub enum Via {
     /// The patient themself.
     SelfService,
+    /// A person acting for the patient under a proxy or a guardianship.
+    Proxy {
+        /// The proxy acted under.
+        proxy_id: Uuid,
+        /// The holder's name as the proxy gives it.
+        holder_name: String,
+        /// What the proxy allows.
+        scopes: Scopes,
+    },
     /// Home-care staff, limited to the visits of their care units.
     Staff {
         /// The staff member's subject id.
         subject: String,
+        /// Their name, when their token carries one.
+        name: Option<String>,
         /// The care units they work in.
         care_units: Vec<String>,
     },
@@ -35,54 +55,23 @@ pub enum Via {
     },
 }
 
-impl Actor {
-    /// The actor for a call about the patient with id `patient_id` (as the request carried
-    /// it), and that patient's id.
-    ///
-    /// A citizen may act only for themself; any other patient id, and an id that does not
-    /// exist, is NOT_FOUND, so a caller cannot learn which ids exist. Staff may address any
-    /// existing patient; what they may see of them is limited by their care units.
-    pub async fn for_patient<C: ConnectionTrait>(
-        db: &C,
-        directory: &PatientDirectory,
-        caller: &Caller,
-        patient_id: &str,
-    ) -> Result<(Actor, Uuid), Status> {
-        let patient_id = parse_patient_id(patient_id)?;
-        match caller {
-            Caller::Citizen { pid } => {
-                let own_id = directory.find_id(db, pid).await.map_err(status::from_db)?;
-                if own_id == Some(patient_id) {
-                    Ok((
-                        Actor {
-                            via: Via::SelfService,
-                        },
-                        patient_id,
-                    ))
-                } else {
-                    Err(status::not_found("patient"))
-                }
-            }
-            Caller::Staff(_) => {
-                let actor = Actor::staff(caller)?;
-                if store::exists(db, patient_id)
-                    .await
-                    .map_err(status::from_db)?
-                {
-                    Ok((actor, patient_id))
-                } else {
-                    Err(status::not_found("patient"))
-                }
-            }
-        }
-    }
+/// What a call needs of a citizen who is not the patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// A valid proxy with this scope.
+    Scope(Scope),
+    /// Nothing a proxy can give: only the patient themself (granting proxies).
+    PatientThemself,
+}
 
+impl Actor {
     /// The actor for a staff call that is not about one patient (a care unit's day).
     pub fn staff(caller: &Caller) -> Result<Actor, Status> {
         let staff = caller.require_staff()?;
         Ok(Actor {
             via: Via::Staff {
                 subject: staff.subject.clone(),
+                name: staff.name.clone(),
                 care_units: staff.care_units.clone(),
             },
         })
@@ -98,20 +87,193 @@ impl Actor {
         })
     }
 
+    /// The holder of `proxy`, acting under it.
+    pub fn holder_of(proxy: &crate::entity::proxy::Model) -> Result<Actor, Status> {
+        Ok(Actor {
+            via: Via::Proxy {
+                proxy_id: proxy.id,
+                holder_name: proxy.holder_name.clone(),
+                scopes: Scopes::from_stored(&proxy.scopes).map_err(|e| status::internal(&e))?,
+            },
+        })
+    }
+
+    /// How the actor is stored in histories and the access log: `patient`, `proxy`,
+    /// `staff` or `system`.
+    pub fn kind(&self) -> &'static str {
+        match &self.via {
+            Via::SelfService => "patient",
+            Via::Proxy { .. } => "proxy",
+            Via::Staff { .. } => "staff",
+            Via::System { .. } => "system",
+        }
+    }
+
+    /// Who the actor is, as stored: the staff subject, the system account or the proxy id;
+    /// empty for the patient. Never an identity number.
+    pub fn subject(&self) -> String {
+        match &self.via {
+            Via::SelfService => String::new(),
+            Via::Proxy { proxy_id, .. } => proxy_id.to_string(),
+            Via::Staff { subject, .. } | Via::System { subject } => subject.clone(),
+        }
+    }
+
+    /// The actor's name to show, when known.
+    pub fn name(&self) -> Option<&str> {
+        match &self.via {
+            Via::Proxy { holder_name, .. } => Some(holder_name),
+            Via::Staff { name, .. } => name.as_deref(),
+            Via::SelfService | Via::System { .. } => None,
+        }
+    }
+
+    /// The proxy the actor acts under, if any.
+    pub fn proxy_id(&self) -> Option<Uuid> {
+        match &self.via {
+            Via::Proxy { proxy_id, .. } => Some(*proxy_id),
+            _ => None,
+        }
+    }
+
+    /// Whether the actor is a citizen (the patient or a proxy holder) rather than staff or
+    /// a system.
+    pub fn is_citizen(&self) -> bool {
+        matches!(self.via, Via::SelfService | Via::Proxy { .. })
+    }
+
     /// The care units whose data the actor may see, or `None` when not limited by unit.
     pub fn visible_care_units(&self) -> Option<Vec<String>> {
         match &self.via {
-            Via::SelfService | Via::System { .. } => None,
+            Via::SelfService | Via::Proxy { .. } | Via::System { .. } => None,
             Via::Staff { care_units, .. } => Some(care_units.clone()),
         }
     }
 
-    /// Whether the actor may see data of `care_unit`: patients see their own regardless of
-    /// unit, staff only their units' data.
+    /// Whether the actor may see data of `care_unit`: patients and their proxies see the
+    /// patient's data regardless of unit, staff only their units' data.
     pub fn may_see_care_unit(&self, care_unit: &str) -> bool {
         match &self.via {
-            Via::SelfService | Via::System { .. } => true,
+            Via::SelfService | Via::Proxy { .. } | Via::System { .. } => true,
             Via::Staff { care_units, .. } => care_units.iter().any(|unit| unit == care_unit),
+        }
+    }
+}
+
+/// Resolves callers to actors: the one place that decides who may act for whom.
+pub struct Actors {
+    db: DatabaseConnection,
+    directory: PatientDirectory,
+    terms: TermsGate,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Actors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actors")
+            .field("terms", &self.terms.policy())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Actors {
+    /// A resolver over `db`, with the terms gate `terms`, at the time `clock` tells.
+    pub fn new(db: DatabaseConnection, terms: TermsGate, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
+            directory: PatientDirectory::new(),
+            terms,
+            clock,
+        }
+    }
+
+    /// The terms gate.
+    pub fn terms(&self) -> &TermsGate {
+        &self.terms
+    }
+
+    /// The calling citizen, once past the terms gate; PERMISSION_DENIED for staff.
+    pub async fn citizen<'a>(
+        &self,
+        caller: &'a Caller,
+    ) -> Result<&'a NationalIdentityNumber, Status> {
+        let pid = caller.require_citizen()?;
+        self.terms.require(&self.db, pid, self.clock.now()).await?;
+        Ok(pid)
+    }
+
+    /// The patient id of the citizen `pid` themself, if they are a patient.
+    pub async fn own_patient_id(
+        &self,
+        pid: &NationalIdentityNumber,
+    ) -> Result<Option<Uuid>, Status> {
+        self.directory
+            .find_id(&self.db, pid)
+            .await
+            .map_err(status::from_db)
+    }
+
+    /// The actor for a call about the patient with id `patient_id` (as the request carried
+    /// it) that needs `need`, and that patient's id.
+    ///
+    /// A citizen acts as the patient, or under a proxy that allows `need` now. A patient id
+    /// the citizen holds no proxy for, and one that does not exist, are both NOT_FOUND, so
+    /// ids cannot be probed; a proxy that is ended, expired, not yet valid or lacks the scope
+    /// is PERMISSION_DENIED with the reason (its holder knows the patient). Staff may address
+    /// any existing patient; what they see of them is limited by their care units.
+    pub async fn for_patient(
+        &self,
+        caller: &Caller,
+        patient_id: &str,
+        need: Need,
+    ) -> Result<(Actor, Uuid), Status> {
+        let patient_id = parse_patient_id(patient_id)?;
+        match caller {
+            Caller::Citizen { .. } => {
+                let pid = self.citizen(caller).await?;
+                if self.own_patient_id(pid).await? == Some(patient_id) {
+                    return Ok((
+                        Actor {
+                            via: Via::SelfService,
+                        },
+                        patient_id,
+                    ));
+                }
+                let held = proxy::held_by(&self.db, pid, patient_id)
+                    .await
+                    .map_err(status::from_db)?;
+                let scope = match need {
+                    Need::Scope(scope) => scope,
+                    Need::PatientThemself if held.is_empty() => {
+                        return Err(status::not_found("patient"));
+                    }
+                    Need::PatientThemself => {
+                        return Err(status::permission_denied(
+                            "PATIENT_ONLY",
+                            "only the patient themself can do this, not a proxy",
+                        ));
+                    }
+                };
+                match scope::authorize(&held, scope, self.clock.now()) {
+                    Ok(proxy) => Ok((Actor::holder_of(&proxy.model)?, patient_id)),
+                    Err(ProxyRefusal::NoProxy) => Err(status::not_found("patient")),
+                    Err(refusal) => Err(status::permission_denied(
+                        refusal.reason(),
+                        &refusal.to_string(),
+                    )),
+                }
+            }
+            Caller::Staff(_) => {
+                let actor = Actor::staff(caller)?;
+                if store::exists(&self.db, patient_id)
+                    .await
+                    .map_err(status::from_db)?
+                {
+                    Ok((actor, patient_id))
+                } else {
+                    Err(status::not_found("patient"))
+                }
+            }
         }
     }
 }

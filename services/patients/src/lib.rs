@@ -1,16 +1,21 @@
-//! Patients, who may act for them, and the access log.
+//! Patients, who may act for them, the terms of use, and the access log.
 //!
-//! Every RPC that touches a patient's data resolves its [`Actor`] here, once: who calls, for
-//! which patient, and by what right. Reads and changes by anyone but the patient themself are
-//! written to the [`access_log`].
+//! Every RPC that touches a patient's data resolves its [`Actor`] through [`Actors`], once:
+//! who calls, for which patient, and by what right (the patient themself, a proxy with the
+//! scope the call needs, staff of the patient's unit, a system). Reads and changes by anyone
+//! but the patient themself are written to the [`access_log`].
 
 pub mod access_log;
 pub mod actor;
 pub mod directory;
 pub mod entity;
+pub mod proxy;
+pub mod scope;
 pub mod service;
 pub mod store;
+pub mod terms;
 
-pub use actor::{Actor, Via};
+pub use actor::{Actor, Actors, Need, Via};
 pub use directory::PatientDirectory;
-pub use service::PatientApi;
+pub use scope::Scope;
+pub use service::{CareRelations, PatientApi};

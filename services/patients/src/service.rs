@@ -1,50 +1,811 @@
 //! The gRPC face of this context: `homecare.patients.v1.PatientService`.
+//!
+//! Handlers are thin: decode and validate, resolve the actor, call the store, map the result.
 
-use homecare_core::{Caller, status};
-use homecare_proto::patients::v1 as pb;
-use sea_orm::DatabaseConnection;
-use tonic::{Request, Response, Status};
-
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::directory::PatientDirectory;
+use chrono::{DateTime, Utc};
+use homecare_core::identifier::{parse_display_name, parse_identifier};
+use homecare_core::paging::{self, Cursor};
+use homecare_core::status::{self, FieldViolations};
+use homecare_core::{Caller, Clock, NationalIdentityNumber, timestamp};
+use homecare_proto::patients::v1 as pb;
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::access_log::{self, Action, ReadLog};
+use crate::actor::{Actor, Actors, Need, Via, parse_patient_id};
+use crate::entity::{patient, proxy as proxy_entity, proxy_event};
+use crate::proxy::{self, Basis, NewProxy, ProxyError};
+use crate::scope::{self, Scope, Scopes};
+use crate::terms;
+
+/// The youngest a patient may be to grant a proxy.
+pub const MIN_GRANTOR_AGE: u32 = 16;
+/// The youngest a person may be to hold a proxy.
+pub const MIN_HOLDER_AGE: u32 = 18;
+/// The longest request id and document reference accepted.
+const MAX_REQUEST_ID_LEN: usize = 64;
+const MAX_DOCUMENT_REFERENCE_LEN: usize = 128;
+
+/// Which care units a patient is known to; staff see a patient's proxies when they work in
+/// one of them. Implemented by the appointments context (the units of the patient's visits).
+#[tonic::async_trait]
+pub trait CareRelations: Send + Sync + 'static {
+    /// The care units with visits of `patient_id`.
+    async fn care_units_of(&self, patient_id: Uuid) -> Result<Vec<String>, DbErr>;
+}
 
 /// Implements `homecare.patients.v1.PatientService`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PatientApi {
     db: DatabaseConnection,
-    directory: Arc<PatientDirectory>,
+    actors: Arc<Actors>,
+    read_log: ReadLog,
+    care: Arc<dyn CareRelations>,
+    clock: Arc<dyn Clock>,
+    time_zone: chrono_tz::Tz,
+}
+
+impl std::fmt::Debug for PatientApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatientApi")
+            .field("actors", &self.actors)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PatientApi {
-    /// A service over `db`.
-    pub fn new(db: DatabaseConnection, directory: Arc<PatientDirectory>) -> Self {
-        Self { db, directory }
+    /// A service over `db`; ages are counted in days of `time_zone`.
+    pub fn new(
+        db: DatabaseConnection,
+        actors: Arc<Actors>,
+        read_log: ReadLog,
+        care: Arc<dyn CareRelations>,
+        clock: Arc<dyn Clock>,
+        time_zone: chrono_tz::Tz,
+    ) -> Self {
+        Self {
+            db,
+            actors,
+            read_log,
+            care,
+            clock,
+            time_zone,
+        }
     }
+
+    fn today(&self) -> chrono::NaiveDate {
+        self.clock.now().with_timezone(&self.time_zone).date_naive()
+    }
+
+    /// The staff actor for a call about `patient_id`, if the staff member works in one of
+    /// the patient's care units; NOT_FOUND otherwise, as for a patient who does not exist.
+    async fn staff_of_patient(
+        &self,
+        caller: &Caller,
+        patient_id: &str,
+    ) -> Result<(Actor, Uuid), Status> {
+        let (actor, patient_id) = self
+            .actors
+            .for_patient(caller, patient_id, Need::PatientThemself)
+            .await?;
+        let units = self
+            .care
+            .care_units_of(patient_id)
+            .await
+            .map_err(status::from_db)?;
+        if units.iter().any(|unit| actor.may_see_care_unit(unit)) {
+            Ok((actor, patient_id))
+        } else {
+            Err(status::not_found("patient"))
+        }
+    }
+
+    /// The patient themself, or staff of their care unit: who manages a patient's proxies.
+    async fn manager_of(&self, caller: &Caller, patient_id: &str) -> Result<(Actor, Uuid), Status> {
+        match caller {
+            Caller::Citizen { .. } => {
+                self.actors
+                    .for_patient(caller, patient_id, Need::PatientThemself)
+                    .await
+            }
+            Caller::Staff(_) => self.staff_of_patient(caller, patient_id).await,
+        }
+    }
+
+    async fn proxy_response(
+        &self,
+        model: &proxy_entity::Model,
+        staff_view: bool,
+    ) -> Result<pb::Proxy, Status> {
+        let history = proxy::histories(&self.db, [model.id])
+            .await
+            .map_err(status::from_db)?;
+        proxy_to_proto(model, &history, staff_view, self.clock.now())
+    }
+}
+
+/// A proxy's terms from a grant or registration, checked field by field.
+struct ProxyFields {
+    holder: NationalIdentityNumber,
+    holder_name: String,
+    patient_name: String,
+    scopes: Scopes,
+    valid_from: DateTime<Utc>,
+    valid_to: Option<DateTime<Utc>>,
+    request_id: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_proxy_fields(
+    violations: &mut FieldViolations,
+    holder_national_id: &str,
+    holder_name: &str,
+    patient_name: &str,
+    scopes: &[i32],
+    valid_time: Option<&prost_types::Timestamp>,
+    end_time: Option<&prost_types::Timestamp>,
+    request_id: &str,
+    now: DateTime<Utc>,
+    today: chrono::NaiveDate,
+) -> Option<ProxyFields> {
+    let holder = violations
+        .check(
+            "holder_national_id",
+            NationalIdentityNumber::parse(holder_national_id),
+        )
+        .and_then(|holder| {
+            if holder.age_on(today) < MIN_HOLDER_AGE {
+                violations.add(
+                    "holder_national_id",
+                    format!("the holder must be {MIN_HOLDER_AGE} or older"),
+                );
+                None
+            } else {
+                Some(holder)
+            }
+        });
+    let holder_name = violations.check("holder_name", parse_display_name(holder_name));
+    let patient_name = violations.check("patient_name", parse_display_name(patient_name));
+    let scopes = violations.check("scopes", scope::parse_scopes(scopes));
+    let valid_from = violations
+        .check("valid_time", timestamp::optional(valid_time))
+        .and_then(|from| match from {
+            Some(from) if from < now => {
+                violations.add(
+                    "valid_time",
+                    "must not be in the past; leave it unset for now",
+                );
+                None
+            }
+            from => Some(from.unwrap_or(now)),
+        });
+    let valid_to = violations
+        .check("end_time", timestamp::optional(end_time))
+        .and_then(|to| match (to, valid_from) {
+            (Some(to), Some(from)) if to <= from => {
+                violations.add("end_time", "must be after valid_time (or now)");
+                None
+            }
+            (to, _) => Some(to),
+        });
+    let request_id = violations.check(
+        "request_id",
+        parse_identifier(request_id, MAX_REQUEST_ID_LEN),
+    );
+    Some(ProxyFields {
+        holder: holder?,
+        holder_name: holder_name?,
+        patient_name: patient_name?,
+        scopes: scopes?,
+        valid_from: valid_from?,
+        valid_to: valid_to?,
+        request_id: request_id?,
+    })
+}
+
+fn proxy_error(error: ProxyError) -> Status {
+    match error {
+        ProxyError::ProtectedAddress => status::failed_precondition(
+            "PROTECTED_ADDRESS",
+            "patient_id",
+            "the patient has a protected address and cannot be given new proxies",
+        ),
+        ProxyError::Overlaps { existing } => status::failed_precondition_with(
+            "PROXY_EXISTS",
+            "holder_national_id",
+            "the holder already has a proxy from this patient for that time; change or end it",
+            &[("proxy_id", existing.to_string())],
+        ),
+        ProxyError::NotFound => status::not_found("proxy"),
+        ProxyError::Ended => status::failed_precondition(
+            "PROXY_ENDED",
+            "proxy_id",
+            "the proxy was ended; grant a new one",
+        ),
+        ProxyError::Db(error) => status::from_db(error),
+    }
+}
+
+fn parse_proxy_id(text: &str) -> Result<Uuid, Status> {
+    if text.is_empty() {
+        return Err(status::invalid_argument("proxy_id", "is required"));
+    }
+    Uuid::parse_str(text).map_err(|_| status::invalid_argument("proxy_id", "is not a valid id"))
+}
+
+fn is_guardianship(model: &proxy_entity::Model) -> bool {
+    Basis::from_stored(&model.basis) == Some(Basis::Guardianship)
+}
+
+/// A guardianship is decided by the authorities, not the patient: the patient cannot change
+/// or end it here (the guardian, or staff, can end it).
+fn refuse_if_patient_on_guardianship(
+    actor: &Actor,
+    model: &proxy_entity::Model,
+) -> Result<(), Status> {
+    if actor.via == Via::SelfService && is_guardianship(model) {
+        return Err(status::permission_denied(
+            "GUARDIANSHIP",
+            "a guardianship is changed or ended by the care service, not by the patient",
+        ));
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
 impl pb::patient_service_server::PatientService for PatientApi {
     #[tracing::instrument(skip_all)]
+    async fn get_terms_status(
+        &self,
+        request: Request<pb::GetTermsStatusRequest>,
+    ) -> Result<Response<pb::GetTermsStatusResponse>, Status> {
+        let pid = Caller::from_request(&request)?.require_citizen()?;
+        let acceptances = terms::acceptances(&self.db, pid)
+            .await
+            .map_err(status::from_db)?;
+        Ok(Response::new(pb::GetTermsStatusResponse {
+            terms: Some(terms::status_of(
+                self.actors.terms().policy(),
+                &acceptances,
+                self.clock.now(),
+            )),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn accept_terms(
+        &self,
+        request: Request<pb::AcceptTermsRequest>,
+    ) -> Result<Response<pb::AcceptTermsResponse>, Status> {
+        let pid = Caller::from_request(&request)?.require_citizen()?;
+        let policy = self.actors.terms().policy();
+        let version = &request.get_ref().terms_version;
+        if version.is_empty() {
+            return Err(status::invalid_argument("terms_version", "is required"));
+        }
+        if *version != policy.version {
+            return Err(status::invalid_argument(
+                "terms_version",
+                &format!("is not the version in force ({})", policy.version),
+            ));
+        }
+        let now = self.clock.now();
+        let txn = homecare_core::db::begin_write(&self.db)
+            .await
+            .map_err(status::from_db)?;
+        terms::accept(&*txn, pid, version, now, policy.activation_delay)
+            .await
+            .map_err(status::from_db)?;
+        txn.commit().await.map_err(status::from_db)?;
+        let acceptances = terms::acceptances(&self.db, pid)
+            .await
+            .map_err(status::from_db)?;
+        tracing::info!("terms of use accepted");
+        Ok(Response::new(pb::AcceptTermsResponse {
+            terms: Some(terms::status_of(policy, &acceptances, now)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn list_represented_patients(
         &self,
         request: Request<pb::ListRepresentedPatientsRequest>,
     ) -> Result<Response<pb::ListRepresentedPatientsResponse>, Status> {
-        let pid = Caller::from_request(&request)?.require_citizen()?;
-        let own_id = self
-            .directory
-            .find_id(&self.db, pid)
-            .await
-            .map_err(status::from_db)?;
-        let patients = own_id
+        let pid = self.actors.citizen(Caller::from_request(&request)?).await?;
+        let own_id = self.actors.own_patient_id(pid).await?;
+        let mut patients: Vec<pb::RepresentedPatient> = own_id
             .map(|id| pb::RepresentedPatient {
                 patient_id: id.to_string(),
                 relation: pb::Relation::Self_.into(),
+                scopes: Scopes::all().to_proto(),
+                ..Default::default()
             })
             .into_iter()
             .collect();
+        let usable = proxy::usable_by(&self.db, pid, self.clock.now())
+            .await
+            .map_err(status::from_db)?;
+        patients.extend(usable.iter().map(|held| {
+            pb::RepresentedPatient {
+                patient_id: held.model.patient_id.to_string(),
+                relation: if is_guardianship(&held.model) {
+                    pb::Relation::Guardian
+                } else {
+                    pb::Relation::Proxy
+                }
+                .into(),
+                scopes: held.terms.scopes.to_proto(),
+                display_name: held.model.patient_name.clone(),
+                proxy_id: held.model.id.to_string(),
+                valid_until: held.terms.valid_to.map(timestamp::to_proto),
+            }
+        }));
         Ok(Response::new(pb::ListRepresentedPatientsResponse {
             patients,
         }))
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn grant_proxy(
+        &self,
+        request: Request<pb::GrantProxyRequest>,
+    ) -> Result<Response<pb::GrantProxyResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let message = request.get_ref();
+        let now = self.clock.now();
+        let mut violations = FieldViolations::new();
+        let fields = check_proxy_fields(
+            &mut violations,
+            &message.holder_national_id,
+            &message.holder_name,
+            &message.patient_name,
+            &message.scopes,
+            message.valid_time.as_ref(),
+            message.end_time.as_ref(),
+            &message.request_id,
+            now,
+            self.today(),
+        );
+        violations.into_result()?;
+        let fields = fields.expect("every missing value recorded a violation");
+
+        let grantor = caller.require_citizen()?;
+        let (actor, patient_id) = self
+            .actors
+            .for_patient(caller, &message.patient_id, Need::PatientThemself)
+            .await?;
+        if fields.holder == *grantor {
+            return Err(status::invalid_argument(
+                "holder_national_id",
+                "a patient cannot be their own proxy",
+            ));
+        }
+        if grantor.age_on(self.today()) < MIN_GRANTOR_AGE {
+            return Err(status::failed_precondition(
+                "GRANTOR_TOO_YOUNG",
+                "patient_id",
+                &format!("a patient must be {MIN_GRANTOR_AGE} or older to grant a proxy"),
+            ));
+        }
+        // The patient has every scope over their own data; a proxy holder can never get here.
+        if let Err(excess) = scope::beyond_grantor(Scopes::all(), fields.scopes) {
+            return Err(status::invalid_argument(
+                "scopes",
+                &format!("grants more than the grantor has: {}", excess.to_stored()),
+            ));
+        }
+        let model = proxy::create(
+            &self.db,
+            &actor,
+            NewProxy {
+                patient_id,
+                holder: fields.holder,
+                holder_name: fields.holder_name,
+                patient_name: fields.patient_name,
+                scopes: fields.scopes,
+                basis: Basis::GrantedByPatient,
+                document_reference: None,
+                valid_from: fields.valid_from,
+                valid_to: fields.valid_to,
+                request_id: fields.request_id,
+            },
+            now,
+        )
+        .await
+        .map_err(proxy_error)?;
+        tracing::info!(proxy_id = %model.id, "proxy granted");
+        Ok(Response::new(pb::GrantProxyResponse {
+            proxy: Some(self.proxy_response(&model, false).await?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn register_proxy(
+        &self,
+        request: Request<pb::RegisterProxyRequest>,
+    ) -> Result<Response<pb::RegisterProxyResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require_staff()?;
+        let message = request.get_ref();
+        let now = self.clock.now();
+        let mut violations = FieldViolations::new();
+        let fields = check_proxy_fields(
+            &mut violations,
+            &message.holder_national_id,
+            &message.holder_name,
+            &message.patient_name,
+            &message.scopes,
+            message.valid_time.as_ref(),
+            message.end_time.as_ref(),
+            &message.request_id,
+            now,
+            self.today(),
+        );
+        let basis = match pb::ProxyBasis::try_from(message.basis) {
+            Ok(pb::ProxyBasis::PaperForm) => Some(Basis::PaperForm),
+            Ok(pb::ProxyBasis::Guardianship) => Some(Basis::Guardianship),
+            _ => {
+                violations.add(
+                    "basis",
+                    "must be PROXY_BASIS_PAPER_FORM or PROXY_BASIS_GUARDIANSHIP",
+                );
+                None
+            }
+        };
+        let document_reference = violations.check(
+            "document_reference",
+            parse_display_name(&message.document_reference).and_then(|reference| {
+                if reference.chars().count() > MAX_DOCUMENT_REFERENCE_LEN {
+                    Err("must be at most 128 characters")
+                } else {
+                    Ok(reference)
+                }
+            }),
+        );
+        violations.into_result()?;
+        let (Some(fields), Some(basis), Some(document_reference)) =
+            (fields, basis, document_reference)
+        else {
+            unreachable!("every missing value recorded a violation");
+        };
+
+        let (actor, patient_id) = self.staff_of_patient(caller, &message.patient_id).await?;
+        let patient = patient::Entity::find_by_id(patient_id)
+            .one(&self.db)
+            .await
+            .map_err(status::from_db)?
+            .ok_or_else(|| status::not_found("patient"))?;
+        let grantor = NationalIdentityNumber::parse(&patient.national_id)
+            .map_err(|error| status::internal(&error))?;
+        if fields.holder == grantor {
+            return Err(status::invalid_argument(
+                "holder_national_id",
+                "a patient cannot be their own proxy",
+            ));
+        }
+        // A guardian is appointed for whoever needs one; a signed form needs a grantor of age.
+        if basis == Basis::PaperForm && grantor.age_on(self.today()) < MIN_GRANTOR_AGE {
+            return Err(status::failed_precondition(
+                "GRANTOR_TOO_YOUNG",
+                "patient_id",
+                &format!("a patient must be {MIN_GRANTOR_AGE} or older to grant a proxy"),
+            ));
+        }
+        let model = proxy::create(
+            &self.db,
+            &actor,
+            NewProxy {
+                patient_id,
+                holder: fields.holder,
+                holder_name: fields.holder_name,
+                patient_name: fields.patient_name,
+                scopes: fields.scopes,
+                basis,
+                document_reference: Some(document_reference),
+                valid_from: fields.valid_from,
+                valid_to: fields.valid_to,
+                request_id: fields.request_id,
+            },
+            now,
+        )
+        .await
+        .map_err(proxy_error)?;
+        tracing::info!(proxy_id = %model.id, "proxy registered by staff");
+        Ok(Response::new(pb::RegisterProxyResponse {
+            proxy: Some(self.proxy_response(&model, true).await?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_proxy(
+        &self,
+        request: Request<pb::UpdateProxyRequest>,
+    ) -> Result<Response<pb::UpdateProxyResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let message = request.get_ref();
+        let now = self.clock.now();
+        let mut violations = FieldViolations::new();
+        let proxy_id = violations.check(
+            "proxy_id",
+            parse_proxy_id(&message.proxy_id).map_err(|status| status.message().to_owned()),
+        );
+        let mut scopes = None;
+        let mut valid_to = None;
+        if message.update_mask.is_empty() {
+            violations.add("update_mask", "must name scopes, end_time or both");
+        }
+        for path in &message.update_mask {
+            match path.as_str() {
+                "scopes" => {
+                    scopes = violations.check("scopes", scope::parse_scopes(&message.scopes))
+                }
+                "end_time" => {
+                    valid_to = violations
+                        .check("end_time", timestamp::optional(message.end_time.as_ref()))
+                        .and_then(|to| match to {
+                            Some(to) if to <= now => {
+                                violations.add(
+                                    "end_time",
+                                    "must be in the future; use EndProxy to end it now",
+                                );
+                                None
+                            }
+                            to => Some(to),
+                        });
+                }
+                _ => violations.add("update_mask", format!("{path:?} cannot be changed")),
+            }
+        }
+        violations.into_result()?;
+        let proxy_id = proxy_id.expect("checked");
+
+        let (actor, patient_id) = self.manager_of(caller, &message.patient_id).await?;
+        let current = proxy::find(&self.db, patient_id, proxy_id)
+            .await
+            .map_err(status::from_db)?
+            .ok_or_else(|| status::not_found("proxy"))?;
+        refuse_if_patient_on_guardianship(&actor, &current)?;
+        if let Some(Some(to)) = valid_to
+            && to <= current.valid_from
+        {
+            return Err(status::invalid_argument(
+                "end_time",
+                "must be after valid_time",
+            ));
+        }
+        let model = proxy::change(
+            &self.db, &actor, patient_id, proxy_id, scopes, valid_to, now,
+        )
+        .await
+        .map_err(proxy_error)?;
+        tracing::info!(proxy_id = %model.id, "proxy changed");
+        Ok(Response::new(pb::UpdateProxyResponse {
+            proxy: Some(self.proxy_response(&model, !actor.is_citizen()).await?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn end_proxy(
+        &self,
+        request: Request<pb::EndProxyRequest>,
+    ) -> Result<Response<pb::EndProxyResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let message = request.get_ref();
+        let proxy_id = parse_proxy_id(&message.proxy_id)?;
+        let patient_id = parse_patient_id(&message.patient_id)?;
+        let actor = match caller {
+            Caller::Citizen { .. } => {
+                let pid = self.actors.citizen(caller).await?;
+                if self.actors.own_patient_id(pid).await? == Some(patient_id) {
+                    Actor {
+                        via: Via::SelfService,
+                    }
+                } else {
+                    // The holder ends their own proxy, whatever its state.
+                    let held = proxy::find_held(&self.db, pid, proxy_id)
+                        .await
+                        .map_err(status::from_db)?
+                        .filter(|held| held.patient_id == patient_id)
+                        .ok_or_else(|| status::not_found("proxy"))?;
+                    Actor::holder_of(&held)?
+                }
+            }
+            Caller::Staff(_) => self.staff_of_patient(caller, &message.patient_id).await?.0,
+        };
+        let current = proxy::find(&self.db, patient_id, proxy_id)
+            .await
+            .map_err(status::from_db)?
+            .ok_or_else(|| status::not_found("proxy"))?;
+        refuse_if_patient_on_guardianship(&actor, &current)?;
+        let model = proxy::end(&self.db, &actor, patient_id, proxy_id, self.clock.now())
+            .await
+            .map_err(proxy_error)?;
+        tracing::info!(proxy_id = %model.id, by = actor.kind(), "proxy ended");
+        Ok(Response::new(pb::EndProxyResponse {
+            proxy: Some(self.proxy_response(&model, !actor.is_citizen()).await?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_proxies(
+        &self,
+        request: Request<pb::ListProxiesRequest>,
+    ) -> Result<Response<pb::ListProxiesResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let (actor, patient_id) = self
+            .manager_of(caller, &request.get_ref().patient_id)
+            .await?;
+        let proxies = proxy::of_patient(&self.db, patient_id)
+            .await
+            .map_err(status::from_db)?;
+        let mut histories: HashMap<Uuid, Vec<proxy_event::Model>> = HashMap::new();
+        for event in proxy::histories(&self.db, proxies.iter().map(|proxy| proxy.id))
+            .await
+            .map_err(status::from_db)?
+        {
+            histories.entry(event.proxy_id).or_default().push(event);
+        }
+        let now = self.clock.now();
+        self.read_log
+            .record(&actor, [(patient_id, None)], Action::ReadProxies, now)
+            .await?;
+        let staff_view = !actor.is_citizen();
+        Ok(Response::new(pb::ListProxiesResponse {
+            proxies: proxies
+                .iter()
+                .map(|proxy| {
+                    let history = histories.get(&proxy.id).map_or(&[][..], Vec::as_slice);
+                    proxy_to_proto(proxy, history, staff_view, now)
+                })
+                .collect::<Result<_, _>>()?,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_access_log(
+        &self,
+        request: Request<pb::ListAccessLogRequest>,
+    ) -> Result<Response<pb::ListAccessLogResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        if let Caller::Staff(_) = caller {
+            return Err(status::permission_denied(
+                "PATIENT_ONLY",
+                "the access log is the patient's to read",
+            ));
+        }
+        let message = request.get_ref();
+        let mut violations = FieldViolations::new();
+        let page_size = violations.check("page_size", paging::page_size(message.page_size));
+        let query_key = format!("access-log|patient={}", message.patient_id);
+        let cursor = violations.check(
+            "page_token",
+            Cursor::decode(&message.page_token, &query_key),
+        );
+        violations.into_result()?;
+        let (Some(page_size), Some(cursor)) = (page_size, cursor) else {
+            unreachable!("every missing value recorded a violation");
+        };
+        let (actor, patient_id) = self
+            .actors
+            .for_patient(
+                caller,
+                &message.patient_id,
+                Need::Scope(Scope::ReadAccessLog),
+            )
+            .await?;
+        let (rows, next) = access_log::page(&self.db, patient_id, cursor, page_size)
+            .await
+            .map_err(status::from_db)?;
+        self.read_log
+            .record(
+                &actor,
+                [(patient_id, None)],
+                Action::ReadAccessLog,
+                self.clock.now(),
+            )
+            .await?;
+        Ok(Response::new(pb::ListAccessLogResponse {
+            entries: rows.iter().map(access_entry_to_proto).collect(),
+            next_page_token: next
+                .map(|cursor| cursor.encode(&query_key))
+                .unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_protected_address(
+        &self,
+        request: Request<pb::SetProtectedAddressRequest>,
+    ) -> Result<Response<pb::SetProtectedAddressResponse>, Status> {
+        Actor::epj_integration(Caller::from_request(&request)?)?;
+        let message = request.get_ref();
+        let pid = NationalIdentityNumber::parse(&message.national_id)
+            .map_err(|error| status::invalid_argument("national_id", &error.to_string()))?;
+        let patient_id = proxy::set_protected_address(
+            &self.db,
+            &pid,
+            message.protected_address,
+            self.clock.now(),
+        )
+        .await
+        .map_err(status::from_db)?;
+        tracing::info!(%patient_id, protected = message.protected_address, "protected address set");
+        Ok(Response::new(pb::SetProtectedAddressResponse {}))
+    }
+}
+
+fn role_of(kind: &str) -> pb::ActorRole {
+    match kind {
+        "patient" => pb::ActorRole::Patient,
+        "proxy" => pb::ActorRole::Proxy,
+        "staff" => pb::ActorRole::Staff,
+        "system" => pb::ActorRole::System,
+        _ => pb::ActorRole::Unspecified,
+    }
+}
+
+fn access_entry_to_proto(row: &crate::entity::access_log::Model) -> pb::AccessLogEntry {
+    pb::AccessLogEntry {
+        occur_time: Some(timestamp::to_proto(row.occurred_at)),
+        actor_role: role_of(&row.actor_kind).into(),
+        // Staff without a name in their token are shown by their staff id.
+        actor_name: row
+            .actor_name
+            .clone()
+            .unwrap_or_else(|| row.actor_subject.clone()),
+        on_behalf_of_patient_id: row.patient_id.to_string(),
+        proxy_id: row.proxy_id.map(|id| id.to_string()).unwrap_or_default(),
+        action: row.action.clone(),
+        resource_id: row.resource_id.clone().unwrap_or_default(),
+    }
+}
+
+fn proxy_to_proto(
+    model: &proxy_entity::Model,
+    history: &[proxy_event::Model],
+    staff_view: bool,
+    now: DateTime<Utc>,
+) -> Result<pb::Proxy, Status> {
+    let terms = proxy::terms_of(model).map_err(status::from_db)?;
+    let basis = Basis::from_stored(&model.basis)
+        .map(Basis::to_proto)
+        .unwrap_or(pb::ProxyBasis::Unspecified);
+    Ok(pb::Proxy {
+        id: model.id.to_string(),
+        patient_id: model.patient_id.to_string(),
+        patient_name: model.patient_name.clone(),
+        holder_name: model.holder_name.clone(),
+        scopes: terms.scopes.to_proto(),
+        basis: basis.into(),
+        document_reference: if staff_view {
+            model.document_reference.clone().unwrap_or_default()
+        } else {
+            String::new()
+        },
+        valid_time: Some(timestamp::to_proto(model.valid_from)),
+        end_time: model.valid_to.map(timestamp::to_proto),
+        ended_time: model.ended_at.map(timestamp::to_proto),
+        state: terms.state_to_proto(now).into(),
+        create_time: Some(timestamp::to_proto(model.created_at)),
+        history: history
+            .iter()
+            .map(|event| pb::ProxyEvent {
+                r#type: proxy::EventType::proto_of_stored(&event.event_type).into(),
+                occur_time: Some(timestamp::to_proto(event.occurred_at)),
+                actor_role: role_of(&event.actor_kind).into(),
+                actor_name: event
+                    .actor_name
+                    .clone()
+                    .unwrap_or_else(|| event.actor_subject.clone()),
+                scopes: Scopes::from_stored(&event.scopes)
+                    .map(Scopes::to_proto)
+                    .unwrap_or_default(),
+                end_time: event.valid_to.map(timestamp::to_proto),
+            })
+            .collect(),
+    })
 }

@@ -41,6 +41,7 @@ pub async fn find_or_register<C: ConnectionTrait>(
         id: Set(Uuid::now_v7()),
         national_id: Set(pid.expose().to_owned()),
         created_at: Set(now),
+        protected_address: Set(false),
     };
     let insert = patient::Entity::insert(candidate).on_conflict(
         OnConflict::column(patient::Column::NationalId)

@@ -50,6 +50,9 @@ pub struct StaffClaims {
     pub aud: Option<String>,
     /// The staff member's or system account's stable id.
     pub sub: String,
+    /// The staff member's name, shown to patients in their access log; optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Granted roles, e.g. `nurse` or `epj-integration`.
     #[serde(default)]
     pub roles: Vec<String>,
@@ -259,6 +262,7 @@ impl Verifier {
                 Ok((
                     Caller::Staff(StaffCaller {
                         subject: claims.sub,
+                        name: claims.name.filter(|name| !name.trim().is_empty()),
                         roles: claims.roles,
                         care_units: claims.care_units,
                     }),

@@ -42,6 +42,19 @@ pub struct Config {
     pub cancellation: CancellationConfig,
     /// The EPJ that cancellations are written to.
     pub epj: EpjConfig,
+    /// The terms of use citizens accept.
+    pub terms: TermsConfig,
+}
+
+/// The terms of use: the version citizens must have accepted, and how long after their first
+/// acceptance they can use the service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TermsConfig {
+    /// The version in force, as the portal shows it (1-64 characters). Changing it asks every
+    /// citizen to accept again; someone already in goes on at once after accepting.
+    pub version: String,
+    /// Hours from a citizen's first acceptance until they can use the service.
+    pub activation_delay_hours: u32,
 }
 
 /// How long before a visit a patient must cancel it. Each cut-off is `{ hours = N }` or
@@ -215,6 +228,11 @@ impl Default for Config {
                 parallelism: 4,
                 idle_poll_seconds: 30,
             },
+            terms: TermsConfig {
+                version: "1".into(),
+                // "From acceptance it takes one day before the service can be used."
+                activation_delay_hours: 24,
+            },
         }
     }
 }
@@ -277,6 +295,7 @@ impl Config {
             });
         }
         self.cancellation_policy()?;
+        self.terms_policy()?;
         if self.epj.timeout_seconds == 0 || self.epj.max_attempts == 0 || self.epj.batch_size == 0 {
             return Err(ConfigError::Invalid {
                 key: "epj",
@@ -324,6 +343,21 @@ impl Config {
                 .insert(unit.clone(), check("cancellation.care_units", cut_off)?);
         }
         Ok(policy)
+    }
+
+    /// The terms of use in force, checked.
+    pub fn terms_policy(&self) -> Result<homecare_patients::terms::TermsPolicy, ConfigError> {
+        let version = self.terms.version.trim();
+        if version.is_empty() || version.chars().count() > 64 {
+            return Err(ConfigError::Invalid {
+                key: "terms.version",
+                reason: "must be 1-64 characters".into(),
+            });
+        }
+        Ok(homecare_patients::terms::TermsPolicy {
+            version: version.to_owned(),
+            activation_delay: chrono::Duration::hours(i64::from(self.terms.activation_delay_hours)),
+        })
     }
 
     /// The municipality's time zone.

@@ -245,11 +245,24 @@ impl TokenMinter {
         care_units: &[&str],
         ttl: chrono::Duration,
     ) -> Result<String, DevKeyError> {
+        self.named_staff(subject, None, roles, care_units, ttl)
+    }
+
+    /// Like [`TokenMinter::staff`], with the staff member's `name` in the token.
+    pub fn named_staff(
+        &self,
+        subject: &str,
+        name: Option<&str>,
+        roles: &[&str],
+        care_units: &[&str],
+        ttl: chrono::Duration,
+    ) -> Result<String, DevKeyError> {
         let now = chrono::Utc::now().timestamp();
         self.key.sign(&crate::auth::StaffClaims {
             iss: self.staff_issuer.clone(),
             aud: self.staff_audience.clone(),
             sub: subject.to_owned(),
+            name: name.map(str::to_owned),
             roles: roles.iter().map(|role| (*role).to_owned()).collect(),
             care_units: care_units.iter().map(|unit| (*unit).to_owned()).collect(),
             iat: now,

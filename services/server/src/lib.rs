@@ -13,11 +13,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use homecare_appointments::AppointmentApi;
+use homecare_appointments::care::VisitCareUnits;
 use homecare_appointments::delivery::DeliveryWorker;
 use homecare_appointments::feed::ChangeFeed;
 use homecare_core::Clock;
 use homecare_epj::{FhirEpj, FhirEpjConfig};
-use homecare_patients::{PatientApi, PatientDirectory};
+use homecare_patients::access_log::ReadLog;
+use homecare_patients::terms::TermsGate;
+use homecare_patients::{Actors, PatientApi};
 use homecare_proto::appointments::v1::appointment_service_server::{
     self, AppointmentServiceServer,
 };
@@ -141,15 +144,28 @@ pub async fn run(
 
     let feed = ChangeFeed::new();
     let delivery = start_delivery(&config, &db, &clock, &feed)?;
-    let directory = Arc::new(PatientDirectory::new());
+    let actors = Arc::new(Actors::new(
+        db.clone(),
+        TermsGate::new(config.terms_policy()?),
+        clock.clone(),
+    ));
+    let read_log = ReadLog::start(db.clone());
+    let patients = PatientApi::new(
+        db.clone(),
+        actors.clone(),
+        read_log.clone(),
+        Arc::new(VisitCareUnits::new(db.clone())),
+        clock.clone(),
+        policy.time_zone,
+    );
     let appointments = AppointmentApi::new(
         db.clone(),
-        directory.clone(),
+        actors,
+        read_log,
         clock.clone(),
         policy,
         feed.clone(),
     );
-    let patients = PatientApi::new(db.clone(), directory);
 
     let address = listener.local_addr().map_err(ServerError::DataDir)?;
     tracing::info!(%address, "serving gRPC");

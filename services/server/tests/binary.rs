@@ -11,8 +11,8 @@ use homecare_proto::appointments::v1::appointment_service_client::AppointmentSer
 use homecare_proto::appointments::v1::{
     AppointmentStatus, ListAppointmentsRequest, ServiceType, UpsertAppointmentRequest,
 };
-use homecare_proto::patients::v1::ListRepresentedPatientsRequest;
 use homecare_proto::patients::v1::patient_service_client::PatientServiceClient;
+use homecare_proto::patients::v1::{AcceptTermsRequest, ListRepresentedPatientsRequest};
 use tonic::transport::Channel;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_homecare");
@@ -33,6 +33,9 @@ fn spawn_server(dir: &Path, port: u16, stderr: Stdio) -> Child {
 /// [`spawn_server`] with extra environment variables.
 fn spawn_server_with(dir: &Path, port: u16, stderr: Stdio, env: &[(&str, String)]) -> Child {
     let mut command = tokio::process::Command::new(BINARY);
+    // Citizens here accept the terms and go on at once; the one-day wait is tested to the
+    // second with a manual clock in the end-to-end tests.
+    command.env("HOMECARE_TERMS__ACTIVATION_DELAY_HOURS", "0");
     command.envs(env.iter().map(|(key, value)| (*key, value.as_str())));
     command
         .args(["serve"])
@@ -103,6 +106,19 @@ fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
     request
 }
 
+/// Accepts the terms of use in force ("1" by default) as `citizen`.
+async fn accept_terms(channel: Channel, citizen: &str) {
+    PatientServiceClient::new(channel)
+        .accept_terms(authorized(
+            citizen,
+            AcceptTermsRequest {
+                terms_version: "1".into(),
+            },
+        ))
+        .await
+        .expect("terms accepted");
+}
+
 async fn terminate(server: &mut Child) -> std::process::ExitStatus {
     let pid = server.id().expect("running");
     let killed = Command::new("kill")
@@ -114,6 +130,7 @@ async fn terminate(server: &mut Child) -> std::process::ExitStatus {
 }
 
 async fn list_own_visits(channel: Channel, citizen: &str) -> Vec<String> {
+    accept_terms(channel.clone(), citizen).await;
     let patients = PatientServiceClient::new(channel.clone())
         .list_represented_patients(authorized(citizen, ListRepresentedPatientsRequest {}))
         .await
@@ -154,6 +171,11 @@ async fn first_start_creates_its_database_serves_and_stops_gracefully_on_sigterm
         .upsert_appointment(authorized(&epj, visit_request("visit-1")))
         .await
         .expect("upsert");
+    let before_terms = PatientServiceClient::new(channel.clone())
+        .list_represented_patients(authorized(&citizen, ListRepresentedPatientsRequest {}))
+        .await
+        .expect_err("the terms come first");
+    assert_eq!(before_terms.code(), tonic::Code::FailedPrecondition);
     assert_eq!(list_own_visits(channel, &citizen).await, ["visit-1"]);
 
     let status = terminate(&mut server).await;
@@ -279,6 +301,7 @@ async fn a_cancellation_survives_a_kill_before_it_reached_the_epj() {
         .into_inner()
         .appointment
         .unwrap();
+    accept_terms(channel.clone(), &citizen).await;
     let mut stream = client
         .watch_care_unit_changes(authorized(
             &nurse,

@@ -9,10 +9,14 @@ pub struct Model {
     pub id: Uuid,
     pub patient_id: Uuid,
     pub occurred_at: DateTimeUtc,
-    /// `staff` or `system` (later also `proxy`).
+    /// `proxy`, `staff` or `system`.
     pub actor_kind: String,
-    /// The staff subject or system account; never an identity number.
+    /// The staff subject, system account or proxy id; never an identity number.
     pub actor_subject: String,
+    /// The proxy holder's or staff member's name, when known.
+    pub actor_name: Option<String>,
+    /// The proxy the holder acted under.
+    pub proxy_id: Option<Uuid>,
     /// What was done, e.g. `appointments.read`.
     pub action: String,
     /// The record touched, when it is one record.

@@ -2,3 +2,6 @@
 
 pub mod access_log;
 pub mod patient;
+pub mod proxy;
+pub mod proxy_event;
+pub mod terms_acceptance;

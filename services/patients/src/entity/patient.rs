@@ -10,6 +10,8 @@ pub struct Model {
     /// Identity number, to match the EPJ and the login. Never logged or returned.
     pub national_id: String,
     pub created_at: DateTimeUtc,
+    /// The population register's or the EPJ's flag for a protected address: no new proxies.
+    pub protected_address: bool,
 }
 
 impl std::fmt::Debug for Model {
@@ -17,6 +19,7 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Patient")
             .field("id", &self.id)
             .field("created_at", &self.created_at)
+            .field("protected_address", &self.protected_address)
             .finish_non_exhaustive()
     }
 }
