@@ -172,6 +172,13 @@ impl TestServer {
         adjust(&mut config);
         let mut server = Self::serve(config, Arc::new(data_dir)).await;
         server.postgres_schema = postgres_schema;
+        // The test people accepted the terms one waiting period ago, through the real RPC.
+        let delay = Duration::hours(i64::from(server.config.terms.activation_delay_hours));
+        server.clock.set(test_now() - delay);
+        for pid in people::ACCEPTED_TERMS {
+            server.accept_terms(pid).await.expect("accept the terms");
+        }
+        server.clock.set(test_now());
         server
     }
 
@@ -215,7 +222,7 @@ impl TestServer {
             .await
             .expect("db");
 
-        let server = TestServer {
+        TestServer {
             address,
             channel,
             tokens,
@@ -226,15 +233,7 @@ impl TestServer {
             task: Some(task),
             postgres_schema: None,
             _data_dir: data_dir,
-        };
-        // The test people accepted the terms one waiting period ago, through the real RPC.
-        let delay = Duration::hours(i64::from(server.config.terms.activation_delay_hours));
-        server.clock.set(test_now() - delay);
-        for pid in people::ACCEPTED_TERMS {
-            server.accept_terms(pid).await.expect("accept the terms");
         }
-        server.clock.set(test_now());
-        server
     }
 
     /// Accepts the terms in force as the citizen `pid`.
