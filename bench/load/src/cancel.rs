@@ -73,6 +73,7 @@ pub(crate) async fn seed(
                     .context("upserted visit")?;
                 visits.push((stored.id, epj_id));
             }
+            crate::accept_terms(&channel, &citizen).await?;
             let patient_id = Arc::new(
                 PatientServiceClient::new(channel)
                     .list_represented_patients(authorized(

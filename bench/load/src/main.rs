@@ -28,8 +28,8 @@ use homecare_proto::appointments::v1::appointment_service_client::AppointmentSer
 use homecare_proto::appointments::v1::{
     AppointmentStatus, ListAppointmentsRequest, ServiceType, UpsertAppointmentRequest,
 };
-use homecare_proto::patients::v1::ListRepresentedPatientsRequest;
 use homecare_proto::patients::v1::patient_service_client::PatientServiceClient;
+use homecare_proto::patients::v1::{AcceptTermsRequest, ListRepresentedPatientsRequest, Relation};
 use homecare_server::config::Config;
 use homecare_server::dev_keys::{DevKey, TokenMinter};
 use sea_orm::ConnectionTrait as _;
@@ -39,6 +39,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 mod cancel;
 mod epj;
+mod proxy;
 
 #[derive(Parser, Debug)]
 #[command(about = "Drive a homecare server over gRPC and report throughput, latency and RSS")]
@@ -104,6 +105,8 @@ async fn main() -> anyhow::Result<()> {
     command
         .arg("serve")
         .env("HOMECARE_EPJ__BASE_URL", format!("{}/fhir", epj.uri()))
+        // Load citizens accept the terms and go on at once.
+        .env("HOMECARE_TERMS__ACTIVATION_DELAY_HOURS", "0")
         .env_remove("DATABASE_URL")
         .env("HOMECARE_DATA_DIR", data_dir.path())
         .env("HOMECARE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
@@ -174,15 +177,8 @@ async fn measure(
 
     let measured_pid = &pids[0];
     let citizen = tokens.citizen(measured_pid, ttl)?;
-    let patient_id = PatientServiceClient::new(channel.clone())
-        .list_represented_patients(authorized(&citizen, ListRepresentedPatientsRequest {}))
-        .await?
-        .into_inner()
-        .patients
-        .first()
-        .context("the measured patient is known")?
-        .patient_id
-        .clone();
+    let patient_id = own_patient_id(&channel, &citizen).await?;
+    let (holder, represented) = proxy::seed(&channel, &tokens, &pids[..3]).await?;
     let listed = AppointmentServiceClient::new(channel.clone())
         .list_appointments(authorized(
             &citizen,
@@ -217,28 +213,14 @@ async fn measure(
         }
     })
     .await;
-    let list = run_scenario("list_appointments", args, {
-        let channel = channel.clone();
-        let citizen = Arc::new(citizen);
-        let patient_id = Arc::new(patient_id);
-        move || {
-            let mut client = AppointmentServiceClient::new(channel.clone());
-            let request = authorized(
-                &citizen,
-                ListAppointmentsRequest {
-                    patient_id: patient_id.to_string(),
-                    ..Default::default()
-                },
-            );
-            async move {
-                client
-                    .list_appointments(request)
-                    .await
-                    .is_ok_and(|response| response.into_inner().appointments.len() == 20)
-            }
-        }
-    })
-    .await;
+    // The patient's own list and a proxy holder's, twice each, alternating, so drift on the
+    // shared machine falls on both alike.
+    let by_patient = list_scenario(&channel, &citizen, &[patient_id]);
+    let by_proxy = list_scenario(&channel, &holder, &represented);
+    let list = run_scenario("list_appointments", args, by_patient.clone()).await;
+    let proxy_list = run_scenario("list_by_proxy", args, by_proxy.clone()).await;
+    let list_again = run_scenario("list_appointments", args, by_patient).await;
+    let proxy_again = run_scenario("list_by_proxy", args, by_proxy).await;
 
     let cancelled = cancel::run(&channel, args, jobs, fake_epj).await;
 
@@ -259,7 +241,7 @@ async fn measure(
         "{:<20} {:>12} {:>10} {:>10} {:>8}",
         "scenario", "requests/s", "p50 ms", "p99 ms", "errors"
     );
-    for result in [&health, &list] {
+    for result in [&health, &list, &proxy_list, &list_again, &proxy_again] {
         println!(
             "{:<20} {:>12.0} {:>10.2} {:>10.2} {:>8}",
             result.name,
@@ -273,6 +255,13 @@ async fn measure(
         "list_appointments / health throughput: {:.2}",
         list.per_second() / health.per_second()
     );
+    let patient_rate = list.per_second() + list_again.per_second();
+    let proxy_rate = proxy_list.per_second() + proxy_again.per_second();
+    println!(
+        "proxy path (holder of 3 proxies) costs {:+.1}% per call against the patient's own \
+         (throughput, both runs)",
+        (patient_rate / proxy_rate - 1.0) * 100.0
+    );
     cancelled.print();
     println!(
         "server RSS: peak {:.1} MB, now {:.1} MB",
@@ -280,6 +269,66 @@ async fn measure(
         rss as f64 / 1024.0
     );
     Ok(())
+}
+
+/// ListAppointments by `token`, for each of `patients` in turn; a call counts when it lists
+/// the patient's 20 visits.
+fn list_scenario(
+    channel: &Channel,
+    token: &str,
+    patients: &[String],
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
++ Clone
++ Send
++ 'static {
+    let channel = channel.clone();
+    let token: Arc<str> = token.into();
+    let patients: Arc<[String]> = patients.into();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    move || {
+        let mut client = AppointmentServiceClient::new(channel.clone());
+        let turn = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request = authorized(
+            &token,
+            ListAppointmentsRequest {
+                patient_id: patients[turn % patients.len()].clone(),
+                ..Default::default()
+            },
+        );
+        Box::pin(async move {
+            client
+                .list_appointments(request)
+                .await
+                .is_ok_and(|response| response.into_inner().appointments.len() == 20)
+        })
+    }
+}
+
+/// Accepts the terms of use in force ("1" by default) as `citizen`.
+pub(crate) async fn accept_terms(channel: &Channel, citizen: &str) -> anyhow::Result<()> {
+    PatientServiceClient::new(channel.clone())
+        .accept_terms(authorized(
+            citizen,
+            AcceptTermsRequest {
+                terms_version: "1".into(),
+            },
+        ))
+        .await?;
+    Ok(())
+}
+
+/// The patient id the citizen uses for themself, after accepting the terms.
+pub(crate) async fn own_patient_id(channel: &Channel, citizen: &str) -> anyhow::Result<String> {
+    accept_terms(channel, citizen).await?;
+    Ok(PatientServiceClient::new(channel.clone())
+        .list_represented_patients(authorized(citizen, ListRepresentedPatientsRequest {}))
+        .await?
+        .into_inner()
+        .patients
+        .into_iter()
+        .find(|patient| patient.relation() == Relation::Self_)
+        .context("the citizen is a known patient")?
+        .patient_id)
 }
 
 /// Runs `call` from `args.concurrency` tasks: a warm-up, then a measured period.

@@ -85,16 +85,12 @@ impl AppointmentApi {
         }
     }
 
-    /// Logs the reads of a page (when the actor is not the patient) and turns it into the
-    /// visits and the next page token of a response.
-    async fn serve_page(
-        &self,
+    /// Turns a page into the visits and the next page token of a response.
+    fn serve_page(
         actor: &Actor,
         page: store::Page,
         query_key: &str,
-        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(Vec<pb::Appointment>, String), Status> {
-        self.log_reads(actor, &page.appointments, now).await?;
         let next_page_token = page
             .next
             .map(|cursor| cursor.encode(query_key))
@@ -287,11 +283,16 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             starts_before: end,
             care_units: actor.visible_care_units(),
         };
-        let page = store::list_for_patient(&self.db, query, cursor, page_size)
-            .await
-            .map_err(status::from_db)?;
-        let (appointments, next_page_token) =
-            self.serve_page(&actor, page, &query_key, now).await?;
+        // The read is logged while the visits are read, not after: the answer waits for
+        // both, so nothing is served unlogged, but the two waits overlap.
+        let (page, logged) = tokio::join!(
+            store::list_for_patient(&self.db, query, cursor, page_size),
+            self.read_log
+                .record(&actor, [(patient_id, None)], Action::ReadAppointments, now),
+        );
+        logged?;
+        let page = page.map_err(status::from_db)?;
+        let (appointments, next_page_token) = Self::serve_page(&actor, page, &query_key)?;
         Ok(Response::new(pb::ListAppointmentsResponse {
             appointments,
             next_page_token,
@@ -360,8 +361,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let page = store::list_for_care_units(&self.db, &units, from, until, cursor, page_size)
             .await
             .map_err(status::from_db)?;
-        let (appointments, next_page_token) =
-            self.serve_page(&actor, page, &query_key, now).await?;
+        self.log_reads(&actor, &page.appointments, now).await?;
+        let (appointments, next_page_token) = Self::serve_page(&actor, page, &query_key)?;
         Ok(Response::new(pb::ListCareUnitAppointmentsResponse {
             appointments,
             next_page_token,

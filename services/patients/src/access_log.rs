@@ -105,21 +105,44 @@ fn entries(
         .collect()
 }
 
-/// Rows per INSERT: nine parameters each, far below SQLite's and PostgreSQL's limits.
-const ROWS_PER_STATEMENT: usize = 1_000;
+/// The most rows per INSERT: nine parameters each, far below SQLite's and PostgreSQL's
+/// limits.
+const ROWS_PER_STATEMENT: usize = 512;
 
+/// Inserts `rows` in statements of 512, 256, ... or 1 rows: any number of rows is a few such
+/// statements, so each connection prepares (and keeps) at most ten distinct INSERTs rather
+/// than one per batch size it meets.
 async fn insert<C: ConnectionTrait>(
     db: &C,
     rows: Vec<access_log::ActiveModel>,
 ) -> Result<(), DbErr> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
+    let mut rows = rows.into_iter();
+    let mut size = ROWS_PER_STATEMENT;
+    while rows.len() > 0 {
+        while size > rows.len() {
+            size /= 2;
+        }
+        let chunk: Vec<_> = rows.by_ref().take(size).collect();
         Entity::insert_many(chunk)
             .exec_without_returning(db)
             .await?;
     }
     Ok(())
+}
+
+/// `touched` with one entry per patient, in first-seen order, keeping the record's id only
+/// when it was the patient's one record.
+fn per_patient(
+    touched: impl IntoIterator<Item = (Uuid, Option<String>)>,
+) -> Vec<(Uuid, Option<String>)> {
+    let mut merged: Vec<(Uuid, Option<String>)> = Vec::new();
+    for (patient_id, resource_id) in touched {
+        match merged.iter_mut().find(|(seen, _)| *seen == patient_id) {
+            Some((_, kept)) => *kept = None,
+            None => merged.push((patient_id, resource_id)),
+        }
+    }
+    merged
 }
 
 /// Reads waiting for their entries to be stored, at most: beyond this, readers wait for room.
@@ -146,6 +169,9 @@ impl ReadLog {
 
     /// Records that `actor` did `action` to `touched` (nothing when the actor is the
     /// patient), returning once the entries are stored.
+    ///
+    /// One entry per patient and call: what a patient needs to see is that someone read
+    /// their visits, and when; the record's id is kept when the call read one record.
     pub async fn record(
         &self,
         actor: &Actor,
@@ -153,7 +179,7 @@ impl ReadLog {
         action: Action,
         now: DateTime<Utc>,
     ) -> Result<(), Status> {
-        let rows = entries(actor, touched, action, now);
+        let rows = entries(actor, per_patient(touched), action, now);
         if rows.is_empty() {
             return Ok(());
         }
@@ -229,4 +255,23 @@ pub async fn page<C: ConnectionTrait>(
         None
     };
     Ok((rows, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_is_one_entry_per_patient_naming_the_record_only_when_it_was_one() {
+        let (astrid, bjarne) = (Uuid::now_v7(), Uuid::now_v7());
+        let touched = [
+            (astrid, Some("v1".to_owned())),
+            (bjarne, Some("v9".to_owned())),
+            (astrid, Some("v2".to_owned())),
+        ];
+        assert_eq!(
+            per_patient(touched),
+            [(astrid, None), (bjarne, Some("v9".to_owned()))]
+        );
+    }
 }

@@ -231,13 +231,22 @@ impl Actors {
         match caller {
             Caller::Citizen { .. } => {
                 let pid = self.citizen(caller).await?;
-                if self.own_patient_id(pid).await? == Some(patient_id) {
-                    return Ok((
-                        Actor {
-                            via: Via::SelfService,
-                        },
-                        patient_id,
-                    ));
+                match self
+                    .directory
+                    .is_patient(&self.db, patient_id, pid)
+                    .await
+                    .map_err(status::from_db)?
+                {
+                    None => return Err(status::not_found("patient")),
+                    Some(true) => {
+                        return Ok((
+                            Actor {
+                                via: Via::SelfService,
+                            },
+                            patient_id,
+                        ));
+                    }
+                    Some(false) => {}
                 }
                 let held = proxy::held_by(&self.db, pid, patient_id)
                     .await

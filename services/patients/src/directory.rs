@@ -1,9 +1,11 @@
-//! Finding a citizen's own patient id, with the answers remembered.
+//! Matching identity numbers and patient ids, with the answers remembered.
 //!
-//! Every patient call starts by resolving the logged-in person's identity number to their
-//! patient id. A patient's id never changes once registered, so a found id stays true; only
-//! found ids are remembered (a person may become a patient at any moment). Measured on
-//! ListAppointments, this lookup was one of the two queries of every call.
+//! Every patient call starts by finding whose the patient id in the request is: the caller's
+//! own, or someone's they may hold a proxy for. A patient's id and identity number never
+//! change once registered, so a found pair stays true; only found pairs are remembered (a
+//! person may become a patient at any moment). Measured on ListAppointments, this lookup was
+//! one of the two queries of every call, and for a proxy holder (who is rarely a patient
+//! themself) one of three.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,10 +19,11 @@ use crate::store;
 /// The most ids remembered: about 100 bytes each, so at most some 10 MB.
 const CAPACITY: usize = 100_000;
 
-/// Resolves identity numbers to patient ids, remembering what it found.
+/// Resolves identity numbers to patient ids and back, remembering what it found.
 #[derive(Default)]
 pub struct PatientDirectory {
     known: Mutex<HashMap<String, Uuid>>,
+    owners: Mutex<HashMap<Uuid, String>>,
 }
 
 impl std::fmt::Debug for PatientDirectory {
@@ -55,9 +58,36 @@ impl PatientDirectory {
         Ok(found)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Uuid>> {
-        self.known
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Whether the patient with id `patient_id` is the person `pid`; `None` when there is
+    /// no such patient.
+    pub async fn is_patient<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        patient_id: Uuid,
+        pid: &NationalIdentityNumber,
+    ) -> Result<Option<bool>, DbErr> {
+        if let Some(owner) = lock(&self.owners).get(&patient_id) {
+            return Ok(Some(owner == pid.expose()));
+        }
+        let Some(owner) = store::national_id_of(db, patient_id).await? else {
+            return Ok(None);
+        };
+        let is_patient = owner == pid.expose();
+        let mut owners = lock(&self.owners);
+        if owners.len() >= CAPACITY {
+            owners.clear();
+        }
+        owners.insert(patient_id, owner);
+        Ok(Some(is_patient))
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Uuid>> {
+        lock(&self.known)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

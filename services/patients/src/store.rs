@@ -59,6 +59,17 @@ pub async fn find_or_register<C: ConnectionTrait>(
         .ok_or_else(|| DbErr::RecordNotFound("patient just registered".into()))
 }
 
+/// The identity number of the patient with `id`, if there is one.
+pub async fn national_id_of<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<String>, DbErr> {
+    let select = patient::Entity::find_by_id(id)
+        .select_only()
+        .column(patient::Column::NationalId);
+    first_row(db, select)
+        .await?
+        .map(|row| row.try_get::<String>("", "national_id"))
+        .transpose()
+}
+
 /// Whether a patient with `id` exists.
 pub async fn exists<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<bool, DbErr> {
     let select = patient::Entity::find_by_id(id)

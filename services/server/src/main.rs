@@ -51,6 +51,9 @@ enum TokenKind {
         /// The staff member's id.
         #[arg(long, default_value = "dev-nurse")]
         subject: String,
+        /// The staff member's name, shown to patients in their access log.
+        #[arg(long)]
+        name: Option<String>,
         /// A care unit the staff member works in (repeatable).
         #[arg(long = "unit")]
         units: Vec<String>,
@@ -100,12 +103,13 @@ async fn main() -> anyhow::Result<()> {
                 }
                 TokenKind::Staff {
                     subject,
+                    name,
                     units,
                     roles,
                 } => {
                     let units: Vec<&str> = units.iter().map(String::as_str).collect();
                     let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-                    minter.staff(&subject, &roles, &units, ttl)?
+                    minter.named_staff(&subject, name.as_deref(), &roles, &units, ttl)?
                 }
                 TokenKind::Epj => minter.staff(
                     "epj-integration",
