@@ -139,6 +139,52 @@ struct ProxyFields {
     request_id: String,
 }
 
+impl ProxyFields {
+    fn into_new(
+        self,
+        patient_id: Uuid,
+        basis: Basis,
+        document_reference: Option<String>,
+    ) -> NewProxy {
+        NewProxy {
+            patient_id,
+            holder: self.holder,
+            holder_name: self.holder_name,
+            patient_name: self.patient_name,
+            scopes: self.scopes,
+            basis,
+            document_reference,
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            request_id: self.request_id,
+        }
+    }
+}
+
+/// The rules on the patient a proxy is for: never their own proxy, and 16 or older to grant
+/// one (a guardian is appointed for whoever needs one, whatever their age).
+fn check_grantor(
+    grantor: &NationalIdentityNumber,
+    holder: &NationalIdentityNumber,
+    basis: Basis,
+    today: chrono::NaiveDate,
+) -> Result<(), Status> {
+    if holder == grantor {
+        return Err(status::invalid_argument(
+            "holder_national_id",
+            "a patient cannot be their own proxy",
+        ));
+    }
+    if basis != Basis::Guardianship && grantor.age_on(today) < MIN_GRANTOR_AGE {
+        return Err(status::failed_precondition(
+            "GRANTOR_TOO_YOUNG",
+            "patient_id",
+            &format!("a patient must be {MIN_GRANTOR_AGE} or older to grant a proxy"),
+        ));
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn check_proxy_fields(
     violations: &mut FieldViolations,
@@ -378,19 +424,12 @@ impl pb::patient_service_server::PatientService for PatientApi {
             .actors
             .for_patient(caller, &message.patient_id, Need::PatientThemself)
             .await?;
-        if fields.holder == *grantor {
-            return Err(status::invalid_argument(
-                "holder_national_id",
-                "a patient cannot be their own proxy",
-            ));
-        }
-        if grantor.age_on(self.today()) < MIN_GRANTOR_AGE {
-            return Err(status::failed_precondition(
-                "GRANTOR_TOO_YOUNG",
-                "patient_id",
-                &format!("a patient must be {MIN_GRANTOR_AGE} or older to grant a proxy"),
-            ));
-        }
+        check_grantor(
+            grantor,
+            &fields.holder,
+            Basis::GrantedByPatient,
+            self.today(),
+        )?;
         // The patient has every scope over their own data; a proxy holder can never get here.
         if let Err(excess) = scope::beyond_grantor(Scopes::all(), fields.scopes) {
             return Err(status::invalid_argument(
@@ -401,18 +440,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let model = proxy::create(
             &self.db,
             &actor,
-            NewProxy {
-                patient_id,
-                holder: fields.holder,
-                holder_name: fields.holder_name,
-                patient_name: fields.patient_name,
-                scopes: fields.scopes,
-                basis: Basis::GrantedByPatient,
-                document_reference: None,
-                valid_from: fields.valid_from,
-                valid_to: fields.valid_to,
-                request_id: fields.request_id,
-            },
+            fields.into_new(patient_id, Basis::GrantedByPatient, None),
             now,
         )
         .await
@@ -481,35 +509,11 @@ impl pb::patient_service_server::PatientService for PatientApi {
             .ok_or_else(|| status::not_found("patient"))?;
         let grantor = NationalIdentityNumber::parse(&patient.national_id)
             .map_err(|error| status::internal(&error))?;
-        if fields.holder == grantor {
-            return Err(status::invalid_argument(
-                "holder_national_id",
-                "a patient cannot be their own proxy",
-            ));
-        }
-        // A guardian is appointed for whoever needs one; a signed form needs a grantor of age.
-        if basis == Basis::PaperForm && grantor.age_on(self.today()) < MIN_GRANTOR_AGE {
-            return Err(status::failed_precondition(
-                "GRANTOR_TOO_YOUNG",
-                "patient_id",
-                &format!("a patient must be {MIN_GRANTOR_AGE} or older to grant a proxy"),
-            ));
-        }
+        check_grantor(&grantor, &fields.holder, basis, self.today())?;
         let model = proxy::create(
             &self.db,
             &actor,
-            NewProxy {
-                patient_id,
-                holder: fields.holder,
-                holder_name: fields.holder_name,
-                patient_name: fields.patient_name,
-                scopes: fields.scopes,
-                basis,
-                document_reference: Some(document_reference),
-                valid_from: fields.valid_from,
-                valid_to: fields.valid_to,
-                request_id: fields.request_id,
-            },
+            fields.into_new(patient_id, basis, Some(document_reference)),
             now,
         )
         .await
