@@ -146,6 +146,20 @@ impl TestServer {
 
     /// Starts a server on `backend` after `adjust` changed its configuration.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let server = Self::start_bare(backend, adjust).await;
+        // The test people accepted the terms one waiting period ago, through the real RPC.
+        let delay = Duration::hours(i64::from(server.config.terms.activation_delay_hours));
+        server.clock.set(test_now() - delay);
+        for pid in people::ACCEPTED_TERMS {
+            server.accept_terms(pid).await.expect("accept the terms");
+        }
+        server.clock.set(test_now());
+        server
+    }
+
+    /// Like [`TestServer::start_with`], without the test people's acceptance of the terms:
+    /// for a server whose tokens are not the development key's.
+    pub async fn start_bare(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             data_dir: data_dir.path().to_path_buf(),
@@ -169,16 +183,12 @@ impl TestServer {
                 Some((url.clone(), schema))
             }
         };
+        // Development tokens are what tests mint; on PostgreSQL they are accepted only when
+        // asked for explicitly.
+        config.auth.dev_keys = Some(true);
         adjust(&mut config);
         let mut server = Self::serve(config, Arc::new(data_dir)).await;
         server.postgres_schema = postgres_schema;
-        // The test people accepted the terms one waiting period ago, through the real RPC.
-        let delay = Duration::hours(i64::from(server.config.terms.activation_delay_hours));
-        server.clock.set(test_now() - delay);
-        for pid in people::ACCEPTED_TERMS {
-            server.accept_terms(pid).await.expect("accept the terms");
-        }
-        server.clock.set(test_now());
         server
     }
 

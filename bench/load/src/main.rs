@@ -117,7 +117,9 @@ async fn main() -> anyhow::Result<()> {
     if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
         command
             .env("HOMECARE_DATABASE_URL", url)
-            .env("HOMECARE_DATABASE_SCHEMA", schema);
+            .env("HOMECARE_DATABASE_SCHEMA", schema)
+            // The load tool mints development tokens; on PostgreSQL they must be allowed.
+            .env("HOMECARE_AUTH__DEV_KEYS", "true");
     }
     let mut server = command
         .spawn()

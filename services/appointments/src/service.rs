@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{Days, NaiveDate};
 use homecare_core::paging::{self, Cursor};
 use homecare_core::status::{self, FieldViolations};
+use homecare_core::text::parse_optional_text;
 use homecare_core::{Caller, Clock, SystemClock, timestamp};
 use homecare_patients::access_log::{Action, ReadLog};
 use homecare_patients::actor::Via;
@@ -185,25 +186,6 @@ fn optional_unit(text: &str) -> Result<Option<String>, crate::domain::Identifier
 
 fn is_staff(actor: &Actor) -> bool {
     matches!(actor.via, Via::Staff { .. } | Via::System { .. })
-}
-
-/// The patient's own words: trimmed, at most [`MAX_REASON_CHARS`], no control characters
-/// but line breaks and tabs. Empty is no reason.
-fn parse_reason(text: &str) -> Result<Option<String>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    if text.chars().count() > MAX_REASON_CHARS {
-        return Err(format!("must be at most {MAX_REASON_CHARS} characters"));
-    }
-    if text
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err("must not contain control characters".into());
-    }
-    Ok(Some(text.to_owned()))
 }
 
 fn refusal_status(refusal: Refusal) -> Status {
@@ -416,7 +398,10 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             "request_id",
             parse_identifier(&message.request_id, MAX_REQUEST_ID_LEN),
         );
-        let reason = violations.check("reason", parse_reason(&message.reason));
+        let reason = violations.check(
+            "reason",
+            parse_optional_text(&message.reason, MAX_REASON_CHARS),
+        );
         violations.into_result()?;
         let (Some(appointment_id), Some(request_id), Some(reason)) =
             (appointment_id, request_id, reason)

@@ -10,6 +10,7 @@ pub mod identifier;
 pub mod identity;
 pub mod paging;
 pub mod status;
+pub mod text;
 pub mod timestamp;
 
 pub use caller::{Caller, StaffCaller};

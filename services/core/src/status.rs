@@ -77,17 +77,35 @@ pub fn invalid_argument(field: &str, description: &str) -> Status {
 }
 
 fn with_reason(code: Code, reason: &str, message: &str) -> Status {
-    let details = ErrorDetails::with_error_info(
-        reason,
-        ERROR_DOMAIN,
-        std::collections::HashMap::<String, String>::new(),
-    );
+    with_reason_and_metadata(code, reason, message, &[])
+}
+
+fn with_reason_and_metadata(
+    code: Code,
+    reason: &str,
+    message: &str,
+    metadata: &[(&str, String)],
+) -> Status {
+    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, error_metadata(metadata));
     Status::with_error_details(code, message, details)
+}
+
+fn error_metadata(metadata: &[(&str, String)]) -> std::collections::HashMap<String, String> {
+    metadata
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), value.clone()))
+        .collect()
 }
 
 /// UNAUTHENTICATED with a stable `reason`.
 pub fn unauthenticated(reason: &str, message: &str) -> Status {
     with_reason(Code::Unauthenticated, reason, message)
+}
+
+/// UNAUTHENTICATED like [`unauthenticated`], with ErrorInfo metadata (such as the claim a
+/// token lacks). Never a value the caller sent.
+pub fn unauthenticated_with(reason: &str, message: &str, metadata: &[(&str, String)]) -> Status {
+    with_reason_and_metadata(Code::Unauthenticated, reason, message, metadata)
 }
 
 /// PERMISSION_DENIED with a stable `reason`.
@@ -117,11 +135,7 @@ pub fn failed_precondition_with(
     message: &str,
     metadata: &[(&str, String)],
 ) -> Status {
-    let metadata: std::collections::HashMap<String, String> = metadata
-        .iter()
-        .map(|(key, value)| ((*key).to_owned(), value.clone()))
-        .collect();
-    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, error_metadata(metadata));
     details.add_precondition_failure_violation(reason, subject, message);
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }

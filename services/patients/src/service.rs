@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use homecare_core::identifier::{parse_display_name, parse_identifier};
+use homecare_core::identifier::parse_identifier;
+use homecare_core::text::{parse_display_name, parse_line};
 use homecare_core::paging::{self, Cursor};
 use homecare_core::status::{self, FieldViolations};
 use homecare_core::{Caller, Clock, NationalIdentityNumber, timestamp};
@@ -486,13 +487,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         };
         let document_reference = violations.check(
             "document_reference",
-            parse_display_name(&message.document_reference).and_then(|reference| {
-                if reference.chars().count() > MAX_DOCUMENT_REFERENCE_LEN {
-                    Err("must be at most 128 characters")
-                } else {
-                    Ok(reference)
-                }
-            }),
+            parse_line(&message.document_reference, MAX_DOCUMENT_REFERENCE_LEN),
         );
         violations.into_result()?;
         let (Some(fields), Some(basis), Some(document_reference)) =

@@ -8,7 +8,9 @@
 
 use std::str::FromStr as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use homecare_core::text::parse_display_name;
 use homecare_core::status::unauthenticated;
 use homecare_core::{Caller, NationalIdentityNumber, StaffCaller};
 use jsonwebtoken::errors::ErrorKind;
@@ -20,7 +22,7 @@ use tonic::Status;
 use crate::config::{AuthConfig, IssuerConfig};
 use crate::dev_keys::DevKey;
 
-/// The claims of a citizen's token.
+/// The claims of a citizen's token, as development tokens are minted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CitizenClaims {
     /// Issuer.
@@ -40,7 +42,7 @@ pub struct CitizenClaims {
     pub exp: i64,
 }
 
-/// The claims of a staff or system token.
+/// The claims of a staff or system token, as development tokens are minted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StaffClaims {
     /// Issuer.
@@ -63,6 +65,47 @@ pub struct StaffClaims {
     pub iat: i64,
     /// Expires at (seconds since the epoch).
     pub exp: i64,
+}
+
+/// What this service reads from a verified citizen token. Every claim it relies on is
+/// optional here, so that a missing one is named in the refusal instead of failing the
+/// decoding as a whole. `aud`, `iss` and `nbf` are checked by the JWT library.
+#[derive(Deserialize)]
+struct VerifiedCitizen {
+    exp: Option<i64>,
+    iat: Option<i64>,
+    pid: Option<String>,
+    acr: Option<String>,
+}
+
+/// What this service reads from a verified staff or system token.
+#[derive(Deserialize)]
+struct VerifiedStaff {
+    exp: Option<i64>,
+    iat: Option<i64>,
+    sub: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    care_units: Vec<String>,
+}
+
+/// UNAUTHENTICATED for a token without `claim`, or with it empty. The reason names the
+/// claim (`MISSING_CLAIM_AUD`), and so does the ErrorInfo metadata (`claim`).
+fn missing_claim(claim: &str) -> Status {
+    homecare_core::status::unauthenticated_with(
+        &format!("MISSING_CLAIM_{}", claim.to_ascii_uppercase()),
+        &format!("the token has no {claim} claim"),
+        &[("claim", claim.to_owned())],
+    )
+}
+
+/// A claim the identity provider must have filled: present and not blank.
+fn required_claim(value: Option<String>, claim: &str) -> Result<String, Status> {
+    value
+        .filter(|value| !value.trim().is_empty())
+        .ok_or_else(|| missing_claim(claim))
 }
 
 /// Why the authentication setup is unusable.
@@ -102,8 +145,16 @@ struct Issuer {
     fixed_keys: Vec<VerificationKey>,
     /// Where the issuer publishes its keys, if anywhere.
     jwks_url: Option<String>,
-    /// The keys last fetched from `jwks_url`, replaced whole on each refresh.
-    published_keys: std::sync::RwLock<Arc<Vec<VerificationKey>>>,
+    /// The keys last fetched from `jwks_url`, replaced whole when a refresh finds them changed.
+    published_keys: std::sync::RwLock<Arc<PublishedKeys>>,
+}
+
+/// An issuer's published keys, and what tells one fetch's keys from another's.
+#[derive(Default)]
+struct PublishedKeys {
+    /// The key set as JSON, re-serialised so that formatting alone is no change.
+    fingerprint: String,
+    keys: Vec<VerificationKey>,
 }
 
 /// Verifies tokens against the configured issuers.
@@ -113,42 +164,56 @@ pub struct Verifier {
     citizen_accepted_acr: Vec<String>,
     leeway_seconds: u64,
     verified: VerifiedTokens,
+    /// Counts changes of the published keys. A remembered verdict holds only for the key
+    /// set it was reached with: once a refresh retires a key, its tokens are checked again.
+    key_generation: AtomicU64,
 }
 
 /// The most verified tokens remembered; a portal backend sends one token for many calls.
 const VERIFIED_TOKENS_CAPACITY: usize = 10_000;
 
-/// Tokens that passed verification, with the caller they prove, until they expire.
+/// A verdict remembered: the caller a token proves, until when, under which key set.
+#[derive(Clone)]
+struct Verdict {
+    caller: Caller,
+    expires_at: i64,
+    key_generation: u64,
+}
+
+/// Tokens that passed verification, with the caller they prove, until they expire or the
+/// keys change.
 ///
 /// Signature checks dominate the cost of a cheap call; a token is immutable, so verifying the
-/// same string again until its `exp` gives the same answer. Only successes are remembered.
+/// same string again with the same keys until its `exp` gives the same answer. Only successes
+/// are remembered.
 #[derive(Default)]
-struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<String, (Caller, i64)>>);
+struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<String, Verdict>>);
 
 impl VerifiedTokens {
-    fn get(&self, token: &str, now: i64) -> Option<Caller> {
+    fn get(&self, token: &str, now: i64, key_generation: u64) -> Option<Caller> {
         let cache = self
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache
             .get(token)
-            .filter(|(_, expires_at)| now < *expires_at)
-            .map(|(caller, _)| caller.clone())
+            .filter(|verdict| now < verdict.expires_at && verdict.key_generation == key_generation)
+            .map(|verdict| verdict.caller.clone())
     }
 
-    fn insert(&self, token: &str, caller: &Caller, expires_at: i64, now: i64) {
+    fn insert(&self, token: &str, verdict: Verdict, now: i64) {
         let mut cache = self
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if cache.len() >= VERIFIED_TOKENS_CAPACITY {
-            cache.retain(|_, (_, expires)| now < *expires);
+            let generation = verdict.key_generation;
+            cache.retain(|_, kept| now < kept.expires_at && kept.key_generation == generation);
             if cache.len() >= VERIFIED_TOKENS_CAPACITY {
                 cache.clear();
             }
         }
-        cache.insert(token.to_owned(), (caller.clone(), expires_at));
+        cache.insert(token.to_owned(), verdict);
     }
 }
 
@@ -176,6 +241,7 @@ impl Verifier {
             citizen_accepted_acr: config.citizen_accepted_acr.clone(),
             leeway_seconds: config.leeway_seconds,
             verified: VerifiedTokens::default(),
+            key_generation: AtomicU64::new(0),
         })
     }
 
@@ -197,7 +263,8 @@ impl Verifier {
     }
 
     /// Fetches every issuer's published keys again and replaces the old ones. On an error the
-    /// old keys stay in use.
+    /// old keys stay in use. When a key set changed, verdicts remembered under the old one no
+    /// longer count.
     pub async fn refresh_published_keys(
         &self,
         http: &reqwest::Client,
@@ -207,10 +274,14 @@ impl Verifier {
                 continue;
             };
             let keys = fetch_jwks(http, url).await?;
-            *issuer
+            let mut published = issuer
                 .published_keys
                 .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if published.fingerprint != keys.fingerprint {
+                *published = Arc::new(keys);
+                self.key_generation.fetch_add(1, Ordering::SeqCst);
+            }
         }
         Ok(())
     }
@@ -227,52 +298,95 @@ impl Verifier {
             .filter(|token| !token.is_empty())
             .ok_or_else(|| unauthenticated("MISSING_CREDENTIALS", "a bearer token is required"))?;
         let now = chrono::Utc::now().timestamp();
-        if let Some(caller) = self.verified.get(token, now) {
+        // Read before verifying: a refresh during the check leaves the verdict under the old
+        // generation, where it is never found again.
+        let key_generation = self.key_generation.load(Ordering::SeqCst);
+        if let Some(caller) = self.verified.get(token, now, key_generation) {
             return Ok(caller);
         }
-        let (caller, expires_at) = self.verify_signed(token)?;
-        self.verified.insert(token, &caller, expires_at, now);
+        let (caller, expires_at) = self.verify_signed(token, now)?;
+        let verdict = Verdict {
+            caller: caller.clone(),
+            expires_at,
+            key_generation,
+        };
+        self.verified.insert(token, verdict, now);
         Ok(caller)
     }
 
-    /// Verifies `token` fully: signature, issuer, audience, times and claims. Returns the
-    /// caller and the instant (seconds since the epoch) the token expires.
-    fn verify_signed(&self, token: &str) -> Result<(Caller, i64), Status> {
+    /// Verifies `token` fully: signature, issuer, audience, times and every claim this
+    /// service relies on. Returns the caller and the instant (seconds since the epoch) the
+    /// token expires.
+    fn verify_signed(&self, token: &str, now: i64) -> Result<(Caller, i64), Status> {
         // The issuer is read unverified only to choose which keys to verify with; the
         // verification below checks it again.
         let claimed_issuer = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
             .map_err(|_| unauthenticated("MALFORMED_TOKEN", "the token is not a valid JWT"))?
             .iss;
         match claimed_issuer.as_deref() {
+            None | Some("") => Err(missing_claim("iss")),
             Some(iss) if iss == self.citizen.name => {
-                let claims: CitizenClaims = self.citizen.decode(token, self.leeway_seconds)?;
-                if !self.citizen_accepted_acr.contains(&claims.acr) {
+                let claims: VerifiedCitizen =
+                    self.citizen.decode(token, self.leeway_seconds, &[])?;
+                self.check_issued_at(claims.iat, now)?;
+                let pid = required_claim(claims.pid, "pid")?;
+                let acr = required_claim(claims.acr, "acr")?;
+                if !self.citizen_accepted_acr.contains(&acr) {
                     return Err(unauthenticated(
                         "INSUFFICIENT_ASSURANCE_LEVEL",
                         "log in at the high assurance level",
                     ));
                 }
-                let pid = NationalIdentityNumber::parse(&claims.pid).map_err(|_| {
+                let pid = NationalIdentityNumber::parse(&pid).map_err(|_| {
                     unauthenticated("INVALID_PID", "the token's pid is not an identity number")
                 })?;
-                Ok((Caller::Citizen { pid }, claims.exp))
+                let expires_at = claims.exp.ok_or_else(|| missing_claim("exp"))?;
+                Ok((Caller::Citizen { pid }, expires_at))
             }
             Some(iss) if iss == self.staff.name => {
-                let claims: StaffClaims = self.staff.decode(token, self.leeway_seconds)?;
+                let claims: VerifiedStaff =
+                    self.staff.decode(token, self.leeway_seconds, &["sub"])?;
+                self.check_issued_at(claims.iat, now)?;
+                let subject = required_claim(claims.sub, "sub")?;
+                let expires_at = claims.exp.ok_or_else(|| missing_claim("exp"))?;
+                let name = match claims.name.filter(|name| !name.trim().is_empty()) {
+                    // Shown to patients in their access log, so held to the rules of any
+                    // name a person reads.
+                    Some(name) => Some(parse_display_name(&name).map_err(|_| {
+                        unauthenticated(
+                            "INVALID_NAME_CLAIM",
+                            "the token's name claim is not a name that can be shown",
+                        )
+                    })?),
+                    None => None,
+                };
                 Ok((
                     Caller::Staff(StaffCaller {
-                        subject: claims.sub,
-                        name: claims.name.filter(|name| !name.trim().is_empty()),
+                        subject,
+                        name,
                         roles: claims.roles,
                         care_units: claims.care_units,
                     }),
-                    claims.exp,
+                    expires_at,
                 ))
             }
             _ => Err(unauthenticated(
                 "UNKNOWN_ISSUER",
                 "the token is not from a trusted issuer",
             )),
+        }
+    }
+
+    /// Refuses a token issued in the future (beyond the leeway): a clock that far off, or a
+    /// token made to outlive its issuer's rotation.
+    fn check_issued_at(&self, iat: Option<i64>, now: i64) -> Result<(), Status> {
+        let leeway = i64::try_from(self.leeway_seconds).unwrap_or(i64::MAX);
+        match iat {
+            Some(iat) if iat > now.saturating_add(leeway) => Err(unauthenticated(
+                "TOKEN_ISSUED_IN_FUTURE",
+                "the token's iat is in the future",
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -305,21 +419,24 @@ impl Issuer {
             audience: config.audience.clone(),
             fixed_keys: keys,
             jwks_url: config.jwks_url.clone(),
-            published_keys: std::sync::RwLock::new(Arc::new(Vec::new())),
+            published_keys: std::sync::RwLock::new(Arc::new(PublishedKeys::default())),
         })
     }
 
-    fn published(&self) -> Arc<Vec<VerificationKey>> {
+    fn published(&self) -> Arc<PublishedKeys> {
         self.published_keys
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
 
+    /// The claims of `token` once its signature, issuer, audience (when one is configured)
+    /// and times check out, and `exp`, `iss`, `aud` and `extra_required` are present.
     fn decode<T: serde::de::DeserializeOwned>(
         &self,
         token: &str,
         leeway_seconds: u64,
+        extra_required: &[&str],
     ) -> Result<T, Status> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| unauthenticated("MALFORMED_TOKEN", "the token is not a valid JWT"))?;
@@ -327,7 +444,7 @@ impl Issuer {
         let candidates = self
             .fixed_keys
             .iter()
-            .chain(published.iter())
+            .chain(published.keys.iter())
             .filter(|key| {
                 key.algorithm == header.alg
                     && match (&header.kid, &key.kid) {
@@ -340,11 +457,18 @@ impl Issuer {
         for candidate in candidates {
             let mut validation = Validation::new(candidate.algorithm);
             validation.set_issuer(&[&self.name]);
+            // jsonwebtoken checks `aud` only when the token has one: it must be required too,
+            // or a token minted for another service by the same provider would pass.
+            let mut required = vec!["exp", "iss"];
             match &self.audience {
-                Some(audience) => validation.set_audience(&[audience]),
+                Some(audience) => {
+                    validation.set_audience(&[audience]);
+                    required.push("aud");
+                }
                 None => validation.validate_aud = false,
             }
-            validation.set_required_spec_claims(&["exp", "iss"]);
+            required.extend_from_slice(extra_required);
+            validation.set_required_spec_claims(&required);
             validation.leeway = leeway_seconds;
             validation.validate_nbf = true;
             match jsonwebtoken::decode::<T>(token, &candidate.key, &validation) {
@@ -361,6 +485,7 @@ impl Issuer {
                             unauthenticated("WRONG_AUDIENCE", "the token is for another audience")
                         }
                         ErrorKind::InvalidSignature => last_error,
+                        ErrorKind::MissingRequiredClaim(claim) => missing_claim(claim),
                         _ => unauthenticated(
                             "MALFORMED_TOKEN",
                             "the token lacks required claims or is malformed",
@@ -377,10 +502,7 @@ impl Issuer {
     }
 }
 
-async fn fetch_jwks(
-    http: &reqwest::Client,
-    url: &str,
-) -> Result<Vec<VerificationKey>, AuthSetupError> {
+async fn fetch_jwks(http: &reqwest::Client, url: &str) -> Result<PublishedKeys, AuthSetupError> {
     let failed = |reason: String| AuthSetupError::JwksUrl {
         url: url.to_owned(),
         reason,
@@ -397,7 +519,8 @@ async fn fetch_jwks(
     if keys.is_empty() {
         return Err(failed("no usable keys".into()));
     }
-    Ok(keys)
+    let fingerprint = serde_json::to_string(&set).map_err(|e| failed(e.to_string()))?;
+    Ok(PublishedKeys { fingerprint, keys })
 }
 
 fn verification_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, String> {
@@ -463,7 +586,7 @@ mod tests {
         std::fs::write(&jwks_path, serde_json::to_string(&key.jwks()).unwrap()).unwrap();
 
         let mut config = crate::config::Config::default().auth;
-        config.dev_keys = false;
+        config.dev_keys = Some(false);
         config.citizen.jwks_file = Some(jwks_path.clone());
         config.staff.jwks_file = Some(jwks_path);
         let verifier = Verifier::new(&config, None).unwrap();
@@ -489,7 +612,7 @@ mod tests {
     /// Auth settings that trust only the keys `idp` publishes.
     fn published_keys_only(idp: &wiremock::MockServer) -> AuthConfig {
         let mut config = crate::config::Config::default().auth;
-        config.dev_keys = false;
+        config.dev_keys = Some(false);
         config.citizen.jwks_url = Some(format!("{}/jwks", idp.uri()));
         config.staff.jwks_url = Some(format!("{}/jwks", idp.uri()));
         config
@@ -554,20 +677,36 @@ mod tests {
     #[test]
     fn an_issuer_without_keys_is_a_setup_error() {
         let mut config = crate::config::Config::default().auth;
-        config.dev_keys = false;
+        config.dev_keys = Some(false);
         assert!(matches!(
             Verifier::new(&config, None),
             Err(AuthSetupError::NoKeys(_))
         ));
     }
 
+    fn verdict(expires_at: i64, key_generation: u64) -> Verdict {
+        Verdict {
+            caller: citizen(),
+            expires_at,
+            key_generation,
+        }
+    }
+
     #[test]
     fn a_remembered_token_is_forgotten_when_it_expires() {
         let tokens = VerifiedTokens::default();
-        tokens.insert("token", &citizen(), 1_000, 900);
-        assert!(tokens.get("token", 999).is_some());
-        assert!(tokens.get("token", 1_000).is_none(), "expired at exp");
-        assert!(tokens.get("other", 999).is_none());
+        tokens.insert("token", verdict(1_000, 0), 900);
+        assert!(tokens.get("token", 999, 0).is_some());
+        assert!(tokens.get("token", 1_000, 0).is_none(), "expired at exp");
+        assert!(tokens.get("other", 999, 0).is_none());
+    }
+
+    #[test]
+    fn a_remembered_token_counts_only_under_the_keys_it_was_verified_with() {
+        let tokens = VerifiedTokens::default();
+        tokens.insert("token", verdict(1_000, 3), 900);
+        assert!(tokens.get("token", 950, 3).is_some());
+        assert!(tokens.get("token", 950, 4).is_none());
     }
 
     #[test]
@@ -575,13 +714,34 @@ mod tests {
         let tokens = VerifiedTokens::default();
         for i in 0..VERIFIED_TOKENS_CAPACITY {
             let expires_at = if i == 0 { 2_000 } else { 1_000 };
-            tokens.insert(&format!("t{i}"), &citizen(), expires_at, 900);
+            tokens.insert(&format!("t{i}"), verdict(expires_at, 0), 900);
         }
-        tokens.insert("new", &citizen(), 2_000, 1_500);
+        tokens.insert("new", verdict(2_000, 0), 1_500);
         assert!(
-            tokens.get("t0", 1_500).is_some(),
+            tokens.get("t0", 1_500, 0).is_some(),
             "unexpired tokens are kept"
         );
-        assert!(tokens.get("new", 1_500).is_some());
+        assert!(tokens.get("new", 1_500, 0).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_token_verified_before_its_key_was_retired_is_refused_after_the_refresh() {
+        let idp = wiremock::MockServer::start().await;
+        let old_key = DevKey::generate().unwrap();
+        publish(&idp, &old_key).await;
+        let config = published_keys_only(&idp);
+        let http = reqwest::Client::new();
+        let verifier = Verifier::load(&config, None, &http).await.unwrap();
+        let token = bearer(&old_key, &config);
+        assert!(verifier.verify(Some(&token)).is_ok(), "verified and remembered");
+
+        // A refresh that finds the same keys keeps what was verified.
+        verifier.refresh_published_keys(&http).await.unwrap();
+        assert!(verifier.verify(Some(&token)).is_ok());
+
+        publish(&idp, &DevKey::generate().unwrap()).await;
+        verifier.refresh_published_keys(&http).await.unwrap();
+        let refused = verifier.verify(Some(&token)).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     }
 }

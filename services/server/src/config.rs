@@ -149,8 +149,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthConfig {
     /// Accept tokens signed by the development key in `data_dir` (created on first start),
-    /// which `homecare dev-token` mints. Never enable outside development.
-    pub dev_keys: bool,
+    /// which `homecare dev-token` mints. Unset: on for the embedded SQLite default, off on
+    /// PostgreSQL (production), where only an explicit `true` turns it on. Never enable
+    /// outside development.
+    pub dev_keys: Option<bool>,
     /// The issuer of citizens' tokens (ID-porten or the health portal's).
     pub citizen: IssuerConfig,
     /// The issuer of staff and system tokens.
@@ -193,7 +195,7 @@ impl Default for Config {
                 filter: "info".into(),
             },
             auth: AuthConfig {
-                dev_keys: true,
+                dev_keys: None,
                 citizen: IssuerConfig {
                     issuer: "homecare-dev-citizen".into(),
                     audience: Some("homecare".into()),
@@ -380,6 +382,15 @@ impl Config {
         }
     }
 
+    /// Whether tokens of the development key are accepted: as `auth.dev_keys` says, and when
+    /// it is unset only on the embedded SQLite database. A production server on PostgreSQL
+    /// never trusts a key lying in its data directory unless told to.
+    pub fn dev_keys_enabled(&self) -> bool {
+        self.auth
+            .dev_keys
+            .unwrap_or_else(|| self.effective_database_url().starts_with("sqlite:"))
+    }
+
     /// Where the development signing key is kept.
     pub fn dev_key_path(&self) -> PathBuf {
         self.data_dir.join("dev-signing-key.pem")
@@ -465,6 +476,24 @@ mod tests {
         let mut config = Config::default();
         config.epj.bearer_token = Some("very-secret".into());
         assert!(!format!("{config:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn dev_keys_are_on_by_default_only_for_the_embedded_database() {
+        let embedded = Config::default();
+        assert!(embedded.dev_keys_enabled());
+
+        let mut production = Config {
+            database_url: "postgres://db.example/homecare".into(),
+            ..Config::default()
+        };
+        assert!(!production.dev_keys_enabled());
+        production.auth.dev_keys = Some(true);
+        assert!(production.dev_keys_enabled(), "an explicit true is obeyed");
+
+        let mut embedded_off = Config::default();
+        embedded_off.auth.dev_keys = Some(false);
+        assert!(!embedded_off.dev_keys_enabled());
     }
 
     #[test]

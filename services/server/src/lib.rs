@@ -76,8 +76,15 @@ pub const SERVICE_NAMES: [&str; 2] = [
 /// Builds the token verifier `config` asks for, creating the development key if needed and
 /// fetching keys that issuers publish at a URL.
 pub async fn verifier(config: &Config, http: &reqwest::Client) -> Result<Verifier, ServerError> {
-    let dev_key = if config.auth.dev_keys {
-        tracing::warn!("accepting tokens signed by the development key: not for production");
+    let dev_key = if config.dev_keys_enabled() {
+        if config.auth.dev_keys == Some(true) && !config.effective_database_url().starts_with("sqlite:") {
+            tracing::warn!(
+                "auth.dev_keys = true on PostgreSQL: ANYONE WITH THE DEVELOPMENT KEY CAN ACT AS \
+                 ANY PATIENT OR STAFF MEMBER; never do this in production"
+            );
+        } else {
+            tracing::warn!("accepting tokens signed by the development key: not for production");
+        }
         Some(DevKey::load_or_create(&config.dev_key_path())?)
     } else {
         None

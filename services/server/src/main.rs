@@ -88,8 +88,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::DevToken { kind, minutes } => {
             anyhow::ensure!(
-                config.auth.dev_keys,
-                "auth.dev_keys is off: development tokens would not be accepted"
+                config.dev_keys_enabled(),
+                "auth.dev_keys is off (the default on PostgreSQL): development tokens would not \
+                 be accepted"
             );
             let minter = TokenMinter::new(
                 DevKey::load_or_create(&config.dev_key_path())?,

@@ -1,0 +1,274 @@
+//! What a token must carry: every claim the service relies on, checked before anything
+//! happens; and development tokens only where they belong.
+
+use homecare_proto::appointments::v1 as appointments;
+use homecare_proto::patients::v1::ListRepresentedPatientsRequest;
+use homecare_server::dev_keys::{DevKey, TokenMinter};
+use homecare_tests::people::ASTRID;
+use homecare_tests::{
+    Backend, TestServer, authorized, error_metadata, error_reason, on_every_backend, visit,
+};
+use serde_json::{Value, json};
+use tonic::Code;
+
+on_every_backend!(
+    a_citizen_token_without_a_claim_we_rely_on_is_refused_and_changes_nothing,
+    a_staff_token_without_a_claim_we_rely_on_is_refused_and_changes_nothing,
+    tokens_issued_or_valid_only_in_the_future_are_refused,
+    a_staff_name_claim_with_direction_controls_is_refused,
+);
+
+/// `claims` signed with the server's development key.
+fn signed(server: &TestServer, claims: &Value) -> String {
+    DevKey::load(&server.config.dev_key_path())
+        .expect("server key")
+        .sign(claims)
+        .expect("sign")
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn citizen_claims(server: &TestServer) -> Value {
+    json!({
+        "iss": server.config.auth.citizen.issuer,
+        "aud": server.config.auth.citizen.audience,
+        "sub": "pseudonym-1",
+        "pid": ASTRID,
+        "acr": "idporten-loa-high",
+        "iat": now(),
+        "exp": now() + 600,
+    })
+}
+
+fn epj_claims(server: &TestServer) -> Value {
+    json!({
+        "iss": server.config.auth.staff.issuer,
+        "aud": server.config.auth.staff.audience,
+        "sub": "epj-system",
+        "roles": [homecare_core::caller::EPJ_INTEGRATION_ROLE],
+        "iat": now(),
+        "exp": now() + 600,
+    })
+}
+
+fn without(mut claims: Value, claim: &str) -> Value {
+    claims.as_object_mut().expect("object").remove(claim);
+    claims
+}
+
+fn with(mut claims: Value, claim: &str, value: Value) -> Value {
+    claims
+        .as_object_mut()
+        .expect("object")
+        .insert(claim.into(), value);
+    claims
+}
+
+fn assert_refused(status: &tonic::Status, reason: &str) {
+    assert_eq!(status.code(), Code::Unauthenticated, "{reason}: {status:?}");
+    assert_eq!(error_reason(status).as_deref(), Some(reason), "{status:?}");
+}
+
+async fn a_citizen_token_without_a_claim_we_rely_on_is_refused_and_changes_nothing(
+    backend: Backend,
+) {
+    let server = TestServer::start(backend).await;
+    let plan = visit("v-claims", ASTRID, "unit-a", 72);
+    let appointment_id = server.upsert(plan.clone()).await.appointment.unwrap().id;
+    let patient_id = server.own_patient_id(ASTRID).await;
+    let cancel = |token: &str| {
+        authorized(
+            token,
+            appointments::CancelAppointmentRequest {
+                patient_id: patient_id.clone(),
+                appointment_id: appointment_id.clone(),
+                reason: String::new(),
+                request_id: uuid::Uuid::new_v4().to_string(),
+            },
+        )
+    };
+
+    let mut cases: Vec<(String, Value)> = ["aud", "exp", "iss", "pid", "acr"]
+        .into_iter()
+        .map(|claim| (claim.to_owned(), without(citizen_claims(&server), claim)))
+        .collect();
+    // Present but empty is as good as absent.
+    cases.push(("pid".into(), with(citizen_claims(&server), "pid", json!(""))));
+    cases.push(("iss".into(), with(citizen_claims(&server), "iss", json!(""))));
+    for (claim, claims) in cases {
+        let status = server
+            .appointments()
+            .cancel_appointment(cancel(&signed(&server, &claims)))
+            .await
+            .expect_err("refused");
+        assert_refused(&status, &format!("MISSING_CLAIM_{}", claim.to_uppercase()));
+        assert_eq!(error_metadata(&status, "claim").as_deref(), Some(&*claim));
+    }
+
+    let still = server
+        .appointments()
+        .get_appointment(authorized(
+            &server.citizen_token(ASTRID),
+            appointments::GetAppointmentRequest {
+                patient_id: patient_id.clone(),
+                appointment_id: appointment_id.clone(),
+            },
+        ))
+        .await
+        .expect("get")
+        .into_inner()
+        .appointment
+        .expect("appointment");
+    assert_eq!(still.status(), appointments::AppointmentStatus::Planned);
+    assert!(still.cancellation.is_none());
+    assert_eq!(server.count_rows("epj_outbox").await, 0);
+
+    // The same claims, complete, are accepted: the refusals above were about the claim.
+    server
+        .appointments()
+        .cancel_appointment(cancel(&signed(&server, &citizen_claims(&server))))
+        .await
+        .expect("a complete token cancels");
+    assert_eq!(server.count_rows("epj_outbox").await, 1);
+    server.stop().await;
+}
+
+async fn a_staff_token_without_a_claim_we_rely_on_is_refused_and_changes_nothing(
+    backend: Backend,
+) {
+    let server = TestServer::start(backend).await;
+    let upsert = |token: &str| authorized(token, visit("v-staff-claims", ASTRID, "unit-a", 72));
+    let mut cases: Vec<(String, Value)> = ["aud", "exp", "iss", "sub"]
+        .into_iter()
+        .map(|claim| (claim.to_owned(), without(epj_claims(&server), claim)))
+        .collect();
+    cases.push(("sub".into(), with(epj_claims(&server), "sub", json!(" "))));
+    for (claim, claims) in cases {
+        let status = server
+            .appointments()
+            .upsert_appointment(upsert(&signed(&server, &claims)))
+            .await
+            .expect_err("refused");
+        assert_refused(&status, &format!("MISSING_CLAIM_{}", claim.to_uppercase()));
+    }
+    assert_eq!(server.count_rows("appointments").await, 0);
+    assert_eq!(server.count_rows("patients").await, 0);
+
+    server
+        .appointments()
+        .upsert_appointment(upsert(&signed(&server, &epj_claims(&server))))
+        .await
+        .expect("a complete token upserts");
+    assert_eq!(server.count_rows("appointments").await, 1);
+    server.stop().await;
+}
+
+async fn tokens_issued_or_valid_only_in_the_future_are_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let list = |token: &str| authorized(token, ListRepresentedPatientsRequest {});
+    let later = json!(now() + 3600);
+    for (claims, reason) in [
+        (
+            with(citizen_claims(&server), "iat", later.clone()),
+            "TOKEN_ISSUED_IN_FUTURE",
+        ),
+        (
+            with(citizen_claims(&server), "nbf", later.clone()),
+            "TOKEN_NOT_YET_VALID",
+        ),
+        (
+            with(epj_claims(&server), "iat", later.clone()),
+            "TOKEN_ISSUED_IN_FUTURE",
+        ),
+    ] {
+        let status = server
+            .patients()
+            .list_represented_patients(list(&signed(&server, &claims)))
+            .await
+            .expect_err("refused");
+        assert_refused(&status, reason);
+    }
+    // Within the leeway, and in the past, both claims are fine.
+    let now_ish = with(
+        with(citizen_claims(&server), "nbf", json!(now() - 60)),
+        "iat",
+        json!(now() + 5),
+    );
+    server
+        .patients()
+        .list_represented_patients(list(&signed(&server, &now_ish)))
+        .await
+        .expect("accepted");
+    server.stop().await;
+}
+
+async fn a_staff_name_claim_with_direction_controls_is_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let claims = with(
+        epj_claims(&server),
+        "name",
+        json!("Kari \u{202E}nnamdroN"),
+    );
+    let status = server
+        .appointments()
+        .upsert_appointment(authorized(
+            &signed(&server, &claims),
+            visit("v-name", ASTRID, "unit-a", 72),
+        ))
+        .await
+        .expect_err("refused");
+    assert_refused(&status, "INVALID_NAME_CLAIM");
+    assert_eq!(server.count_rows("appointments").await, 0);
+    server.stop().await;
+}
+
+/// A server on PostgreSQL trusts only its issuers' keys unless development keys are asked
+/// for by name: a development key lying in its data directory is not enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_server_refuses_development_tokens_unless_told_to_accept_them() {
+    let Some(backend) = Backend::postgres() else {
+        eprintln!(
+            "skipped: set {} to run on PostgreSQL",
+            homecare_tests::POSTGRES_URL_VAR
+        );
+        return;
+    };
+    let issuer_key = DevKey::generate().expect("key");
+    let jwks_dir = tempfile::tempdir().expect("dir");
+    let jwks = jwks_dir.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::to_string(&issuer_key.jwks()).unwrap()).unwrap();
+    let server = TestServer::start_bare(backend, |config| {
+        config.auth.dev_keys = None;
+        config.auth.citizen.jwks_file = Some(jwks.clone());
+        config.auth.staff.jwks_file = Some(jwks.clone());
+    })
+    .await;
+
+    let dev_token = server.citizen_token(ASTRID);
+    let status = server
+        .patients()
+        .list_represented_patients(authorized(&dev_token, ListRepresentedPatientsRequest {}))
+        .await
+        .expect_err("a development token is refused");
+    assert_refused(&status, "BAD_SIGNATURE");
+
+    let issuer_token = TokenMinter::new(issuer_key, &server.config.auth)
+        .citizen(ASTRID, chrono::Duration::minutes(5))
+        .expect("token");
+    let status = server
+        .patients()
+        .list_represented_patients(authorized(
+            &issuer_token,
+            ListRepresentedPatientsRequest {},
+        ))
+        .await
+        .expect_err("not yet past the terms");
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("TERMS_NOT_ACCEPTED"),
+        "the issuer's token is authenticated: {status:?}"
+    );
+    server.stop().await;
+}
