@@ -19,9 +19,13 @@ impl FieldViolations {
         Self::default()
     }
 
-    /// Records that `field` is invalid, and why.
+    /// Records that `field` is invalid, and why. The same violation is recorded once, so a
+    /// request repeating a bad value thousands of times still gets a short answer.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push((field.into(), description.into()));
+        let violation = (field.into(), description.into());
+        if !self.0.contains(&violation) {
+            self.0.push(violation);
+        }
     }
 
     /// Takes the value of a parse result, or records its error against `field`.

@@ -149,8 +149,8 @@ pub struct UnknownScope(String);
 pub fn parse_scopes(values: &[i32]) -> Result<Scopes, String> {
     let mut scopes = Scopes::NONE;
     for value in values {
-        let scope =
-            Scope::from_proto(*value).ok_or_else(|| format!("{value} is not a known scope"))?;
+        let scope = Scope::from_proto(*value)
+            .ok_or_else(|| "contains a value that is not a known scope".to_owned())?;
         scopes = scopes.union([scope].into_iter().collect());
     }
     if scopes.is_empty() {

@@ -534,6 +534,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         );
         let mut scopes = None;
         let mut valid_to = None;
+        let mut unknown_paths = false;
         if message.update_mask.is_empty() {
             violations.add("update_mask", "must name scopes, end_time or both");
         }
@@ -556,8 +557,15 @@ impl pb::patient_service_server::PatientService for PatientApi {
                             to => Some(to),
                         });
                 }
-                _ => violations.add("update_mask", format!("{path:?} cannot be changed")),
+                // The path is the caller's text: named by position, never repeated back.
+                _ => unknown_paths = true,
             }
+        }
+        if unknown_paths {
+            violations.add(
+                "update_mask",
+                "names a field that cannot be changed; only scopes and end_time can",
+            );
         }
         violations.into_result()?;
         let proxy_id = proxy_id.expect("checked");
