@@ -16,6 +16,7 @@ on_every_backend!(
     a_staff_token_without_a_claim_we_rely_on_is_refused_and_changes_nothing,
     tokens_issued_or_valid_only_in_the_future_are_refused,
     a_staff_name_claim_with_direction_controls_is_refused,
+    staff_cannot_tell_a_patient_of_another_unit_from_one_that_does_not_exist,
 );
 
 /// `claims` signed with the server's development key.
@@ -270,5 +271,155 @@ async fn a_postgres_server_refuses_development_tokens_unless_told_to_accept_them
         Some("TERMS_NOT_ACCEPTED"),
         "the issuer's token is authenticated: {status:?}"
     );
+    server.stop().await;
+}
+
+/// Every staff call that names a patient, as a nurse of `unit` about `patient_id`.
+async fn staff_calls_about(
+    server: &TestServer,
+    unit: &str,
+    patient_id: &str,
+    appointment_id: &str,
+) -> Vec<(&'static str, Result<(), tonic::Status>)> {
+    use homecare_proto::patients::v1 as patients;
+    let token = server.nurse_token("nurse-probe", &[unit]);
+    let mut appointment_service = server.appointments();
+    let mut patient_service = server.patients();
+    let patient_id = patient_id.to_owned();
+    let proxy_id = uuid::Uuid::new_v4().to_string();
+    vec![
+        (
+            "ListAppointments",
+            appointment_service
+                .list_appointments(authorized(
+                    &token,
+                    appointments::ListAppointmentsRequest {
+                        patient_id: patient_id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(drop),
+        ),
+        (
+            "GetAppointment",
+            appointment_service
+                .get_appointment(authorized(
+                    &token,
+                    appointments::GetAppointmentRequest {
+                        patient_id: patient_id.clone(),
+                        appointment_id: appointment_id.into(),
+                    },
+                ))
+                .await
+                .map(drop),
+        ),
+        (
+            "ListAppointmentHistory",
+            appointment_service
+                .list_appointment_history(authorized(
+                    &token,
+                    appointments::ListAppointmentHistoryRequest {
+                        patient_id: patient_id.clone(),
+                        appointment_id: appointment_id.into(),
+                    },
+                ))
+                .await
+                .map(drop),
+        ),
+        (
+            "ListProxies",
+            patient_service
+                .list_proxies(authorized(
+                    &token,
+                    patients::ListProxiesRequest {
+                        patient_id: patient_id.clone(),
+                    },
+                ))
+                .await
+                .map(drop),
+        ),
+        (
+            "RegisterProxy",
+            patient_service
+                .register_proxy(authorized(
+                    &token,
+                    patients::RegisterProxyRequest {
+                        patient_id: patient_id.clone(),
+                        holder_national_id: homecare_tests::people::KARI.into(),
+                        holder_name: "Kari Nordmann".into(),
+                        patient_name: "Astrid Hansen".into(),
+                        scopes: vec![patients::Scope::ReadVisits.into()],
+                        request_id: "probe".into(),
+                        basis: patients::ProxyBasis::PaperForm.into(),
+                        document_reference: "2026/1".into(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(drop),
+        ),
+        (
+            "UpdateProxy",
+            patient_service
+                .update_proxy(authorized(
+                    &token,
+                    patients::UpdateProxyRequest {
+                        patient_id: patient_id.clone(),
+                        proxy_id: proxy_id.clone(),
+                        scopes: vec![patients::Scope::ReadVisits.into()],
+                        update_mask: vec!["scopes".into()],
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(drop),
+        ),
+        (
+            "EndProxy",
+            patient_service
+                .end_proxy(authorized(
+                    &token,
+                    patients::EndProxyRequest {
+                        patient_id: patient_id.clone(),
+                        proxy_id,
+                    },
+                ))
+                .await
+                .map(drop),
+        ),
+    ]
+}
+
+async fn staff_cannot_tell_a_patient_of_another_unit_from_one_that_does_not_exist(
+    backend: Backend,
+) {
+    let server = TestServer::start(backend).await;
+    let appointment_id = server
+        .upsert(visit("v-unit-a", ASTRID, "unit-a", 72))
+        .await
+        .appointment
+        .unwrap()
+        .id;
+    let patient_id = server.own_patient_id(ASTRID).await;
+    let unknown_id = uuid::Uuid::new_v4().to_string();
+
+    let other_unit = staff_calls_about(&server, "unit-b", &patient_id, &appointment_id).await;
+    let nobody = staff_calls_about(&server, "unit-b", &unknown_id, &appointment_id).await;
+    for ((call, real), (_, unknown)) in other_unit.into_iter().zip(nobody) {
+        let real = real.expect_err(call);
+        let unknown = unknown.expect_err(call);
+        assert_eq!(real.code(), Code::NotFound, "{call}: {real:?}");
+        assert_eq!(real.code(), unknown.code(), "{call}");
+        assert_eq!(real.message(), unknown.message(), "{call}");
+        assert_eq!(error_reason(&real), error_reason(&unknown), "{call}");
+    }
+    assert_eq!(server.count_rows("proxies").await, 0, "nothing registered");
+
+    // The patient's own unit reaches them.
+    let own_unit = staff_calls_about(&server, "unit-a", &patient_id, &appointment_id).await;
+    for (call, result) in &own_unit[..4] {
+        assert!(result.is_ok(), "{call}: {result:?}");
+    }
     server.stop().await;
 }

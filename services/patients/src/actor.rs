@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::directory::PatientDirectory;
 use crate::proxy;
 use crate::scope::{self, ProxyRefusal, Scope, Scopes};
-use crate::store;
 use crate::terms::TermsGate;
 
 /// Who acts in a call, and by what right.
@@ -160,11 +159,20 @@ impl Actor {
     }
 }
 
+/// Which care units a patient is known to; staff reach a patient only through one of them.
+/// Implemented by the appointments context (the units of the patient's visits).
+#[tonic::async_trait]
+pub trait CareRelations: Send + Sync + 'static {
+    /// The care units with visits of `patient_id`; none for a patient who does not exist.
+    async fn care_units_of(&self, patient_id: Uuid) -> Result<Vec<String>, sea_orm::DbErr>;
+}
+
 /// Resolves callers to actors: the one place that decides who may act for whom.
 pub struct Actors {
     db: DatabaseConnection,
     directory: PatientDirectory,
     terms: TermsGate,
+    care: Arc<dyn CareRelations>,
     clock: Arc<dyn Clock>,
 }
 
@@ -177,12 +185,19 @@ impl std::fmt::Debug for Actors {
 }
 
 impl Actors {
-    /// A resolver over `db`, with the terms gate `terms`, at the time `clock` tells.
-    pub fn new(db: DatabaseConnection, terms: TermsGate, clock: Arc<dyn Clock>) -> Self {
+    /// A resolver over `db`, with the terms gate `terms`, staff's reach given by `care`, at
+    /// the time `clock` tells.
+    pub fn new(
+        db: DatabaseConnection,
+        terms: TermsGate,
+        care: Arc<dyn CareRelations>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             db,
             directory: PatientDirectory::new(),
             terms,
+            care,
             clock,
         }
     }
@@ -219,8 +234,9 @@ impl Actors {
     /// A citizen acts as the patient, or under a proxy that allows `need` now. A patient id
     /// the citizen holds no proxy for, and one that does not exist, are both NOT_FOUND, so
     /// ids cannot be probed; a proxy that is ended, expired, not yet valid or lacks the scope
-    /// is PERMISSION_DENIED with the reason (its holder knows the patient). Staff may address
-    /// any existing patient; what they see of them is limited by their care units.
+    /// is PERMISSION_DENIED with the reason (its holder knows the patient). Staff reach a
+    /// patient with a visit in one of their care units; any other is NOT_FOUND, and what they
+    /// see of a patient is still limited to their units.
     pub async fn for_patient(
         &self,
         caller: &Caller,
@@ -273,11 +289,16 @@ impl Actors {
                 }
             }
             Caller::Staff(_) => {
+                // Staff reach a patient through a care unit they work in. A patient of other
+                // units answers exactly as one that does not exist, so ids cannot be probed
+                // across units.
                 let actor = Actor::staff(caller)?;
-                if store::exists(&self.db, patient_id)
+                let units = self
+                    .care
+                    .care_units_of(patient_id)
                     .await
-                    .map_err(status::from_db)?
-                {
+                    .map_err(status::from_db)?;
+                if units.iter().any(|unit| actor.may_see_care_unit(unit)) {
                     Ok((actor, patient_id))
                 } else {
                     Err(status::not_found("patient"))

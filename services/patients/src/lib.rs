@@ -18,4 +18,5 @@ pub mod terms;
 pub use actor::{Actor, Actors, Need, Via};
 pub use directory::PatientDirectory;
 pub use scope::Scope;
-pub use service::{CareRelations, PatientApi};
+pub use actor::CareRelations;
+pub use service::PatientApi;

@@ -12,7 +12,7 @@ use homecare_core::paging::{self, Cursor};
 use homecare_core::status::{self, FieldViolations};
 use homecare_core::{Caller, Clock, NationalIdentityNumber, timestamp};
 use homecare_proto::patients::v1 as pb;
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{DatabaseConnection, EntityTrait};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -31,21 +31,12 @@ pub const MIN_HOLDER_AGE: u32 = 18;
 const MAX_REQUEST_ID_LEN: usize = 64;
 const MAX_DOCUMENT_REFERENCE_LEN: usize = 128;
 
-/// Which care units a patient is known to; staff see a patient's proxies when they work in
-/// one of them. Implemented by the appointments context (the units of the patient's visits).
-#[tonic::async_trait]
-pub trait CareRelations: Send + Sync + 'static {
-    /// The care units with visits of `patient_id`.
-    async fn care_units_of(&self, patient_id: Uuid) -> Result<Vec<String>, DbErr>;
-}
-
 /// Implements `homecare.patients.v1.PatientService`.
 #[derive(Clone)]
 pub struct PatientApi {
     db: DatabaseConnection,
     actors: Arc<Actors>,
     read_log: ReadLog,
-    care: Arc<dyn CareRelations>,
     clock: Arc<dyn Clock>,
     time_zone: chrono_tz::Tz,
 }
@@ -64,7 +55,6 @@ impl PatientApi {
         db: DatabaseConnection,
         actors: Arc<Actors>,
         read_log: ReadLog,
-        care: Arc<dyn CareRelations>,
         clock: Arc<dyn Clock>,
         time_zone: chrono_tz::Tz,
     ) -> Self {
@@ -72,7 +62,6 @@ impl PatientApi {
             db,
             actors,
             read_log,
-            care,
             clock,
             time_zone,
         }
@@ -82,27 +71,16 @@ impl PatientApi {
         self.clock.now().with_timezone(&self.time_zone).date_naive()
     }
 
-    /// The staff actor for a call about `patient_id`, if the staff member works in one of
-    /// the patient's care units; NOT_FOUND otherwise, as for a patient who does not exist.
+    /// The staff actor for a call about `patient_id`: [`Actors::for_patient`] answers
+    /// NOT_FOUND unless the staff member works in one of the patient's care units.
     async fn staff_of_patient(
         &self,
         caller: &Caller,
         patient_id: &str,
     ) -> Result<(Actor, Uuid), Status> {
-        let (actor, patient_id) = self
-            .actors
+        self.actors
             .for_patient(caller, patient_id, Need::PatientThemself)
-            .await?;
-        let units = self
-            .care
-            .care_units_of(patient_id)
             .await
-            .map_err(status::from_db)?;
-        if units.iter().any(|unit| actor.may_see_care_unit(unit)) {
-            Ok((actor, patient_id))
-        } else {
-            Err(status::not_found("patient"))
-        }
     }
 
     /// The patient themself, or staff of their care unit: who manages a patient's proxies.

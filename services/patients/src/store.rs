@@ -69,11 +69,3 @@ pub async fn national_id_of<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Opti
         .map(|row| row.try_get::<String>("", "national_id"))
         .transpose()
 }
-
-/// Whether a patient with `id` exists.
-pub async fn exists<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<bool, DbErr> {
-    let select = patient::Entity::find_by_id(id)
-        .select_only()
-        .column(patient::Column::Id);
-    Ok(first_row(db, select).await?.is_some())
-}

@@ -154,6 +154,7 @@ pub async fn run(
     let actors = Arc::new(Actors::new(
         db.clone(),
         TermsGate::new(config.terms_policy()?),
+        Arc::new(VisitCareUnits::new(db.clone())),
         clock.clone(),
     ));
     let read_log = ReadLog::start(db.clone());
@@ -161,7 +162,6 @@ pub async fn run(
         db.clone(),
         actors.clone(),
         read_log.clone(),
-        Arc::new(VisitCareUnits::new(db.clone())),
         clock.clone(),
         policy.time_zone,
     );

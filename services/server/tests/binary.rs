@@ -82,12 +82,22 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Connects once the server listens, trying for at most ten seconds.
+/// Connects once the server is ready (its health check says SERVING: the socket is bound
+/// before the database is opened and migrated), trying for at most ten seconds.
 async fn connect(port: u16, server: &mut Child) -> Channel {
+    use tonic_health::pb::health_check_response::ServingStatus;
     let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("uri");
     for _ in 0..100 {
         if let Ok(channel) = endpoint.connect().await {
-            return channel;
+            let serving = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: homecare_server::SERVICE_NAMES[0].into(),
+                })
+                .await
+                .is_ok_and(|response| response.into_inner().status() == ServingStatus::Serving);
+            if serving {
+                return channel;
+            }
         }
         assert!(
             server.try_wait().expect("status").is_none(),
