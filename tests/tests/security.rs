@@ -17,6 +17,7 @@ on_every_backend!(
     tokens_issued_or_valid_only_in_the_future_are_refused,
     a_staff_name_claim_with_direction_controls_is_refused,
     staff_cannot_tell_a_patient_of_another_unit_from_one_that_does_not_exist,
+    text_others_read_refuses_invisible_characters_and_is_stored_composed,
 );
 
 /// `claims` signed with the server's development key.
@@ -421,5 +422,77 @@ async fn staff_cannot_tell_a_patient_of_another_unit_from_one_that_does_not_exis
     for (call, result) in &own_unit[..4] {
         assert!(result.is_ok(), "{call}: {result:?}");
     }
+    server.stop().await;
+}
+
+async fn text_others_read_refuses_invisible_characters_and_is_stored_composed(backend: Backend) {
+    use homecare_proto::patients::v1 as patients;
+    use homecare_tests::people::{KARI, OLA};
+    use homecare_tests::{grant_request, violated_fields};
+    let server = TestServer::start(backend).await;
+    let appointment_id = server
+        .upsert(visit("v-text", ASTRID, "unit-a", 72))
+        .await
+        .appointment
+        .unwrap()
+        .id;
+    let patient_id = server.own_patient_id(ASTRID).await;
+    let nurse = server.nurse_token("nurse-a", &["unit-a"]);
+    let scopes = [patients::Scope::ReadVisits];
+
+    for hostile in ["\u{202E}", "\u{2067}", "\u{200F}", "\u{061C}", "\u{200B}", "\u{FEFF}"] {
+        let sneaky = format!("Kari{hostile} Nordmann");
+        let mut grant = grant_request(&patient_id, KARI, &scopes);
+        grant.holder_name = sneaky.clone();
+        grant.patient_name = sneaky.clone();
+        let status = server.grant_with(ASTRID, grant).await.expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(violated_fields(&status), ["holder_name", "patient_name"]);
+
+        let status = server
+            .patients()
+            .register_proxy(authorized(
+                &nurse,
+                patients::RegisterProxyRequest {
+                    patient_id: patient_id.clone(),
+                    holder_national_id: OLA.into(),
+                    holder_name: "Ola Nordmann".into(),
+                    patient_name: "Astrid Hansen".into(),
+                    scopes: vec![patients::Scope::ReadVisits.into()],
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    basis: patients::ProxyBasis::PaperForm.into(),
+                    document_reference: format!("2026/{hostile}123"),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect_err("refused");
+        assert_eq!(violated_fields(&status), ["document_reference"]);
+
+        let status = server
+            .appointments()
+            .cancel_appointment(authorized(
+                &server.citizen_token(ASTRID),
+                appointments::CancelAppointmentRequest {
+                    patient_id: patient_id.clone(),
+                    appointment_id: appointment_id.clone(),
+                    reason: format!("Hos {hostile}datteren"),
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                },
+            ))
+            .await
+            .expect_err("refused");
+        assert_eq!(violated_fields(&status), ["reason"]);
+    }
+    assert_eq!(server.count_rows("proxies").await, 0);
+    assert_eq!(server.count_rows("epj_outbox").await, 0);
+
+    // Sami and Norwegian letters pass, and a decomposed name is stored composed.
+    let mut grant = grant_request(&patient_id, KARI, &scopes);
+    grant.holder_name = "A\u{030A}se Ŋuolga-Čeavčča".into();
+    grant.patient_name = "Máret Đuvle Ŧuđe".into();
+    let proxy = server.grant_with(ASTRID, grant).await.expect("granted");
+    assert_eq!(proxy.holder_name, "\u{00C5}se Ŋuolga-Čeavčča");
+    assert_eq!(proxy.patient_name, "Máret Đuvle Ŧuđe");
     server.stop().await;
 }
