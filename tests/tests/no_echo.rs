@@ -158,7 +158,10 @@ fn valid_requests(ids: &Ids) -> BTreeMap<String, Vec<u8>> {
     let mut grant = grant_request(&ids.patient, OLA, &[patients::Scope::ReadVisits]);
     grant.request_id = "grant-probe".into();
     let entries: Vec<(String, Vec<u8>)> = vec![
-        (p("GetTermsStatus"), patients::GetTermsStatusRequest {}.encode_to_vec()),
+        (
+            p("GetTermsStatus"),
+            patients::GetTermsStatusRequest {}.encode_to_vec(),
+        ),
         (
             p("AcceptTerms"),
             patients::AcceptTermsRequest {
@@ -328,8 +331,7 @@ async fn call(
             Err(status) => return Some(status),
         };
         // The first message or error, if one comes at once; a healthy idle stream is no echo.
-        match tokio::time::timeout(std::time::Duration::from_millis(200), stream.message()).await
-        {
+        match tokio::time::timeout(std::time::Duration::from_millis(200), stream.message()).await {
             Ok(Err(status)) => Some(status),
             _ => None,
         }

@@ -97,8 +97,14 @@ async fn a_citizen_token_without_a_claim_we_rely_on_is_refused_and_changes_nothi
         .map(|claim| (claim.to_owned(), without(citizen_claims(&server), claim)))
         .collect();
     // Present but empty is as good as absent.
-    cases.push(("pid".into(), with(citizen_claims(&server), "pid", json!(""))));
-    cases.push(("iss".into(), with(citizen_claims(&server), "iss", json!(""))));
+    cases.push((
+        "pid".into(),
+        with(citizen_claims(&server), "pid", json!("")),
+    ));
+    cases.push((
+        "iss".into(),
+        with(citizen_claims(&server), "iss", json!("")),
+    ));
     for (claim, claims) in cases {
         let status = server
             .appointments()
@@ -137,9 +143,7 @@ async fn a_citizen_token_without_a_claim_we_rely_on_is_refused_and_changes_nothi
     server.stop().await;
 }
 
-async fn a_staff_token_without_a_claim_we_rely_on_is_refused_and_changes_nothing(
-    backend: Backend,
-) {
+async fn a_staff_token_without_a_claim_we_rely_on_is_refused_and_changes_nothing(backend: Backend) {
     let server = TestServer::start(backend).await;
     let upsert = |token: &str| authorized(token, visit("v-staff-claims", ASTRID, "unit-a", 72));
     let mut cases: Vec<(String, Value)> = ["aud", "exp", "iss", "sub"]
@@ -208,11 +212,7 @@ async fn tokens_issued_or_valid_only_in_the_future_are_refused(backend: Backend)
 
 async fn a_staff_name_claim_with_direction_controls_is_refused(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let claims = with(
-        epj_claims(&server),
-        "name",
-        json!("Kari \u{202E}nnamdroN"),
-    );
+    let claims = with(epj_claims(&server), "name", json!("Kari \u{202E}nnamdroN"));
     let status = server
         .appointments()
         .upsert_appointment(authorized(
@@ -261,10 +261,7 @@ async fn a_postgres_server_refuses_development_tokens_unless_told_to_accept_them
         .expect("token");
     let status = server
         .patients()
-        .list_represented_patients(authorized(
-            &issuer_token,
-            ListRepresentedPatientsRequest {},
-        ))
+        .list_represented_patients(authorized(&issuer_token, ListRepresentedPatientsRequest {}))
         .await
         .expect_err("not yet past the terms");
     assert_eq!(
@@ -440,7 +437,9 @@ async fn text_others_read_refuses_invisible_characters_and_is_stored_composed(ba
     let nurse = server.nurse_token("nurse-a", &["unit-a"]);
     let scopes = [patients::Scope::ReadVisits];
 
-    for hostile in ["\u{202E}", "\u{2067}", "\u{200F}", "\u{061C}", "\u{200B}", "\u{FEFF}"] {
+    for hostile in [
+        "\u{202E}", "\u{2067}", "\u{200F}", "\u{061C}", "\u{200B}", "\u{FEFF}",
+    ] {
         let sneaky = format!("Kari{hostile} Nordmann");
         let mut grant = grant_request(&patient_id, KARI, &scopes);
         grant.holder_name = sneaky.clone();

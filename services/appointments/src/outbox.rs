@@ -15,8 +15,8 @@ use homecare_patients::access_log::{self, Action};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
-    DatabaseConnection, DbErr, EntityTrait, FromQueryResult as _, IntoActiveModel as _,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait as _, Statement,
+    DatabaseConnection, DbErr, EntityTrait, IntoActiveModel as _, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait as _, Statement,
 };
 use uuid::Uuid;
 
@@ -147,21 +147,26 @@ pub async fn claim(
     Entity::find().from_raw_sql(statement).all(db).await
 }
 
-/// When the next pending row falls due, if any is pending.
+/// The earliest instant at which some pending row can be claimed, if any is pending: for
+/// each row the later of its next attempt and its lease, the earliest of those over all rows.
+///
+/// Not merely the first row by `next_attempt_at`: when that row is leased by a process that
+/// died, every other due row would wait for the dead lease.
 pub async fn next_due(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, DbErr> {
-    let select = Entity::find()
+    let due: Option<Option<DateTime<Utc>>> = Entity::find()
+        .select_only()
+        .expr_as(
+            Expr::cust(
+                "MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until \
+                 ELSE next_attempt_at END)",
+            ),
+            "due",
+        )
         .filter(Column::State.eq(DeliveryState::Pending.as_stored()))
-        .order_by_asc(Column::NextAttemptAt);
-    Ok(homecare_core::db::first_row(db, select)
-        .await?
-        .map(|row| entity::Model::from_query_result(&row, ""))
-        .transpose()?
-        .map(|row| {
-            Ord::max(
-                row.next_attempt_at,
-                row.lease_until.unwrap_or(row.next_attempt_at),
-            )
-        }))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(due.flatten())
 }
 
 /// The worker as the access log records it.

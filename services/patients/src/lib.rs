@@ -15,8 +15,8 @@ pub mod service;
 pub mod store;
 pub mod terms;
 
+pub use actor::CareRelations;
 pub use actor::{Actor, Actors, Need, Via};
 pub use directory::PatientDirectory;
 pub use scope::Scope;
-pub use actor::CareRelations;
 pub use service::PatientApi;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use homecare_core::identifier::parse_identifier;
-use homecare_core::text::{parse_display_name, parse_line};
 use homecare_core::paging::{self, Cursor};
 use homecare_core::status::{self, FieldViolations};
+use homecare_core::text::{parse_display_name, parse_line};
 use homecare_core::{Caller, Clock, NationalIdentityNumber, timestamp};
 use homecare_proto::patients::v1 as pb;
 use sea_orm::{DatabaseConnection, EntityTrait};

@@ -10,8 +10,8 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use homecare_core::text::parse_display_name;
 use homecare_core::status::unauthenticated;
+use homecare_core::text::parse_display_name;
 use homecare_core::{Caller, NationalIdentityNumber, StaffCaller};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
@@ -733,7 +733,10 @@ mod tests {
         let http = reqwest::Client::new();
         let verifier = Verifier::load(&config, None, &http).await.unwrap();
         let token = bearer(&old_key, &config);
-        assert!(verifier.verify(Some(&token)).is_ok(), "verified and remembered");
+        assert!(
+            verifier.verify(Some(&token)).is_ok(),
+            "verified and remembered"
+        );
 
         // A refresh that finds the same keys keeps what was verified.
         verifier.refresh_published_keys(&http).await.unwrap();

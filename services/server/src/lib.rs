@@ -77,7 +77,9 @@ pub const SERVICE_NAMES: [&str; 2] = [
 /// fetching keys that issuers publish at a URL.
 pub async fn verifier(config: &Config, http: &reqwest::Client) -> Result<Verifier, ServerError> {
     let dev_key = if config.dev_keys_enabled() {
-        if config.auth.dev_keys == Some(true) && !config.effective_database_url().starts_with("sqlite:") {
+        if config.auth.dev_keys == Some(true)
+            && !config.effective_database_url().starts_with("sqlite:")
+        {
             tracing::warn!(
                 "auth.dev_keys = true on PostgreSQL: ANYONE WITH THE DEVELOPMENT KEY CAN ACT AS \
                  ANY PATIENT OR STAFF MEMBER; never do this in production"

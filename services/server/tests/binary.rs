@@ -405,3 +405,255 @@ async fn a_cancellation_survives_a_kill_before_it_reached_the_epj() {
         "an identity number reached the log"
     );
 }
+
+/// Where a spawned server keeps its data: the SQLite file in its directory, or a fresh
+/// schema of the PostgreSQL test database.
+struct Storage {
+    config: homecare_server::config::Config,
+}
+
+impl Storage {
+    async fn new(dir: &Path, postgres_url: Option<&str>) -> Storage {
+        use sea_orm::ConnectionTrait as _;
+        let mut config = homecare_server::config::Config {
+            data_dir: dir.join(".homecare"),
+            ..Default::default()
+        };
+        if let Some(url) = postgres_url {
+            let schema = format!("hc_bin_{}", uuid::Uuid::new_v4().simple());
+            let admin = sea_orm::Database::connect(url).await.expect("PostgreSQL");
+            admin
+                .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+                .await
+                .expect("schema");
+            config.database_url = url.to_owned();
+            config.database_schema = Some(schema);
+        }
+        Storage { config }
+    }
+
+    /// The environment that points a server at this storage.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match &self.config.database_schema {
+            None => Vec::new(),
+            Some(schema) => vec![
+                ("HOMECARE_DATABASE_URL", self.config.database_url.clone()),
+                ("HOMECARE_DATABASE_SCHEMA", schema.clone()),
+                ("HOMECARE_AUTH__DEV_KEYS", "true".to_owned()),
+            ],
+        }
+    }
+
+    /// The number of outbox rows that satisfy `condition`.
+    async fn outbox_rows(&self, condition: &str) -> i64 {
+        use sea_orm::ConnectionTrait as _;
+        let db = homecare_server::database::connect(&self.config)
+            .await
+            .expect("open the database");
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM epj_outbox WHERE {condition}"),
+            ))
+            .await
+            .expect("count")
+            .expect("a row");
+        let count = row.try_get::<i64>("", "n").expect("count");
+        db.close().await.expect("close");
+        count
+    }
+
+    async fn drop(self) {
+        use sea_orm::ConnectionTrait as _;
+        if let Some(schema) = &self.config.database_schema {
+            let admin = sea_orm::Database::connect(self.config.database_url.as_str())
+                .await
+                .expect("PostgreSQL");
+            admin
+                .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .expect("drop schema");
+        }
+    }
+}
+
+/// Polls `probe` every 50 ms until it is true; false if `within` passes first.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    mut probe: impl FnMut() -> F,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if probe().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// After a crash, deliveries that are due go out as soon as they are due, although the first
+/// row in line is still leased by the dead process: the worker wakes at the earliest time any
+/// row can be claimed, not at that row's lease (nor after a whole idle poll).
+#[tokio::test]
+async fn after_a_kill_due_deliveries_do_not_wait_for_a_dead_process_lease_on_sqlite() {
+    due_deliveries_after_a_kill(None).await;
+}
+
+/// The same on PostgreSQL, when `HOMECARE_TEST_DATABASE_URL` names one (CI sets it).
+#[tokio::test]
+async fn after_a_kill_due_deliveries_do_not_wait_for_a_dead_process_lease_on_postgres() {
+    match std::env::var("HOMECARE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => due_deliveries_after_a_kill(Some(&url)).await,
+        _ => eprintln!("skipped: set HOMECARE_TEST_DATABASE_URL to run on PostgreSQL"),
+    }
+}
+
+async fn due_deliveries_after_a_kill(postgres_url: Option<&str>) {
+    use homecare_proto::appointments::v1::CancelAppointmentRequest;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const QUICK: usize = 39;
+    let epj = MockServer::start().await;
+    // The EPJ is down: it answers 503 at once, except for one visit whose request hangs, so
+    // that one is in flight, leased, when the server dies.
+    Mock::given(method("GET"))
+        .and(path("/fhir/Appointment/v-slow"))
+        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_secs(600)))
+        .with_priority(1)
+        .mount(&epj)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&epj)
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::new(dir.path(), postgres_url).await;
+    let settings = |epj: &MockServer| {
+        let mut env = storage.env();
+        env.extend([
+            ("HOMECARE_EPJ__BASE_URL", format!("{}/fhir", epj.uri())),
+            // First retry 5-10 s after a failure; a lease of 2 x 300 + 30 s; sleeping at
+            // most a minute when nothing seems due.
+            ("HOMECARE_EPJ__RETRY_BASE_MILLIS", "10000".to_owned()),
+            ("HOMECARE_EPJ__TIMEOUT_SECONDS", "300".to_owned()),
+            ("HOMECARE_EPJ__IDLE_POLL_SECONDS", "60".to_owned()),
+        ]);
+        env
+    };
+    let port = free_port();
+    let mut server = spawn_server_with(dir.path(), port, Stdio::null(), &settings(&epj));
+    let channel = connect(port, &mut server).await;
+    let (citizen, epj_token) = if postgres_url.is_some() {
+        // dev-token refuses to mint for PostgreSQL unless told; the server was told.
+        let minter = homecare_server::dev_keys::TokenMinter::new(
+            homecare_server::dev_keys::DevKey::load(&storage.config.dev_key_path()).unwrap(),
+            &storage.config.auth,
+        );
+        let ttl = chrono::Duration::minutes(10);
+        (
+            minter.citizen(PID, ttl).unwrap(),
+            minter
+                .staff(
+                    "epj",
+                    &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
+                    &[],
+                    ttl,
+                )
+                .unwrap(),
+        )
+    } else {
+        (
+            token(dir.path(), &["citizen", PID]),
+            token(dir.path(), &["epj"]),
+        )
+    };
+    accept_terms(channel.clone(), &citizen).await;
+    let mut client = AppointmentServiceClient::new(channel.clone());
+    let mut cancel = async |epj_id: String| {
+        let visit = client
+            .upsert_appointment(authorized(&epj_token, visit_request(&epj_id)))
+            .await
+            .expect("upsert")
+            .into_inner()
+            .appointment
+            .unwrap();
+        client
+            .cancel_appointment(authorized(
+                &citizen,
+                CancelAppointmentRequest {
+                    patient_id: visit.patient_id,
+                    appointment_id: visit.id,
+                    reason: String::new(),
+                    request_id: format!("req-{epj_id}"),
+                },
+            ))
+            .await
+            .expect("cancel accepted");
+    };
+    for i in 0..QUICK {
+        cancel(format!("v-{i}")).await;
+    }
+    // Each of them failed once and waits for its retry.
+    assert!(
+        eventually(Duration::from_secs(10), async || storage
+            .outbox_rows("attempts >= 1 AND lease_until IS NULL")
+            .await
+            == QUICK as i64)
+        .await,
+        "the first attempts were recorded"
+    );
+    cancel("v-slow".to_owned()).await;
+    let slow_in_flight = async || {
+        epj.received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|request| request.url.path().ends_with("/v-slow"))
+    };
+    assert!(eventually(Duration::from_secs(10), slow_in_flight).await);
+    server.kill().await.expect("SIGKILL");
+
+    // The EPJ is back, and the server restarts at once.
+    epj.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "resourceType": "Appointment", "id": "any",
+            "meta": {"versionId": "1"}, "status": "booked",
+        })))
+        .mount(&epj)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&epj)
+        .await;
+    let restarted_at = std::time::Instant::now();
+    let port = free_port();
+    let mut restarted = spawn_server_with(dir.path(), port, Stdio::null(), &settings(&epj));
+    connect(port, &mut restarted).await;
+    let delivered = async || {
+        epj.received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|request| request.method.as_str() == "PUT")
+            .count()
+    };
+    // Due within ten seconds of the failures; an idle poll would be a minute.
+    assert!(
+        eventually(Duration::from_secs(30), async || delivered().await == QUICK).await,
+        "{} of {QUICK} delivered {:?} after the restart",
+        delivered().await,
+        restarted_at.elapsed()
+    );
+    // The row in flight at the crash waits for its lease: it is not sent twice meanwhile.
+    assert_eq!(
+        storage
+            .outbox_rows("state = 'pending' AND lease_until IS NOT NULL")
+            .await,
+        1
+    );
+    assert!(terminate(&mut restarted).await.success());
+    storage.drop().await;
+}
