@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_patients_and_appointments;
 mod m20261123_000002_cancellations;
 mod m20261123_000003_proxies_and_terms;
+mod m20261125_000004_request_fingerprints;
 
 /// All migrations, oldest first.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_patients_and_appointments::Migration),
             Box::new(m20261123_000002_cancellations::Migration),
             Box::new(m20261123_000003_proxies_and_terms::Migration),
+            Box::new(m20261125_000004_request_fingerprints::Migration),
         ]
     }
 }

@@ -28,6 +28,9 @@ pub struct Model {
     pub cancellation_reason: Option<String>,
     /// The request id of the cancellation, for answering a retry of it.
     pub cancellation_request_id: Option<String>,
+    /// What that request asked for (see `homecare_core::idempotency`), so that the id sent
+    /// again with other content is refused.
+    pub cancellation_request_fingerprint: Option<String>,
     pub cancellation_requested_at: Option<DateTimeUtc>,
     /// A [`crate::domain::ActorKind`] in its stored form.
     pub cancellation_requested_by: Option<String>,

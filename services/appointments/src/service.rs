@@ -441,6 +441,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         .map_err(|error| match error {
             CancelError::NotFound => status::not_found("appointment"),
             CancelError::Refused(refusal) => refusal_status(refusal),
+            CancelError::RequestIdReused => status::request_id_reused(),
             CancelError::Db(error) => status::from_db(error),
         })?;
         if outcome.cancelled_now {

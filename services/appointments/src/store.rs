@@ -132,6 +132,7 @@ async fn insert<C: ConnectionTrait>(
         cancellation_state: None,
         cancellation_reason: None,
         cancellation_request_id: None,
+        cancellation_request_fingerprint: None,
         cancellation_requested_at: None,
         cancellation_requested_by: None,
         cancellation_requested_by_name: None,
@@ -213,6 +214,7 @@ fn clear_cancellation(visit: &mut entity::Model) {
     visit.cancellation_state = None;
     visit.cancellation_reason = None;
     visit.cancellation_request_id = None;
+    visit.cancellation_request_fingerprint = None;
     visit.cancellation_requested_at = None;
     visit.cancellation_requested_by = None;
     visit.cancellation_requested_by_name = None;
@@ -230,6 +232,18 @@ pub struct CancelCommand {
     pub request_id: String,
 }
 
+impl CancelCommand {
+    /// What this cancellation asks for, by whom: a repeat of its request id must match it.
+    fn fingerprint(&self, actor: &Actor) -> String {
+        homecare_core::idempotency::fingerprint([
+            self.appointment_id.to_string().as_str(),
+            self.reason.as_deref().unwrap_or_default(),
+            actor.kind(),
+            actor.subject().as_str(),
+        ])
+    }
+}
+
 /// Why a cancellation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
@@ -239,6 +253,10 @@ pub enum CancelError {
     /// The rules say no.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// The request id was used before for another cancellation (another visit or reason, or
+    /// another person).
+    #[error("the request id was used for another request")]
+    RequestIdReused,
     /// Storage failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -266,13 +284,27 @@ pub async fn cancel(
     machine_now: DateTime<Utc>,
 ) -> Result<CancelOutcome, CancelError> {
     let who = Who::of(actor);
+    let fingerprint = command.fingerprint(actor);
     for _ in 0..UPSERT_ATTEMPTS {
         let txn = begin_write(db).await?;
         let visit = find_for_patient(&*txn, patient_id, command.appointment_id)
             .await?
             .filter(|visit| actor.may_see_care_unit(&visit.care_unit_id))
             .ok_or(CancelError::NotFound)?;
-        if visit.cancellation_request_id.as_deref() == Some(command.request_id.as_str()) {
+        let earlier = if visit.cancellation_request_id.as_deref() == Some(&command.request_id) {
+            Some(visit.clone())
+        } else {
+            find_by_cancellation_request(&*txn, patient_id, &command.request_id).await?
+        };
+        if let Some(earlier) = earlier {
+            if earlier.id != visit.id
+                || !homecare_core::idempotency::is_repeat(
+                    earlier.cancellation_request_fingerprint.as_deref(),
+                    &fingerprint,
+                )
+            {
+                return Err(CancelError::RequestIdReused);
+            }
             return Ok(CancelOutcome {
                 appointment: visit,
                 cancelled_now: false,
@@ -296,6 +328,7 @@ pub async fn cancel(
             cancellation_state: Some(CancellationState::PendingEpj.as_stored().to_owned()),
             cancellation_reason: command.reason.clone(),
             cancellation_request_id: Some(command.request_id.clone()),
+            cancellation_request_fingerprint: Some(fingerprint.clone()),
             cancellation_requested_at: Some(now),
             cancellation_requested_by: Some(who.kind.as_stored().to_owned()),
             cancellation_requested_by_name: who.name.clone(),
@@ -310,6 +343,9 @@ pub async fn cancel(
             cancellation_state: Set(cancelled.cancellation_state.clone()),
             cancellation_reason: Set(cancelled.cancellation_reason.clone()),
             cancellation_request_id: Set(cancelled.cancellation_request_id.clone()),
+            cancellation_request_fingerprint: Set(cancelled
+                .cancellation_request_fingerprint
+                .clone()),
             cancellation_requested_at: Set(cancelled.cancellation_requested_at),
             cancellation_requested_by: Set(cancelled.cancellation_requested_by.clone()),
             cancellation_requested_by_name: Set(cancelled.cancellation_requested_by_name.clone()),
@@ -484,6 +520,21 @@ pub async fn find_for_patient<C: ConnectionTrait>(
     id: Uuid,
 ) -> Result<Option<entity::Model>, DbErr> {
     let select = Entity::find_by_id(id).filter(Column::PatientId.eq(patient_id));
+    first_row(db, select)
+        .await?
+        .map(|row| entity::Model::from_query_result(&row, ""))
+        .transpose()
+}
+
+/// The visit of `patient_id` whose cancellation carried `request_id`, if any.
+async fn find_by_cancellation_request<C: ConnectionTrait>(
+    db: &C,
+    patient_id: Uuid,
+    request_id: &str,
+) -> Result<Option<entity::Model>, DbErr> {
+    let select = Entity::find()
+        .filter(Column::PatientId.eq(patient_id))
+        .filter(Column::CancellationRequestId.eq(request_id));
     first_row(db, select)
         .await?
         .map(|row| entity::Model::from_query_result(&row, ""))

@@ -6,6 +6,7 @@
 pub mod caller;
 pub mod clock;
 pub mod db;
+pub mod idempotency;
 pub mod identifier;
 pub mod identity;
 pub mod paging;

@@ -144,6 +144,16 @@ pub fn failed_precondition_with(
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }
 
+/// FAILED_PRECONDITION `REQUEST_ID_REUSED`: a `request_id` sent again with other content than
+/// the request it was first used for. A true repeat is answered with the first result.
+pub fn request_id_reused() -> Status {
+    failed_precondition(
+        "REQUEST_ID_REUSED",
+        "request_id",
+        "this request_id was used for a different request; use a new one",
+    )
+}
+
 /// INTERNAL for a fault the caller cannot fix. The cause goes to the log, not to the caller.
 pub fn internal(error: &dyn std::error::Error) -> Status {
     tracing::error!(error = %error, "internal error");

@@ -29,7 +29,8 @@ pub enum Basis {
 }
 
 impl Basis {
-    fn as_str(self) -> &'static str {
+    /// The form kept in the database.
+    pub fn as_str(self) -> &'static str {
         match self {
             Basis::GrantedByPatient => "granted_by_patient",
             Basis::PaperForm => "paper_form",
@@ -201,6 +202,8 @@ pub struct NewProxy {
     pub valid_to: Option<DateTime<Utc>>,
     /// The caller's idempotency key.
     pub request_id: String,
+    /// What the request asked for; a repeat of `request_id` must match it.
+    pub request_fingerprint: String,
 }
 
 /// Why a proxy could not be made or changed.
@@ -221,6 +224,9 @@ pub enum ProxyError {
     /// The proxy was ended; it cannot be changed.
     #[error("the proxy was ended")]
     Ended,
+    /// The request id made another proxy (other holder, names, scopes, times or basis).
+    #[error("the request id was used for another request")]
+    RequestIdReused,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -243,6 +249,12 @@ pub async fn create(
         .ok_or(ProxyError::NotFound)?;
     if let Some(earlier) = by_request_id(&*txn, new.patient_id, &new.request_id).await? {
         txn.rollback().await?;
+        if !homecare_core::idempotency::is_repeat(
+            earlier.request_fingerprint.as_deref(),
+            &new.request_fingerprint,
+        ) {
+            return Err(ProxyError::RequestIdReused);
+        }
         return Ok(earlier);
     }
     if patient.protected_address {
@@ -274,6 +286,7 @@ pub async fn create(
         valid_to: Set(new.valid_to),
         ended_at: Set(None),
         request_id: Set(new.request_id),
+        request_fingerprint: Set(Some(new.request_fingerprint)),
         created_at: Set(now),
         updated_at: Set(now),
     }

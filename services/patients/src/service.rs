@@ -113,6 +113,8 @@ struct ProxyFields {
     holder_name: String,
     patient_name: String,
     scopes: Scopes,
+    /// The start asked for; `None`: from now.
+    requested_from: Option<DateTime<Utc>>,
     valid_from: DateTime<Utc>,
     valid_to: Option<DateTime<Utc>>,
     request_id: String,
@@ -124,7 +126,25 @@ impl ProxyFields {
         patient_id: Uuid,
         basis: Basis,
         document_reference: Option<String>,
+        actor: &Actor,
     ) -> NewProxy {
+        // What was asked for, not what "now" made of it: a retry a second later is the same
+        // request.
+        let micros = |time: Option<DateTime<Utc>>| {
+            time.map_or_else(String::new, |time| time.timestamp_micros().to_string())
+        };
+        let request_fingerprint = homecare_core::idempotency::fingerprint([
+            self.holder.expose(),
+            self.holder_name.as_str(),
+            self.patient_name.as_str(),
+            self.scopes.to_stored().as_str(),
+            micros(self.requested_from).as_str(),
+            micros(self.valid_to).as_str(),
+            basis.as_str(),
+            document_reference.as_deref().unwrap_or_default(),
+            actor.kind(),
+            actor.subject().as_str(),
+        ]);
         NewProxy {
             patient_id,
             holder: self.holder,
@@ -136,6 +156,7 @@ impl ProxyFields {
             valid_from: self.valid_from,
             valid_to: self.valid_to,
             request_id: self.request_id,
+            request_fingerprint,
         }
     }
 }
@@ -196,7 +217,7 @@ fn check_proxy_fields(
     let holder_name = violations.check("holder_name", parse_display_name(holder_name));
     let patient_name = violations.check("patient_name", parse_display_name(patient_name));
     let scopes = violations.check("scopes", scope::parse_scopes(scopes));
-    let valid_from = violations
+    let requested_from = violations
         .check("valid_time", timestamp::optional(valid_time))
         .and_then(|from| match from {
             Some(from) if from < now => {
@@ -206,8 +227,9 @@ fn check_proxy_fields(
                 );
                 None
             }
-            from => Some(from.unwrap_or(now)),
+            from => Some(from),
         });
+    let valid_from = requested_from.map(|from| from.unwrap_or(now));
     let valid_to = violations
         .check("end_time", timestamp::optional(end_time))
         .and_then(|to| match (to, valid_from) {
@@ -226,6 +248,7 @@ fn check_proxy_fields(
         holder_name: holder_name?,
         patient_name: patient_name?,
         scopes: scopes?,
+        requested_from: requested_from?,
         valid_from: valid_from?,
         valid_to: valid_to?,
         request_id: request_id?,
@@ -251,6 +274,7 @@ fn proxy_error(error: ProxyError) -> Status {
             "proxy_id",
             "the proxy was ended; grant a new one",
         ),
+        ProxyError::RequestIdReused => status::request_id_reused(),
         ProxyError::Db(error) => status::from_db(error),
     }
 }
@@ -419,7 +443,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let model = proxy::create(
             &self.db,
             &actor,
-            fields.into_new(patient_id, Basis::GrantedByPatient, None),
+            fields.into_new(patient_id, Basis::GrantedByPatient, None, &actor),
             now,
         )
         .await
@@ -486,7 +510,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let model = proxy::create(
             &self.db,
             &actor,
-            fields.into_new(patient_id, basis, Some(document_reference)),
+            fields.into_new(patient_id, basis, Some(document_reference), &actor),
             now,
         )
         .await

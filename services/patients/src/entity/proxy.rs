@@ -21,6 +21,9 @@ pub struct Model {
     pub valid_to: Option<DateTimeUtc>,
     pub ended_at: Option<DateTimeUtc>,
     pub request_id: String,
+    /// What the granting or registering request asked for (see
+    /// `homecare_core::idempotency`); `None` for proxies made before it was kept.
+    pub request_fingerprint: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
