@@ -390,6 +390,34 @@ impl TestServer {
             .into_inner()
     }
 
+    /// Plans a visit of `pid` in `unit` as the EPJ, `hours_from_now` ahead; returns its id.
+    pub async fn planned_visit(&self, epj_id: &str, pid: &str, unit: &str, hours: i64) -> String {
+        self.upsert(visit(epj_id, pid, unit, hours))
+            .await
+            .appointment
+            .expect("appointment")
+            .id
+    }
+
+    /// One visit as the citizen `pid` sees it.
+    pub async fn appointment_seen_by(
+        &self,
+        pid: &str,
+        patient_id: &str,
+        appointment_id: &str,
+    ) -> Result<appointments::Appointment, tonic::Status> {
+        self.appointments()
+            .get_appointment(authorized(
+                &self.citizen_token(pid),
+                appointments::GetAppointmentRequest {
+                    patient_id: patient_id.into(),
+                    appointment_id: appointment_id.into(),
+                },
+            ))
+            .await
+            .map(|response| response.into_inner().appointment.expect("appointment"))
+    }
+
     /// Cancels a visit as the citizen `pid`.
     pub async fn cancel(
         &self,

@@ -22,18 +22,8 @@ fn assert_reused(status: &tonic::Status) {
 
 async fn a_cancellation_request_id_reused_for_other_content_is_refused(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let first = server
-        .upsert(visit("v-1", ASTRID, "unit-a", 72))
-        .await
-        .appointment
-        .unwrap()
-        .id;
-    let second = server
-        .upsert(visit("v-2", ASTRID, "unit-a", 96))
-        .await
-        .appointment
-        .unwrap()
-        .id;
+    let first = server.planned_visit("v-1", ASTRID, "unit-a", 72).await;
+    let second = server.planned_visit("v-2", ASTRID, "unit-a", 96).await;
     let patient_id = server.own_patient_id(ASTRID).await;
     let cancel = |appointment_id: &str, reason: &str| {
         authorized(
@@ -80,19 +70,9 @@ async fn a_cancellation_request_id_reused_for_other_content_is_refused(backend: 
     assert_reused(&other_visit);
 
     let still = server
-        .appointments()
-        .get_appointment(authorized(
-            &server.citizen_token(ASTRID),
-            appointments::GetAppointmentRequest {
-                patient_id: patient_id.clone(),
-                appointment_id: second.clone(),
-            },
-        ))
+        .appointment_seen_by(ASTRID, &patient_id, &second)
         .await
-        .expect("get")
-        .into_inner()
-        .appointment
-        .unwrap();
+        .expect("get");
     assert_eq!(still.status(), appointments::AppointmentStatus::Planned);
     assert_eq!(server.count_rows("epj_outbox").await, 1);
     server.stop().await;

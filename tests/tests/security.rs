@@ -77,8 +77,7 @@ async fn a_citizen_token_without_a_claim_we_rely_on_is_refused_and_changes_nothi
     backend: Backend,
 ) {
     let server = TestServer::start(backend).await;
-    let plan = visit("v-claims", ASTRID, "unit-a", 72);
-    let appointment_id = server.upsert(plan.clone()).await.appointment.unwrap().id;
+    let appointment_id = server.planned_visit("v-claims", ASTRID, "unit-a", 72).await;
     let patient_id = server.own_patient_id(ASTRID).await;
     let cancel = |token: &str| {
         authorized(
@@ -116,19 +115,9 @@ async fn a_citizen_token_without_a_claim_we_rely_on_is_refused_and_changes_nothi
     }
 
     let still = server
-        .appointments()
-        .get_appointment(authorized(
-            &server.citizen_token(ASTRID),
-            appointments::GetAppointmentRequest {
-                patient_id: patient_id.clone(),
-                appointment_id: appointment_id.clone(),
-            },
-        ))
+        .appointment_seen_by(ASTRID, &patient_id, &appointment_id)
         .await
-        .expect("get")
-        .into_inner()
-        .appointment
-        .expect("appointment");
+        .expect("get");
     assert_eq!(still.status(), appointments::AppointmentStatus::Planned);
     assert!(still.cancellation.is_none());
     assert_eq!(server.count_rows("epj_outbox").await, 0);
@@ -393,12 +382,7 @@ async fn staff_cannot_tell_a_patient_of_another_unit_from_one_that_does_not_exis
     backend: Backend,
 ) {
     let server = TestServer::start(backend).await;
-    let appointment_id = server
-        .upsert(visit("v-unit-a", ASTRID, "unit-a", 72))
-        .await
-        .appointment
-        .unwrap()
-        .id;
+    let appointment_id = server.planned_visit("v-unit-a", ASTRID, "unit-a", 72).await;
     let patient_id = server.own_patient_id(ASTRID).await;
     let unknown_id = uuid::Uuid::new_v4().to_string();
 
@@ -427,12 +411,7 @@ async fn text_others_read_refuses_invisible_characters_and_is_stored_composed(ba
     use homecare_tests::people::{KARI, OLA};
     use homecare_tests::{grant_request, violated_fields};
     let server = TestServer::start(backend).await;
-    let appointment_id = server
-        .upsert(visit("v-text", ASTRID, "unit-a", 72))
-        .await
-        .appointment
-        .unwrap()
-        .id;
+    let appointment_id = server.planned_visit("v-text", ASTRID, "unit-a", 72).await;
     let patient_id = server.own_patient_id(ASTRID).await;
     let nurse = server.nurse_token("nurse-a", &["unit-a"]);
     let scopes = [patients::Scope::ReadVisits];
