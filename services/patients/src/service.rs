@@ -71,28 +71,13 @@ impl PatientApi {
         self.clock.now().with_timezone(&self.time_zone).date_naive()
     }
 
-    /// The staff actor for a call about `patient_id`: [`Actors::for_patient`] answers
-    /// NOT_FOUND unless the staff member works in one of the patient's care units.
-    async fn staff_of_patient(
-        &self,
-        caller: &Caller,
-        patient_id: &str,
-    ) -> Result<(Actor, Uuid), Status> {
+    /// Who manages a patient's proxies: the patient themself, or staff of one of the
+    /// patient's care units ([`Actors::for_patient`] answers NOT_FOUND to anyone else, and
+    /// PERMISSION_DENIED PATIENT_ONLY to a proxy holder).
+    async fn manager_of(&self, caller: &Caller, patient_id: &str) -> Result<(Actor, Uuid), Status> {
         self.actors
             .for_patient(caller, patient_id, Need::PatientThemself)
             .await
-    }
-
-    /// The patient themself, or staff of their care unit: who manages a patient's proxies.
-    async fn manager_of(&self, caller: &Caller, patient_id: &str) -> Result<(Actor, Uuid), Status> {
-        match caller {
-            Caller::Citizen { .. } => {
-                self.actors
-                    .for_patient(caller, patient_id, Need::PatientThemself)
-                    .await
-            }
-            Caller::Staff(_) => self.staff_of_patient(caller, patient_id).await,
-        }
     }
 
     async fn proxy_response(
@@ -498,7 +483,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
             unreachable!("every missing value recorded a violation");
         };
 
-        let (actor, patient_id) = self.staff_of_patient(caller, &message.patient_id).await?;
+        let (actor, patient_id) = self.manager_of(caller, &message.patient_id).await?;
         let patient = patient::Entity::find_by_id(patient_id)
             .one(&self.db)
             .await
@@ -623,7 +608,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
                     Actor::holder_of(&held)?
                 }
             }
-            Caller::Staff(_) => self.staff_of_patient(caller, &message.patient_id).await?.0,
+            Caller::Staff(_) => self.manager_of(caller, &message.patient_id).await?.0,
         };
         let current = proxy::find(&self.db, patient_id, proxy_id)
             .await
