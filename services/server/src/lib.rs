@@ -142,11 +142,6 @@ pub async fn run(
     database::migrate(&db).await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    for name in SERVICE_NAMES {
-        health
-            .set_service_status(name, ServingStatus::Serving)
-            .await;
-    }
     // v1 for current tools, v1alpha for older grpcurl builds.
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
@@ -176,6 +171,12 @@ pub async fn run(
         feed.clone(),
     );
 
+    // SERVING only now: migrations ran, the workers started and the services are built.
+    for name in SERVICE_NAMES {
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
     let address = listener.local_addr().map_err(ServerError::DataDir)?;
     tracing::info!(%address, "serving gRPC");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
