@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Days, Duration, NaiveDate, TimeZone as _, Utc};
+use chrono::{DateTime, Days, Duration, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::calendar;
 use crate::domain::{AppointmentStatus, ServiceType};
+use homecare_core::calendar::{self, start_of_day};
 
 /// How long before a visit a patient must cancel it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,25 +28,13 @@ impl CutOff {
         match self {
             CutOff::Hours(hours) => start - Duration::hours(i64::from(hours)),
             CutOff::WorkingDays(days) => {
-                let visit_day = start.with_timezone(&time_zone).date_naive();
+                let visit_day = calendar::day_of(start, time_zone);
                 calendar::working_days_before(visit_day, days.max(1))
                     .and_then(|day| day.checked_add_days(Days::new(1)))
                     .map_or(DateTime::<Utc>::MIN_UTC, |day| start_of_day(day, time_zone))
             }
         }
     }
-}
-
-/// The first instant of `date` in `time_zone`.
-pub fn start_of_day(date: NaiveDate, time_zone: Tz) -> DateTime<Utc> {
-    let midnight = date.and_time(chrono::NaiveTime::MIN);
-    // Midnight exists on every day in Norway (clocks change at 02:00 and 03:00); the
-    // fallback keeps zones where it may not correct.
-    time_zone
-        .from_local_datetime(&midnight)
-        .earliest()
-        .unwrap_or_else(|| time_zone.from_utc_datetime(&midnight))
-        .to_utc()
 }
 
 /// Which cut-off applies to which visit: a care unit's own rule first, then the service

@@ -3,7 +3,6 @@
 //! [`domain`] holds the rules as plain types and functions, [`store`] the queries, and
 //! [`service`] the thin gRPC adapter.
 
-pub mod calendar;
 pub mod cancellation;
 pub mod care;
 pub mod delivery;

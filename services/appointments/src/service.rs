@@ -21,7 +21,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::cancellation::{CancellationPolicy, Refusal, start_of_day};
+use crate::cancellation::{CancellationPolicy, Refusal};
 use crate::domain::parse_identifier;
 use crate::domain::{
     ActorKind, AppointmentStatus, CancellationState, DeliveryState, EventType,
@@ -32,6 +32,7 @@ use crate::events::{self, Position};
 use crate::feed::ChangeFeed;
 use crate::outbox::{self, RetryError};
 use crate::store::{self, CancelCommand, CancelError, PatientQuery, UpsertError};
+use homecare_core::calendar::{self, start_of_day};
 
 /// The longest cancellation reason accepted, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -307,7 +308,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
 
         let mut violations = FieldViolations::new();
         let date = if message.date.is_empty() {
-            Some(now.with_timezone(&self.policy.time_zone).date_naive())
+            Some(calendar::day_of(now, self.policy.time_zone))
         } else {
             violations.check(
                 "date",

@@ -68,7 +68,7 @@ impl PatientApi {
     }
 
     fn today(&self) -> chrono::NaiveDate {
-        self.clock.now().with_timezone(&self.time_zone).date_naive()
+        homecare_core::calendar::day_of(self.clock.now(), self.time_zone)
     }
 
     /// Who manages a patient's proxies: the patient themself, or staff of one of the
