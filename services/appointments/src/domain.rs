@@ -125,23 +125,6 @@ stored_enum!(ActorKind, "actor kind", pb::ActorKind, {
     Proxy => "proxy", Proxy;
 });
 
-/// Where a write to the EPJ stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryState {
-    /// Waiting for its next attempt.
-    Pending,
-    /// The EPJ took it.
-    Delivered,
-    /// Given up; staff may retry.
-    Failed,
-}
-
-stored_enum!(DeliveryState, "delivery state", pb::EpjDeliveryState, {
-    Pending => "pending", Pending;
-    Delivered => "delivered", Delivered;
-    Failed => "failed", Failed;
-});
-
 /// What kind of change a history entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {

@@ -5,7 +5,6 @@
 
 pub mod cancellation;
 pub mod care;
-pub mod delivery;
 pub mod domain;
 pub mod entity;
 pub mod events;

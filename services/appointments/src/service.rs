@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use chrono::{Days, NaiveDate};
 use homecare_core::paging::{self, Cursor};
+use homecare_core::shutdown::Shutdown;
 use homecare_core::status::{self, FieldViolations};
 use homecare_core::text::parse_optional_text;
 use homecare_core::{Caller, Clock, SystemClock, timestamp};
+use homecare_outbox::{RowState, Wakeup};
 use homecare_patients::access_log::{Action, ReadLog};
 use homecare_patients::actor::Via;
 use homecare_patients::{Actor, Actors, Need, Scope};
 use homecare_proto::appointments::v1 as pb;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -24,8 +26,8 @@ use uuid::Uuid;
 use crate::cancellation::{CancellationPolicy, Refusal};
 use crate::domain::parse_identifier;
 use crate::domain::{
-    ActorKind, AppointmentStatus, CancellationState, DeliveryState, EventType,
-    MAX_CARE_UNIT_ID_LEN, ServiceType, UpsertCommand,
+    ActorKind, AppointmentStatus, CancellationState, EventType, MAX_CARE_UNIT_ID_LEN, ServiceType,
+    UpsertCommand,
 };
 use crate::entity;
 use crate::events::{self, Position};
@@ -55,6 +57,8 @@ pub struct AppointmentApi {
     clock: Arc<dyn Clock>,
     policy: Arc<CancellationPolicy>,
     feed: ChangeFeed,
+    epj_outbox: Wakeup,
+    shutdown: Shutdown,
 }
 
 impl std::fmt::Debug for AppointmentApi {
@@ -67,8 +71,9 @@ impl std::fmt::Debug for AppointmentApi {
 
 impl AppointmentApi {
     /// A service over `db`; days are calendar days in the policy's time zone. Callers are
-    /// resolved by `actors`, reads by others logged through `read_log`, and changes
-    /// announced on `feed`.
+    /// resolved by `actors`, reads by others logged through `read_log`, changes announced on
+    /// `feed`, queued cancellations on `epj_outbox`; streams end on `shutdown`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: DatabaseConnection,
         actors: Arc<Actors>,
@@ -76,6 +81,8 @@ impl AppointmentApi {
         clock: Arc<dyn Clock>,
         policy: CancellationPolicy,
         feed: ChangeFeed,
+        epj_outbox: Wakeup,
+        shutdown: Shutdown,
     ) -> Self {
         Self {
             db,
@@ -84,6 +91,8 @@ impl AppointmentApi {
             clock,
             policy: Arc::new(policy),
             feed,
+            epj_outbox,
+            shutdown,
         }
     }
 
@@ -446,7 +455,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             CancelError::Db(error) => status::from_db(error),
         })?;
         if outcome.cancelled_now {
-            self.feed.outbox_filled();
+            self.epj_outbox.rows_queued();
             self.feed.visits_changed();
             tracing::info!(appointment_id = %outcome.appointment.id, "appointment cancelled");
         }
@@ -591,7 +600,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             ),
             RetryError::Db(error) => status::from_db(error),
         })?;
-        self.feed.outbox_filled();
+        self.epj_outbox.rows_queued();
         self.feed.visits_changed();
         tracing::info!(delivery_id = %row.id, "EPJ delivery retried by staff");
         Ok(Response::new(pb::RetryEpjDeliveryResponse {
@@ -611,9 +620,9 @@ struct ChangeWatcher {
 impl ChangeWatcher {
     async fn run(self, mut position: Position) {
         let mut changes = self.api.feed.subscribe_changes();
-        let mut closing = self.api.feed.subscribe_closing();
+        let shutdown = self.api.shutdown.clone();
         loop {
-            if *closing.borrow_and_update() {
+            if shutdown.is_triggered() {
                 let _ = self
                     .sender
                     .send(Err(Status::unavailable(
@@ -644,7 +653,7 @@ impl ChangeWatcher {
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
                     () = tokio::time::sleep(wait) => {}
-                    _ = closing.changed() => {}
+                    () = shutdown.wait() => {}
                     () = self.sender.closed() => return,
                 }
                 continue;
@@ -719,13 +728,22 @@ fn event_to_proto(event: &events::entity::Model) -> Result<pb::AppointmentEvent,
 }
 
 fn delivery_to_proto(row: &outbox::entity::Model) -> Result<pb::EpjDelivery, Status> {
-    let state = DeliveryState::from_stored(&row.state).map_err(|e| status::internal(&e))?;
+    let state = match RowState::from_stored(&row.state) {
+        Some(RowState::Pending) => pb::EpjDeliveryState::Pending,
+        Some(RowState::Delivered) => pb::EpjDeliveryState::Delivered,
+        Some(RowState::Failed) => pb::EpjDeliveryState::Failed,
+        None => {
+            return Err(status::internal(&DbErr::Custom(
+                "unknown stored delivery state".into(),
+            )));
+        }
+    };
     Ok(pb::EpjDelivery {
         id: row.id.to_string(),
         appointment_id: row.appointment_id.to_string(),
         patient_id: row.patient_id.to_string(),
         care_unit_id: row.care_unit_id.clone(),
-        state: state.to_proto().into(),
+        state: state.into(),
         attempts: row.attempts,
         last_error: row.last_error.clone().unwrap_or_default(),
         create_time: Some(timestamp::to_proto(row.created_at)),

@@ -287,15 +287,16 @@ pub async fn cancel(
     let fingerprint = command.fingerprint(actor);
     for _ in 0..UPSERT_ATTEMPTS {
         let txn = begin_write(db).await?;
-        let visit = find_for_patient(&*txn, patient_id, command.appointment_id)
-            .await?
+        let (visit, earlier) = find_for_cancellation(
+            &*txn,
+            patient_id,
+            command.appointment_id,
+            &command.request_id,
+        )
+        .await?;
+        let visit = visit
             .filter(|visit| actor.may_see_care_unit(&visit.care_unit_id))
             .ok_or(CancelError::NotFound)?;
-        let earlier = if visit.cancellation_request_id.as_deref() == Some(&command.request_id) {
-            Some(visit.clone())
-        } else {
-            find_by_cancellation_request(&*txn, patient_id, &command.request_id).await?
-        };
         if let Some(earlier) = earlier {
             if earlier.id != visit.id
                 || !homecare_core::idempotency::is_repeat(
@@ -526,17 +527,27 @@ pub async fn find_for_patient<C: ConnectionTrait>(
         .transpose()
 }
 
-/// The visit of `patient_id` whose cancellation carried `request_id`, if any.
-async fn find_by_cancellation_request<C: ConnectionTrait>(
+/// In one query: the visit `appointment_id` of `patient_id`, and the visit of that patient
+/// whose cancellation carried `request_id`, if any (the same visit, when this repeats it).
+async fn find_for_cancellation<C: ConnectionTrait>(
     db: &C,
     patient_id: Uuid,
+    appointment_id: Uuid,
     request_id: &str,
-) -> Result<Option<entity::Model>, DbErr> {
-    let select = Entity::find()
+) -> Result<(Option<entity::Model>, Option<entity::Model>), DbErr> {
+    let rows = Entity::find()
         .filter(Column::PatientId.eq(patient_id))
-        .filter(Column::CancellationRequestId.eq(request_id));
-    first_row(db, select)
-        .await?
-        .map(|row| entity::Model::from_query_result(&row, ""))
-        .transpose()
+        .filter(
+            Condition::any()
+                .add(Column::Id.eq(appointment_id))
+                .add(Column::CancellationRequestId.eq(request_id)),
+        )
+        .all(db)
+        .await?;
+    let earlier = rows
+        .iter()
+        .find(|row| row.cancellation_request_id.as_deref() == Some(request_id))
+        .cloned();
+    let visit = rows.into_iter().find(|row| row.id == appointment_id);
+    Ok((visit, earlier))
 }

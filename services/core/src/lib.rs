@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod identifier;
 pub mod identity;
 pub mod paging;
+pub mod shutdown;
 pub mod status;
 pub mod text;
 pub mod timestamp;

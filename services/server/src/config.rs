@@ -11,7 +11,6 @@ use chrono_tz::Tz;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use homecare_appointments::cancellation::{CancellationPolicy, CutOff};
-use homecare_appointments::delivery::DeliverySettings;
 use homecare_appointments::domain::ServiceType;
 use serde::{Deserialize, Serialize};
 
@@ -111,9 +110,9 @@ impl std::fmt::Debug for EpjConfig {
 
 impl EpjConfig {
     /// The worker's pacing.
-    pub fn delivery_settings(&self) -> DeliverySettings {
+    pub fn delivery_settings(&self) -> homecare_outbox::Settings {
         let timeout = Duration::from_secs(self.timeout_seconds);
-        DeliverySettings {
+        homecare_outbox::Settings {
             max_attempts: self.max_attempts,
             retry_base: Duration::from_millis(self.retry_base_millis),
             retry_cap: Duration::from_secs(self.retry_cap_seconds),

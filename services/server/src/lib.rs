@@ -14,10 +14,12 @@ use std::sync::Arc;
 
 use homecare_appointments::AppointmentApi;
 use homecare_appointments::care::VisitCareUnits;
-use homecare_appointments::delivery::DeliveryWorker;
 use homecare_appointments::feed::ChangeFeed;
-use homecare_core::Clock;
+use homecare_appointments::outbox::EpjSink;
+use homecare_core::shutdown::Shutdown;
+use homecare_core::{Clock, SystemClock};
 use homecare_epj::{FhirEpj, FhirEpjConfig};
+use homecare_outbox::Wakeup;
 use homecare_patients::access_log::ReadLog;
 use homecare_patients::terms::TermsGate;
 use homecare_patients::{Actors, PatientApi};
@@ -147,7 +149,9 @@ pub async fn run(
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
     let feed = ChangeFeed::new();
-    let delivery = start_delivery(&config, &db, &clock, &feed)?;
+    let stopping_tasks = Shutdown::new();
+    let epj_outbox = Wakeup::new();
+    let delivery = start_delivery(&config, &db, &clock, &feed, &epj_outbox, &stopping_tasks)?;
     let actors = Arc::new(Actors::new(
         db.clone(),
         TermsGate::new(config.terms_policy()?),
@@ -168,7 +172,9 @@ pub async fn run(
         read_log,
         clock.clone(),
         policy,
-        feed.clone(),
+        feed,
+        epj_outbox,
+        stopping_tasks.clone(),
     );
 
     // SERVING only now: migrations ran, the workers started and the services are built.
@@ -181,7 +187,7 @@ pub async fn run(
     tracing::info!(%address, "serving gRPC");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown_health = health.clone();
-    let shutdown_feed = feed.clone();
+    let shutdown_tasks = stopping_tasks.clone();
     let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
     let serve = tonic::transport::Server::builder()
@@ -201,7 +207,7 @@ pub async fn run(
             shutdown.await;
             tracing::info!("shutting down: finishing calls in flight");
             // Change streams end (clients resume elsewhere); the worker finishes its batch.
-            shutdown_feed.close();
+            shutdown_tasks.trigger();
             for name in SERVICE_NAMES {
                 shutdown_health
                     .set_service_status(name, ServingStatus::NotServing)
@@ -228,7 +234,7 @@ pub async fn run(
     if let Some(task) = key_refresh {
         task.abort();
     }
-    feed.close();
+    stopping_tasks.trigger();
     if let Some(worker) = delivery
         && tokio::time::timeout(grace, worker).await.is_err()
     {
@@ -245,6 +251,8 @@ fn start_delivery(
     db: &sea_orm::DatabaseConnection,
     clock: &Arc<dyn Clock>,
     feed: &ChangeFeed,
+    wakeup: &Wakeup,
+    shutdown: &Shutdown,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, ServerError> {
     if config.epj.base_url.is_empty() {
         tracing::warn!(
@@ -259,11 +267,14 @@ fn start_delivery(
         timeout: std::time::Duration::from_secs(config.epj.timeout_seconds),
     })
     .map_err(ServerError::Epj)?;
-    let worker = DeliveryWorker::new(
+    let sink = EpjSink::new(Arc::new(epj), clock.clone(), feed.clone());
+    // The outbox schedules by the machine's clock; history entries take the business clock.
+    let worker = homecare_outbox::Worker::new(
         db.clone(),
-        Arc::new(epj),
-        clock.clone(),
-        feed.clone(),
+        Arc::new(sink),
+        Arc::new(SystemClock),
+        wakeup.clone(),
+        shutdown.clone(),
         config.epj.delivery_settings(),
     );
     Ok(Some(tokio::spawn(worker.run())))

@@ -395,7 +395,10 @@ async fn a_cancellation_survives_a_kill_before_it_reached_the_epj() {
     epj.verify().await;
 
     let log = std::fs::read_to_string(&log_path).expect("log");
-    assert!(log.contains("EPJ delivery attempt"), "the log was captured");
+    assert!(
+        log.contains("outbox delivery attempt"),
+        "the log was captured"
+    );
     assert!(
         !log.contains("Hos tannlegen"),
         "the patient's words reached the log"

@@ -1,0 +1,75 @@
+//! What an outbox delivers to, and what delivering means for its domain.
+
+use std::time::Duration;
+
+use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
+use uuid::Uuid;
+
+/// A row of an outbox table: the standard columns the machinery reads.
+pub trait OutboxRow: Clone + Send + Sync + 'static {
+    /// The row's id, also the idempotency key sent to the receiver.
+    fn id(&self) -> Uuid;
+    /// Attempts started, including the one about to be made.
+    fn attempts(&self) -> i32;
+    /// When the row was queued: parked rows are listed oldest first.
+    fn created_at(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// How one attempt to send a row ended, as the receiver answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The receiver took it.
+    Delivered,
+    /// It may work later: a timeout, a 5xx, a 429; try again after at least `retry_after`
+    /// when the receiver said so.
+    Temporary {
+        /// What went wrong, for staff (never logged: a receiver may echo personal data).
+        reason: String,
+        /// The receiver's Retry-After.
+        retry_after: Option<Duration>,
+    },
+    /// The receiver refused it for good: park the row at once.
+    Refused {
+        /// Why, for staff.
+        reason: String,
+    },
+}
+
+/// One outbox: its table, how a row is sent, and what the outcome does to the sink's own
+/// domain, in the same transaction that records the outcome.
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// The outbox table (with the standard columns, see the crate's documentation).
+    type Entity: EntityTrait<Model = Self::Row>;
+    /// A row of it.
+    type Row: OutboxRow + sea_orm::FromQueryResult;
+
+    /// The sink's name in logs and metrics, e.g. `epj`.
+    const NAME: &'static str;
+
+    /// Sends one row once. Called outside any transaction.
+    async fn send(&self, row: &Self::Row) -> Attempt;
+
+    /// The receiver took `rows`: apply that to the domain. Returns how many domain records
+    /// changed (for [`Sink::changed`]).
+    async fn on_delivered(
+        &self,
+        txn: &DatabaseTransaction,
+        rows: &[Self::Row],
+    ) -> Result<usize, DbErr>;
+
+    /// `row` was parked: refused by the receiver (`refused`) or out of attempts. Returns
+    /// whether a domain record changed.
+    async fn on_parked(
+        &self,
+        txn: &DatabaseTransaction,
+        row: &Self::Row,
+        error: &str,
+        refused: bool,
+    ) -> Result<bool, DbErr>;
+
+    /// After a batch's outcomes committed, `count` domain records had changed: wake readers.
+    fn changed(&self, count: usize) {
+        let _ = count;
+    }
+}

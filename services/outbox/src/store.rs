@@ -1,0 +1,327 @@
+//! The outbox's storage, generic over a sink's table: claim, record outcomes, park, put back,
+//! list parked rows. Every function reads and writes only the standard columns (see the
+//! crate's documentation); the sink's own columns travel in its rows untouched.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use homecare_core::db::begin_write;
+use homecare_core::paging::Cursor;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait as _, Statement,
+};
+use uuid::Uuid;
+
+use crate::sink::{OutboxRow, Sink};
+
+/// Where a row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    /// Waiting for its next attempt (or in one, while leased).
+    Pending,
+    /// The receiver took it.
+    Delivered,
+    /// Parked: refused, or out of attempts. Listed for staff, who may put it back.
+    Failed,
+}
+
+impl RowState {
+    /// The form kept in the `state` column.
+    pub fn as_stored(self) -> &'static str {
+        match self {
+            RowState::Pending => "pending",
+            RowState::Delivered => "delivered",
+            RowState::Failed => "failed",
+        }
+    }
+
+    /// Reads the `state` column.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(RowState::Pending),
+            "delivered" => Some(RowState::Delivered),
+            "failed" => Some(RowState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What the worker decided after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The receiver took it.
+    Delivered,
+    /// Try again at `next_attempt_at`.
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// When to try next.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// Park it: the receiver refused (`refused`), or attempts ran out.
+    Parked {
+        /// Why, for staff.
+        error: String,
+        /// True when the receiver refused it, false when it never answered.
+        refused: bool,
+    },
+}
+
+/// A standard column of a sink's table.
+fn column<E: EntityTrait>(name: &str) -> E::Column {
+    E::Column::from_str(name).unwrap_or_else(|_| {
+        panic!(
+            "outbox table {} lacks the standard column {name}",
+            E::default().table_name()
+        )
+    })
+}
+
+/// Takes up to `limit` due rows for one attempt each, holding them until `lease_until`.
+///
+/// Each claimed row's `attempts` already counts the attempt about to be made, so a worker that
+/// dies mid-attempt still uses one up.
+pub async fn claim<E: EntityTrait>(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<E::Model>, DbErr> {
+    let table = E::default().table_name();
+    let backend = db.get_database_backend();
+    // Named, not `*`: with `RETURNING *`, sqlx's SQLite driver panicked (column index out
+    // of bounds) once a later migration had added columns to a table.
+    let columns = <E::Column as sea_orm::Iterable>::iter()
+        .map(|column| sea_orm::IdenStatic::as_str(&column).to_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let pending = RowState::Pending.as_stored();
+    let sql = match backend {
+        DatabaseBackend::Postgres => format!(
+            "UPDATE {table} SET lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM {table} \
+                 WHERE state = '{pending}' AND next_attempt_at <= $2 \
+                 AND (lease_until IS NULL OR lease_until <= $2) \
+                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING {columns}"
+        ),
+        _ => format!(
+            "UPDATE {table} SET lease_until = ?1, attempts = attempts + 1, updated_at = ?2 \
+             WHERE id IN (SELECT id FROM {table} \
+                 WHERE state = '{pending}' AND next_attempt_at <= ?2 \
+                 AND (lease_until IS NULL OR lease_until <= ?2) \
+                 ORDER BY next_attempt_at LIMIT ?3) \
+             RETURNING {columns}"
+        ),
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let statement = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [lease_until.into(), now.into(), limit.into()],
+    );
+    if backend == DatabaseBackend::Sqlite {
+        // SQLite: through this process's writer gate, like every other write, instead of
+        // SQLite's busy handler.
+        let txn = begin_write(db).await?;
+        let rows = E::find().from_raw_sql(statement).all(&*txn).await?;
+        txn.commit().await?;
+        Ok(rows)
+    } else {
+        E::find().from_raw_sql(statement).all(db).await
+    }
+}
+
+/// The earliest instant at which some pending row can be claimed, if any is pending: for
+/// each row the later of its next attempt and its lease, the earliest of those over all rows.
+///
+/// Not merely the first row by `next_attempt_at`: when that row is leased by a process that
+/// died, every other due row would wait for the dead lease.
+pub async fn next_due<E: EntityTrait>(
+    db: &DatabaseConnection,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let due: Option<Option<DateTime<Utc>>> = E::find()
+        .select_only()
+        .expr_as(
+            Expr::cust(
+                "MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until \
+                 ELSE next_attempt_at END)",
+            ),
+            "due",
+        )
+        .filter(column::<E>("state").eq(RowState::Pending.as_stored()))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(due.flatten())
+}
+
+/// Records how the attempts on a batch of rows ended, and what that means for the sink's
+/// domain, in one transaction (one commit for the batch, not one per row). Returns how many
+/// domain records changed; the sink hears of them after the commit.
+pub async fn record<S: Sink>(
+    db: &DatabaseConnection,
+    sink: &S,
+    outcomes: Vec<(S::Row, Outcome)>,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let mut delivered = Vec::new();
+    let mut retries = Vec::new();
+    let mut parked = Vec::new();
+    for (row, outcome) in outcomes {
+        match outcome {
+            Outcome::Delivered => delivered.push(row.id()),
+            Outcome::Retry {
+                error,
+                next_attempt_at,
+            } => retries.push((row, error, next_attempt_at)),
+            Outcome::Parked { error, refused } => parked.push((row, error, refused)),
+        }
+    }
+    let txn = begin_write(db).await?;
+    let mut changed = 0;
+    if !delivered.is_empty() {
+        let rows = S::Entity::update_many()
+            .col_expr(
+                column::<S::Entity>("state"),
+                RowState::Delivered.as_stored().into(),
+            )
+            .col_expr(
+                column::<S::Entity>("lease_until"),
+                Option::<DateTime<Utc>>::None.into(),
+            )
+            .col_expr(column::<S::Entity>("updated_at"), now.into())
+            .filter(column::<S::Entity>("id").is_in(delivered))
+            // A row whose lease ran out and was taken over is recorded by its new holder.
+            .filter(column::<S::Entity>("state").eq(RowState::Pending.as_stored()))
+            .exec_with_returning(&*txn)
+            .await?;
+        if !rows.is_empty() {
+            changed += sink.on_delivered(&txn, &rows).await?;
+        }
+    }
+    for (row, error, next_attempt_at) in retries {
+        S::Entity::update_many()
+            .col_expr(
+                column::<S::Entity>("lease_until"),
+                Option::<DateTime<Utc>>::None.into(),
+            )
+            .col_expr(column::<S::Entity>("updated_at"), now.into())
+            .col_expr(
+                column::<S::Entity>("next_attempt_at"),
+                next_attempt_at.into(),
+            )
+            .col_expr(column::<S::Entity>("last_error"), error.into())
+            .filter(column::<S::Entity>("id").eq(row.id()))
+            .filter(column::<S::Entity>("state").eq(RowState::Pending.as_stored()))
+            .exec(&*txn)
+            .await?;
+    }
+    for (row, error, refused) in parked {
+        let result = S::Entity::update_many()
+            .col_expr(
+                column::<S::Entity>("state"),
+                RowState::Failed.as_stored().into(),
+            )
+            .col_expr(
+                column::<S::Entity>("lease_until"),
+                Option::<DateTime<Utc>>::None.into(),
+            )
+            .col_expr(column::<S::Entity>("updated_at"), now.into())
+            .col_expr(column::<S::Entity>("last_error"), error.clone().into())
+            .filter(column::<S::Entity>("id").eq(row.id()))
+            .filter(column::<S::Entity>("state").eq(RowState::Pending.as_stored()))
+            .exec(&*txn)
+            .await?;
+        // Not pending any more (a lease that ran out and was taken over): nothing to record.
+        if result.rows_affected > 0 && sink.on_parked(&txn, &row, &error, refused).await? {
+            changed += 1;
+        }
+    }
+    txn.commit().await?;
+    if changed > 0 {
+        sink.changed(changed);
+    }
+    Ok(changed)
+}
+
+/// The row `id` of the outbox `E`, if it exists.
+pub async fn find<E: EntityTrait, C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+) -> Result<Option<E::Model>, DbErr> {
+    E::find().filter(column::<E>("id").eq(id)).one(db).await
+}
+
+/// Puts a parked row back in line with a fresh count of attempts, due at `now`; `None` when
+/// the row is not parked (pending or delivered).
+pub async fn unpark<E: EntityTrait, C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<E::Model>, DbErr> {
+    let mut rows = E::update_many()
+        .col_expr(column::<E>("state"), RowState::Pending.as_stored().into())
+        .col_expr(column::<E>("attempts"), 0.into())
+        .col_expr(column::<E>("next_attempt_at"), now.into())
+        .col_expr(
+            column::<E>("lease_until"),
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .col_expr(column::<E>("updated_at"), now.into())
+        .filter(column::<E>("id").eq(id))
+        .filter(column::<E>("state").eq(RowState::Failed.as_stored()))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.pop())
+}
+
+/// One page of parked rows that match `filter` (the sink's own restriction, such as the
+/// caller's care units), oldest first.
+pub async fn parked_page<E, C>(
+    db: &C,
+    filter: Condition,
+    cursor: Option<Cursor>,
+    page_size: u64,
+) -> Result<(Vec<E::Model>, Option<Cursor>), DbErr>
+where
+    E: EntityTrait,
+    E::Model: OutboxRow,
+    C: ConnectionTrait,
+{
+    let created_at = column::<E>("created_at");
+    let id = column::<E>("id");
+    let mut select = E::find()
+        .filter(filter)
+        .filter(column::<E>("state").eq(RowState::Failed.as_stored()));
+    if let Some(cursor) = cursor {
+        select = select.filter(
+            Condition::any().add(created_at.gt(cursor.after)).add(
+                Condition::all()
+                    .add(created_at.eq(cursor.after))
+                    .add(id.gt(cursor.id)),
+            ),
+        );
+    }
+    let statement = select
+        .order_by_asc(created_at)
+        .order_by_asc(id)
+        .limit(page_size + 1)
+        .build(db.get_database_backend());
+    let mut rows = E::find()
+        .from_raw_sql(homecare_core::db::with_literal_limit(statement))
+        .all(db)
+        .await?;
+    let has_more = rows.len() as u64 > page_size;
+    rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+    let next = match rows.last() {
+        Some(last) if has_more => Some(Cursor {
+            after: last.created_at(),
+            id: last.id(),
+        }),
+        _ => None,
+    };
+    Ok((rows, next))
+}

@@ -1,0 +1,301 @@
+//! The outbox machinery on a real SQLite database in memory, with a sink of its own table:
+//! what a worker claims, when it wakes, what each outcome records, parking and putting back.
+
+// The entity below is the test's own table; its derive wants public items.
+#![allow(unreachable_pub)]
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, TimeZone as _, Utc};
+use homecare_outbox::store::{self, Outcome};
+use homecare_outbox::{Attempt, OutboxRow, RowState, Sink};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait as _,
+};
+use uuid::Uuid;
+
+mod letters {
+    use sea_orm::entity::prelude::*;
+
+    /// A sink's table: the standard columns and its own (`address`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "letters")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub address: String,
+        pub state: String,
+        pub attempts: i32,
+        pub next_attempt_at: DateTimeUtc,
+        pub lease_until: Option<DateTimeUtc>,
+        pub last_error: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+impl OutboxRow for letters::Model {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn attempts(&self) -> i32 {
+        self.attempts
+    }
+    fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+}
+
+/// Notes what the machinery told it about its domain.
+#[derive(Default)]
+struct PostOffice {
+    delivered: Mutex<Vec<String>>,
+    parked: Mutex<Vec<(String, bool)>>,
+}
+
+#[async_trait::async_trait]
+impl Sink for PostOffice {
+    type Entity = letters::Entity;
+    type Row = letters::Model;
+    const NAME: &'static str = "letters";
+
+    async fn send(&self, _row: &letters::Model) -> Attempt {
+        Attempt::Delivered
+    }
+
+    async fn on_delivered(
+        &self,
+        _txn: &DatabaseTransaction,
+        rows: &[letters::Model],
+    ) -> Result<usize, DbErr> {
+        let mut delivered = self.delivered.lock().unwrap();
+        delivered.extend(rows.iter().map(|row| row.address.clone()));
+        Ok(rows.len())
+    }
+
+    async fn on_parked(
+        &self,
+        _txn: &DatabaseTransaction,
+        row: &letters::Model,
+        _error: &str,
+        refused: bool,
+    ) -> Result<bool, DbErr> {
+        self.parked
+            .lock()
+            .unwrap()
+            .push((row.address.clone(), refused));
+        Ok(true)
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 0).unwrap()
+}
+
+async fn database() -> DatabaseConnection {
+    let mut options = ConnectOptions::new("sqlite::memory:");
+    // One connection: each would have its own database in memory.
+    options.max_connections(1).sqlx_logging(false);
+    let db = Database::connect(options).await.unwrap();
+    db.execute_unprepared(
+        "CREATE TABLE letters (id uuid_text PRIMARY KEY, address TEXT NOT NULL, \
+         state TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt_at TEXT NOT NULL, \
+         lease_until TEXT NULL, last_error TEXT NULL, created_at TEXT NOT NULL, \
+         updated_at TEXT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    db
+}
+
+async fn queue(db: &DatabaseConnection, address: &str, due: DateTime<Utc>) -> Uuid {
+    let id = Uuid::now_v7();
+    letters::Entity::insert(letters::ActiveModel::from(letters::Model {
+        id,
+        address: address.into(),
+        state: RowState::Pending.as_stored().into(),
+        attempts: 0,
+        next_attempt_at: due,
+        lease_until: None,
+        last_error: None,
+        created_at: due,
+        updated_at: due,
+    }))
+    .exec_without_returning(db)
+    .await
+    .unwrap();
+    id
+}
+
+async fn row(db: &DatabaseConnection, id: Uuid) -> letters::Model {
+    store::find::<letters::Entity, _>(db, id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn due_rows_are_claimed_once_with_a_lease_and_an_attempt_counted() {
+    let db = database().await;
+    let first = queue(&db, "a", t0()).await;
+    queue(&db, "b", t0() + Duration::seconds(1)).await;
+    queue(&db, "later", t0() + Duration::hours(1)).await;
+    let lease = t0() + Duration::minutes(1);
+
+    let claimed = store::claim::<letters::Entity>(&db, t0() + Duration::seconds(1), lease, 10)
+        .await
+        .unwrap();
+    let mut addresses: Vec<&str> = claimed.iter().map(|row| row.address.as_str()).collect();
+    addresses.sort_unstable();
+    assert_eq!(addresses, ["a", "b"], "only due rows");
+    assert!(claimed.iter().all(|row| row.attempts == 1));
+    assert_eq!(row(&db, first).await.lease_until, Some(lease));
+
+    let again = store::claim::<letters::Entity>(&db, t0() + Duration::seconds(2), lease, 10)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "leased rows are not claimed twice");
+    // The leased rows come back when their lease ends, before the later row is due.
+    assert_eq!(
+        store::next_due::<letters::Entity>(&db).await.unwrap(),
+        Some(lease)
+    );
+    let after_lease = store::claim::<letters::Entity>(&db, lease, lease + Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(after_lease.len(), 2);
+    assert!(after_lease.iter().all(|row| row.attempts == 2));
+}
+
+#[tokio::test]
+async fn a_dead_lease_does_not_hide_a_row_that_is_due_sooner() {
+    let db = database().await;
+    queue(&db, "in flight", t0()).await;
+    let lease = t0() + Duration::minutes(10);
+    store::claim::<letters::Entity>(&db, t0(), lease, 1)
+        .await
+        .unwrap();
+    let soon = t0() + Duration::seconds(5);
+    queue(&db, "retry soon", soon).await;
+    assert_eq!(
+        store::next_due::<letters::Entity>(&db).await.unwrap(),
+        Some(soon)
+    );
+}
+
+#[tokio::test]
+async fn outcomes_are_recorded_and_reach_the_sink_s_domain() {
+    let db = database().await;
+    let delivered = queue(&db, "delivered", t0()).await;
+    let retried = queue(&db, "retried", t0()).await;
+    let refused = queue(&db, "refused", t0()).await;
+    let gave_up = queue(&db, "gave up", t0()).await;
+    let rows = store::claim::<letters::Entity>(&db, t0(), t0() + Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    let next = t0() + Duration::seconds(30);
+    let outcomes = rows
+        .into_iter()
+        .map(|row| {
+            let outcome = match row.address.as_str() {
+                "delivered" => Outcome::Delivered,
+                "retried" => Outcome::Retry {
+                    error: "HTTP 503".into(),
+                    next_attempt_at: next,
+                },
+                "refused" => Outcome::Parked {
+                    error: "HTTP 422".into(),
+                    refused: true,
+                },
+                _ => Outcome::Parked {
+                    error: "gave up".into(),
+                    refused: false,
+                },
+            };
+            (row, outcome)
+        })
+        .collect();
+    let sink = PostOffice::default();
+    let changed = store::record(&db, &sink, outcomes, t0()).await.unwrap();
+    assert_eq!(
+        changed, 3,
+        "one delivered and two parked changed the domain"
+    );
+    assert_eq!(*sink.delivered.lock().unwrap(), ["delivered"]);
+    let mut parked = sink.parked.lock().unwrap().clone();
+    parked.sort();
+    assert_eq!(
+        parked,
+        [("gave up".to_owned(), false), ("refused".to_owned(), true)]
+    );
+
+    assert_eq!(row(&db, delivered).await.state, "delivered");
+    let retried = row(&db, retried).await;
+    assert_eq!(retried.state, "pending");
+    assert_eq!(retried.next_attempt_at, next);
+    assert_eq!(retried.lease_until, None);
+    assert_eq!(retried.last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(row(&db, refused).await.state, "failed");
+
+    // Parked rows are listed oldest first, and one put back is due at once, counted afresh.
+    let (page, _) =
+        store::parked_page::<letters::Entity, _>(&db, sea_orm::Condition::all(), None, 10)
+            .await
+            .unwrap();
+    assert_eq!(page.len(), 2);
+    let back = store::unpark::<letters::Entity, _>(&db, gave_up, t0() + Duration::hours(1))
+        .await
+        .unwrap()
+        .expect("it was parked");
+    assert_eq!((back.state.as_str(), back.attempts), ("pending", 0));
+    assert!(
+        store::unpark::<letters::Entity, _>(&db, delivered, t0())
+            .await
+            .unwrap()
+            .is_none(),
+        "only a parked row is put back"
+    );
+}
+
+#[tokio::test]
+async fn an_outcome_for_a_row_taken_over_by_another_worker_is_not_recorded() {
+    let db = database().await;
+    let id = queue(&db, "slow", t0()).await;
+    let mine = store::claim::<letters::Entity>(&db, t0(), t0() + Duration::minutes(1), 1)
+        .await
+        .unwrap();
+    // The lease ran out; another worker delivered it.
+    let theirs = store::claim::<letters::Entity>(
+        &db,
+        t0() + Duration::minutes(2),
+        t0() + Duration::minutes(3),
+        1,
+    )
+    .await
+    .unwrap();
+    let sink = PostOffice::default();
+    store::record(
+        &db,
+        &sink,
+        vec![(theirs[0].clone(), Outcome::Delivered)],
+        t0(),
+    )
+    .await
+    .unwrap();
+    let late = vec![(
+        mine[0].clone(),
+        Outcome::Parked {
+            error: "late".into(),
+            refused: true,
+        },
+    )];
+    assert_eq!(store::record(&db, &sink, late, t0()).await.unwrap(), 0);
+    assert_eq!(row(&db, id).await.state, "delivered");
+    assert!(sink.parked.lock().unwrap().is_empty());
+}
