@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_MATCH, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 use crate::{Cancellation, Epj, EpjError, Registered, RequestedBy};
@@ -21,27 +22,14 @@ pub const REQUESTED_BY_EXTENSION: &str =
 const MAX_REASON_CHARS: usize = 500;
 
 /// Where and how to reach a FHIR R4 EPJ.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct FhirEpjConfig {
     /// The FHIR base, such as `https://epj.example.no/fhir`.
     pub base_url: String,
-    /// Sent as `Authorization: Bearer`, if set.
-    pub bearer_token: Option<String>,
+    /// Sent as `Authorization: Bearer`, if set; never printed.
+    pub bearer_token: Option<SecretString>,
     /// The longest one HTTP request may take.
     pub timeout: Duration,
-}
-
-impl std::fmt::Debug for FhirEpjConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FhirEpjConfig")
-            .field("base_url", &self.base_url)
-            .field(
-                "bearer_token",
-                &self.bearer_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("timeout", &self.timeout)
-            .finish()
-    }
 }
 
 /// An EPJ that speaks FHIR R4 REST.
@@ -49,7 +37,7 @@ impl std::fmt::Debug for FhirEpjConfig {
 pub struct FhirEpj {
     http: reqwest::Client,
     base_url: String,
-    bearer_token: Option<String>,
+    bearer_token: Option<SecretString>,
 }
 
 impl FhirEpj {
@@ -78,7 +66,7 @@ impl FhirEpj {
             .header(ACCEPT, FHIR_JSON)
             .header("Idempotency-Key", key);
         match &self.bearer_token {
-            Some(token) => request.bearer_auth(token),
+            Some(token) => request.bearer_auth(token.expose_secret()),
             None => request,
         }
     }

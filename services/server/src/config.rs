@@ -12,6 +12,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use homecare_appointments::cancellation::{CancellationPolicy, CutOff};
 use homecare_appointments::domain::ServiceType;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration of the service.
@@ -70,13 +71,14 @@ pub struct CancellationConfig {
 }
 
 /// The EPJ (FHIR R4 REST) and the pace of delivering cancellations to it.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpjConfig {
     /// The FHIR base URL. Empty: no EPJ is configured, and cancellations wait in the outbox
     /// (nothing is lost) until a server with one starts.
     pub base_url: String,
-    /// Sent as `Authorization: Bearer`.
-    pub bearer_token: Option<String>,
+    /// Sent as `Authorization: Bearer`; never printed, never serialised.
+    #[serde(default, skip_serializing)]
+    pub bearer_token: Option<SecretString>,
     /// The longest one HTTP request may take.
     pub timeout_seconds: u64,
     /// Attempts before a cancellation is failed for good and shown to staff.
@@ -92,20 +94,6 @@ pub struct EpjConfig {
     /// The longest the worker sleeps when nothing is due; picks up rows another server
     /// process queued or abandoned.
     pub idle_poll_seconds: u64,
-}
-
-impl std::fmt::Debug for EpjConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EpjConfig")
-            .field("base_url", &self.base_url)
-            .field(
-                "bearer_token",
-                &self.bearer_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("timeout_seconds", &self.timeout_seconds)
-            .field("max_attempts", &self.max_attempts)
-            .finish_non_exhaustive()
-    }
 }
 
 impl EpjConfig {
@@ -475,6 +463,23 @@ mod tests {
         let mut config = Config::default();
         config.epj.bearer_token = Some("very-secret".into());
         assert!(!format!("{config:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn the_epj_token_is_read_from_the_file() {
+        use secrecy::ExposeSecret as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("homecare.toml");
+        std::fs::write(&file, "[epj]\nbearer_token = \"s3cret\"\n").unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        assert_eq!(
+            config
+                .epj
+                .bearer_token
+                .as_ref()
+                .map(|token| token.expose_secret()),
+            Some("s3cret")
+        );
     }
 
     #[test]
