@@ -9,6 +9,7 @@ mod m20261123_000001_patients_and_appointments;
 mod m20261123_000002_cancellations;
 mod m20261123_000003_proxies_and_terms;
 mod m20261125_000004_request_fingerprints;
+mod m20261125_000005_event_log;
 
 /// All migrations, oldest first.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_cancellations::Migration),
             Box::new(m20261123_000003_proxies_and_terms::Migration),
             Box::new(m20261125_000004_request_fingerprints::Migration),
+            Box::new(m20261125_000005_event_log::Migration),
         ]
     }
 }

@@ -13,6 +13,8 @@ pub(crate) struct Migration;
 #[derive(DeriveIden)]
 enum Appointments {
     Table,
+    PatientId,
+    CancellationRequestId,
     CancellationRequestFingerprint,
 }
 
@@ -54,10 +56,29 @@ impl MigrationTrait for Migration {
                     )
                     .to_owned(),
             )
+            .await?;
+        // A cancellation looks up the patient's visit cancelled with its request id, if any.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_appointments_patient_cancel_request")
+                    .table(Appointments::Table)
+                    .col(Appointments::PatientId)
+                    .col(Appointments::CancellationRequestId)
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_appointments_patient_cancel_request")
+                    .table(Appointments::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()

@@ -140,6 +140,8 @@ pub enum EventType {
     CancellationFailed,
     /// Staff sent a failed cancellation again.
     CancellationRetried,
+    /// The EPJ sent the visit as carried out.
+    Completed,
 }
 
 stored_enum!(EventType, "event type", pb::AppointmentEventType, {
@@ -149,6 +151,7 @@ stored_enum!(EventType, "event type", pb::AppointmentEventType, {
     CancellationConfirmed => "cancellation_confirmed", CancellationConfirmed;
     CancellationFailed => "cancellation_failed", CancellationFailed;
     CancellationRetried => "cancellation_retried", CancellationRetried;
+    Completed => "completed", Completed;
 });
 
 /// The planned window of a visit: start strictly before end, at most [`MAX_WINDOW`] long.

@@ -18,7 +18,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::domain::{ActorKind, EventType};
+use crate::domain::{ActorKind, AppointmentStatus, EventType};
 use crate::entity as appointment;
 
 /// The `appointment_events` table.
@@ -42,6 +42,11 @@ pub mod entity {
         pub actor_subject: String,
         pub actor_name: Option<String>,
         pub version: i64,
+        /// For a change by the EPJ: the status before, when it changed.
+        pub previous_status: Option<String>,
+        /// For a change by the EPJ: the window before, when it moved.
+        pub previous_window_start: Option<DateTimeUtc>,
+        pub previous_window_end: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -51,6 +56,27 @@ pub mod entity {
 }
 
 use entity::{Column, Entity};
+
+/// The `event_cursors` table: where each durable consumer of the history stands.
+pub mod cursor {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_cursors")]
+    pub struct Model {
+        /// The consumer's name.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub tx_order: i64,
+        pub seq: i64,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
 
 /// The subject id recorded for the delivery worker.
 pub const DELIVERY_WORKER: &str = "epj-delivery";
@@ -117,10 +143,51 @@ pub async fn append_many<C: ConnectionTrait>(
         actor_subject: Set(who.subject.clone()),
         actor_name: Set(who.name.clone()),
         version: Set(visit.version),
+        previous_status: Set(None),
+        previous_window_start: Set(None),
+        previous_window_end: Set(None),
     });
     Entity::insert_many(events)
         .exec_without_returning(db)
         .await?;
+    Ok(())
+}
+
+/// Records that the EPJ (as `who`) changed a visit from `before` to `after`: `completed` when
+/// its status became completed, otherwise `changed`, with the status and window before when
+/// they differ, so that a reader can tell a moved visit from a completed or cancelled one.
+pub async fn append_change<C: ConnectionTrait>(
+    db: &C,
+    before: &appointment::Model,
+    after: &appointment::Model,
+    who: &Who,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let completed = AppointmentStatus::Completed.as_stored();
+    let event_type = if after.status == completed && before.status != completed {
+        EventType::Completed
+    } else {
+        EventType::Changed
+    };
+    let window_moved =
+        before.window_start != after.window_start || before.window_end != after.window_end;
+    let event = entity::ActiveModel {
+        seq: NotSet,
+        tx_order: NotSet,
+        appointment_id: Set(after.id),
+        patient_id: Set(after.patient_id),
+        care_unit_id: Set(after.care_unit_id.clone()),
+        occurred_at: Set(now),
+        event_type: Set(event_type.as_stored().to_owned()),
+        actor_kind: Set(who.kind.as_stored().to_owned()),
+        actor_subject: Set(who.subject.clone()),
+        actor_name: Set(who.name.clone()),
+        version: Set(after.version),
+        previous_status: Set((before.status != after.status).then(|| before.status.clone())),
+        previous_window_start: Set(window_moved.then_some(before.window_start)),
+        previous_window_end: Set(window_moved.then_some(before.window_end)),
+    };
+    Entity::insert(event).exec_without_returning(db).await?;
     Ok(())
 }
 
@@ -256,6 +323,124 @@ pub async fn read_after<C: ConnectionTrait>(
     let mut select = Entity::find()
         .filter(Column::CareUnitId.is_in(care_units.iter().cloned()))
         .filter(after(position));
+    if let Some(settled) = settled(db.get_database_backend()) {
+        select = select.filter(settled);
+    }
+    let statement = select
+        .order_by_asc(Column::TxOrder)
+        .order_by_asc(Column::Seq)
+        .limit(limit)
+        .build(db.get_database_backend());
+    Entity::find()
+        .from_raw_sql(with_literal_limit(statement))
+        .all(db)
+        .await
+}
+
+/// Where the whole history stands now: a reader starting here sees only later changes.
+pub async fn tail_of_all<C: ConnectionTrait>(db: &C) -> Result<Position, DbErr> {
+    let mut select = Entity::find();
+    if let Some(settled) = settled(db.get_database_backend()) {
+        select = select.filter(settled);
+    }
+    let statement = select
+        .order_by_desc(Column::TxOrder)
+        .order_by_desc(Column::Seq)
+        .limit(1)
+        .build(db.get_database_backend());
+    let last = Entity::find()
+        .from_raw_sql(with_literal_limit(statement))
+        .all(db)
+        .await?;
+    Ok(last.first().map(Position::after).unwrap_or_default())
+}
+
+/// A durable consumer of the history (the notifier, later the archive hand-off): it is
+/// handed every event in commit order, once, and whatever it writes commits together with
+/// its cursor, so a crash neither loses nor repeats an event.
+#[async_trait::async_trait]
+pub trait EventConsumer: Send + Sync + 'static {
+    /// The consumer's name: the key of its cursor (at most 64 characters).
+    const NAME: &'static str;
+
+    /// Handles `events` (in commit order) inside `txn`, which then moves the cursor past them.
+    /// An error rolls back both: the events are handed over again.
+    async fn handle(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        events: &[entity::Model],
+    ) -> Result<(), DbErr>;
+}
+
+/// Hands the next (at most `limit`) events after `consumer`'s cursor to it and moves the
+/// cursor past them, in one transaction. Returns how many it handled. A consumer seen for the
+/// first time starts at the end of the history: it hears of what happens from now on.
+///
+/// Consumers of the same name in several processes take turns: the cursor row is locked for
+/// the transaction (PostgreSQL; SQLite has one writer at a time).
+pub async fn consume<H: EventConsumer>(
+    db: &sea_orm::DatabaseConnection,
+    consumer: &H,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    use sea_orm::QuerySelect as _;
+    let txn = homecare_core::db::begin_write(db).await?;
+    let stored = cursor::Entity::find_by_id(H::NAME.to_owned())
+        .lock_exclusive()
+        .one(&*txn)
+        .await?;
+    let position = match stored {
+        Some(row) => Position {
+            tx_order: row.tx_order,
+            seq: row.seq,
+        },
+        None => {
+            let start = tail_of_all(&*txn).await?;
+            cursor::Entity::insert(cursor::ActiveModel {
+                name: Set(H::NAME.to_owned()),
+                tx_order: Set(start.tx_order),
+                seq: Set(start.seq),
+                updated_at: Set(now),
+            })
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(cursor::Column::Name)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&*txn)
+            .await?;
+            txn.commit().await?;
+            // Another process may have made it first: take turns from the stored row.
+            return Box::pin(consume(db, consumer, limit, now)).await;
+        }
+    };
+    let events = read_all_after(&*txn, position, limit).await?;
+    let Some(last) = events.last() else {
+        txn.rollback().await?;
+        return Ok(0);
+    };
+    consumer.handle(&txn, &events).await?;
+    let next = Position::after(last);
+    cursor::Entity::update(cursor::ActiveModel {
+        name: Set(H::NAME.to_owned()),
+        tx_order: Set(next.tx_order),
+        seq: Set(next.seq),
+        updated_at: Set(now),
+    })
+    .exec(&*txn)
+    .await?;
+    txn.commit().await?;
+    Ok(events.len())
+}
+
+/// Up to `limit` events of every care unit after `position`, in stream order.
+async fn read_all_after<C: ConnectionTrait>(
+    db: &C,
+    position: Position,
+    limit: u64,
+) -> Result<Vec<entity::Model>, DbErr> {
+    let mut select = Entity::find().filter(after(position));
     if let Some(settled) = settled(db.get_database_backend()) {
         select = select.filter(settled);
     }

@@ -12,5 +12,6 @@ pub mod feed;
 pub mod outbox;
 pub mod service;
 pub mod store;
+pub mod visit_state;
 
 pub use service::AppointmentApi;

@@ -24,10 +24,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::domain::{ActorKind, AppointmentStatus, CancellationState, EventType};
+use crate::domain::{ActorKind, EventType};
 use crate::entity as appointment;
 use crate::events::{self, Who};
 use crate::feed::ChangeFeed;
+use crate::visit_state::VisitState;
 
 /// The `epj_outbox` table.
 pub mod entity {
@@ -213,11 +214,19 @@ async fn confirm_cancellations<C: ConnectionTrait>(
     rows: &[entity::Model],
     business_now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    // Only the cancellations these rows carry; a later replan by the EPJ stands.
+    // Only the cancellations these rows carry, still on their way; a later replan by the EPJ
+    // stands. Set-based for speed; the transition is the state machine's.
+    let pending = VisitState::PENDING_EPJ;
+    let (Some(from), Some(to)) = (
+        pending.cancellation,
+        pending.confirmed().and_then(|state| state.cancellation),
+    ) else {
+        unreachable!("a cancellation on its way can be confirmed");
+    };
     let visits = appointment::Entity::update_many()
         .col_expr(
             appointment::Column::CancellationState,
-            CancellationState::Confirmed.as_stored().into(),
+            to.as_stored().into(),
         )
         .col_expr(
             appointment::Column::Version,
@@ -225,9 +234,7 @@ async fn confirm_cancellations<C: ConnectionTrait>(
         )
         .col_expr(appointment::Column::UpdatedAt, business_now.into())
         .filter(appointment::Column::Id.is_in(rows.iter().map(|row| row.appointment_id)))
-        .filter(
-            appointment::Column::CancellationState.eq(CancellationState::PendingEpj.as_stored()),
-        )
+        .filter(appointment::Column::CancellationState.eq(from.as_stored()))
         .exec_with_returning(txn)
         .await?;
     events::append_many(
@@ -264,20 +271,27 @@ async fn fail_cancellation<C: ConnectionTrait>(
         .one(txn)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("appointment of outbox row".into()))?;
-    // Only the cancellation this row carries; a later replan by the EPJ stands.
-    if visit.cancellation_state.as_deref() != Some(CancellationState::PendingEpj.as_stored()) {
+    let state = VisitState::of(&visit).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let failed = if refused {
+        state.refused()
+    } else {
+        state.gave_up()
+    };
+    // Only the cancellation this row carries, still on its way; a later replan by the EPJ
+    // stands.
+    let Some(failed) = failed else {
         return Ok(false);
-    }
-    let mut updated = appointment::Model {
-        cancellation_state: Some(CancellationState::Failed.as_stored().to_owned()),
+    };
+    let updated = appointment::Model {
+        status: failed.status.as_stored().to_owned(),
+        cancellation_state: failed
+            .cancellation
+            .map(|state| state.as_stored().to_owned()),
         cancellation_failure_reason: Some(error.to_owned()),
         version: visit.version + 1,
         updated_at: business_now,
         ..visit
     };
-    if refused {
-        updated.status = AppointmentStatus::Planned.as_stored().to_owned();
-    }
     updated
         .clone()
         .into_active_model()
@@ -355,9 +369,14 @@ pub async fn retry(
         .one(&*txn)
         .await?
         .ok_or(RetryError::NotFound)?;
+    let retried = VisitState::of(&visit)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .retried();
     let visit = appointment::Model {
-        status: AppointmentStatus::Cancelled.as_stored().to_owned(),
-        cancellation_state: Some(CancellationState::PendingEpj.as_stored().to_owned()),
+        status: retried.status.as_stored().to_owned(),
+        cancellation_state: retried
+            .cancellation
+            .map(|state| state.as_stored().to_owned()),
         cancellation_failure_reason: None,
         version: visit.version + 1,
         updated_at: business_now,

@@ -724,6 +724,15 @@ fn event_to_proto(event: &events::entity::Model) -> Result<pb::AppointmentEvent,
         actor: event.actor_subject.clone(),
         version: event.version,
         actor_name: event.actor_name.clone().unwrap_or_default(),
+        previous_status: event
+            .previous_status
+            .as_deref()
+            .map(AppointmentStatus::from_stored)
+            .transpose()
+            .map_err(|e| status::internal(&e))?
+            .map_or(0, |previous| previous.to_proto().into()),
+        previous_window_start: event.previous_window_start.map(timestamp::to_proto),
+        previous_window_end: event.previous_window_end.map(timestamp::to_proto),
     })
 }
 

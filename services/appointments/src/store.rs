@@ -15,11 +15,12 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::cancellation::{self, CancellationPolicy, Refusal, VisitFacts};
-use crate::domain::{AppointmentStatus, CancellationState, EventType, ServiceType};
+use crate::domain::{AppointmentStatus, EventType, ServiceType};
 use crate::domain::{UpsertCommand, VisitPlan, VisitWindow};
 use crate::entity::{self, Column, Entity};
 use crate::events::{self, Who};
 use crate::outbox;
+use crate::visit_state::VisitState;
 
 /// How often an upsert that lost a race with another writer of the same visit is retried.
 const UPSERT_ATTEMPTS: usize = 5;
@@ -63,6 +64,7 @@ pub async fn upsert(
         .await?
         .map(|row| entity::Model::from_query_result(&row, ""))
         .transpose()?;
+        let existing_before = existing.clone();
         let outcome = match existing {
             None => insert(&*txn, command, patient_id, now).await?,
             Some(current) if current.patient_id != patient_id => {
@@ -76,19 +78,16 @@ pub async fn upsert(
             continue;
         };
         if outcome.created || outcome.changed {
-            let event_type = if outcome.created {
-                EventType::Created
-            } else {
-                EventType::Changed
-            };
-            events::append(
-                &*txn,
-                &outcome.appointment,
-                event_type,
-                &Who::of(actor),
-                now,
-            )
-            .await?;
+            let who = Who::of(actor);
+            match &existing_before {
+                None => {
+                    events::append(&*txn, &outcome.appointment, EventType::Created, &who, now)
+                        .await?;
+                }
+                Some(before) => {
+                    events::append_change(&*txn, before, &outcome.appointment, &who, now).await?;
+                }
+            }
             access_log::record(
                 &*txn,
                 actor,
@@ -161,13 +160,10 @@ async fn update<C: ConnectionTrait>(
     plan: &VisitPlan,
     now: DateTime<Utc>,
 ) -> Result<Option<UpsertOutcome>, DbErr> {
-    let pending =
-        current.cancellation_state.as_deref() == Some(CancellationState::PendingEpj.as_stored());
+    let before = VisitState::of(&current).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let after = before.replanned(plan.status);
     let mut plan = plan.clone();
-    if pending && plan.status == AppointmentStatus::Planned {
-        // The EPJ has not seen the patient's cancellation yet; it is on its way.
-        plan.status = AppointmentStatus::Cancelled;
-    }
+    plan.status = after.status;
     let plan = &plan;
     if plan_of(&current).as_ref() == Ok(plan) {
         return Ok(Some(UpsertOutcome {
@@ -188,8 +184,7 @@ async fn update<C: ConnectionTrait>(
         updated_at: now,
         ..current.clone()
     };
-    if !pending && plan.status != AppointmentStatus::Cancelled {
-        // Staff planned the visit again in the EPJ: an earlier cancellation is over.
+    if before.cancellation.is_some() && after.cancellation.is_none() {
         clear_cancellation(&mut updated);
     }
     let changes = updated.clone().into_active_model().reset_all();
@@ -323,10 +318,16 @@ pub async fn cancel(
             service_type,
         };
         cancellation::check(facts, policy, now)?;
+        let requested = VisitState::of(&visit)
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .requested()
+            .ok_or(CancelError::Refused(Refusal::NotPlanned))?;
 
         let cancelled = entity::Model {
-            status: AppointmentStatus::Cancelled.as_stored().to_owned(),
-            cancellation_state: Some(CancellationState::PendingEpj.as_stored().to_owned()),
+            status: requested.status.as_stored().to_owned(),
+            cancellation_state: requested
+                .cancellation
+                .map(|state| state.as_stored().to_owned()),
             cancellation_reason: command.reason.clone(),
             cancellation_request_id: Some(command.request_id.clone()),
             cancellation_request_fingerprint: Some(fingerprint.clone()),
@@ -535,12 +536,21 @@ async fn find_for_cancellation<C: ConnectionTrait>(
     appointment_id: Uuid,
     request_id: &str,
 ) -> Result<(Option<entity::Model>, Option<entity::Model>), DbErr> {
+    // Two conjunctions, so each can use its own index (the primary key, and the patient's
+    // request ids).
     let rows = Entity::find()
-        .filter(Column::PatientId.eq(patient_id))
         .filter(
             Condition::any()
-                .add(Column::Id.eq(appointment_id))
-                .add(Column::CancellationRequestId.eq(request_id)),
+                .add(
+                    Condition::all()
+                        .add(Column::Id.eq(appointment_id))
+                        .add(Column::PatientId.eq(patient_id)),
+                )
+                .add(
+                    Condition::all()
+                        .add(Column::PatientId.eq(patient_id))
+                        .add(Column::CancellationRequestId.eq(request_id)),
+                ),
         )
         .all(db)
         .await?;
