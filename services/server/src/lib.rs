@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod database;
 pub mod dev_keys;
+pub mod signals;
 pub mod telemetry;
 
 use std::future::Future;
@@ -152,6 +153,13 @@ pub async fn run(
     let stopping_tasks = Shutdown::new();
     let epj_outbox = Wakeup::new();
     let delivery = start_delivery(&config, &db, &clock, &feed, &epj_outbox, &stopping_tasks)?;
+    let signal_tasks = signals::start(
+        &db,
+        config.database_schema.as_deref(),
+        &feed,
+        &epj_outbox,
+        &stopping_tasks,
+    );
     let actors = Arc::new(Actors::new(
         db.clone(),
         TermsGate::new(config.terms_policy()?),
@@ -172,7 +180,7 @@ pub async fn run(
         read_log,
         clock.clone(),
         policy,
-        feed,
+        feed.clone(),
         epj_outbox,
         stopping_tasks.clone(),
     );
@@ -235,6 +243,9 @@ pub async fn run(
         task.abort();
     }
     stopping_tasks.trigger();
+    for task in signal_tasks {
+        let _ = task.await;
+    }
     if let Some(worker) = delivery
         && tokio::time::timeout(grace, worker).await.is_err()
     {
