@@ -57,7 +57,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // A cancellation looks up the patient's visit cancelled with its request id, if any.
+        // One request id, one cancellation per patient: a request id reused on another visit
+        // of the same patient is refused by this index, at no cost to a first cancellation.
         manager
             .create_index(
                 Index::create()
@@ -65,6 +66,7 @@ impl MigrationTrait for Migration {
                     .table(Appointments::Table)
                     .col(Appointments::PatientId)
                     .col(Appointments::CancellationRequestId)
+                    .unique()
                     .to_owned(),
             )
             .await

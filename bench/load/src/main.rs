@@ -40,6 +40,7 @@ use tonic_health::pb::health_client::HealthClient;
 mod cancel;
 mod epj;
 mod proxy;
+mod replicas;
 
 #[derive(Parser, Debug)]
 #[command(about = "Drive a homecare server over gRPC and report throughput, latency and RSS")]
@@ -71,6 +72,14 @@ struct Args {
     /// most once, so the scenario ends early if they run out.
     #[arg(long, default_value_t = 20_000)]
     cancellations: usize,
+    /// Server processes on the database (PostgreSQL only for more than one): with 2, a
+    /// second process is started beside the first, and the time from a change on the first
+    /// to its event on a stream of the second is measured.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Changes timed across replicas.
+    #[arg(long, default_value_t = 300)]
+    replica_changes: usize,
 }
 
 struct ScenarioResult {
@@ -96,51 +105,89 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => Some(create_schema(url).await?),
         None => None,
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-
-    let epj = epj::FakeEpj::start().await;
-    let mut command = tokio::process::Command::new(&args.server_bin);
-    command
-        .arg("serve")
-        .env("HOMECARE_EPJ__BASE_URL", format!("{}/fhir", epj.uri()))
-        // Load citizens accept the terms and go on at once.
-        .env("HOMECARE_TERMS__ACTIVATION_DELAY_HOURS", "0")
-        .env_remove("DATABASE_URL")
-        .env("HOMECARE_DATA_DIR", data_dir.path())
-        .env("HOMECARE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("HOMECARE_LOG__FILTER", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
-        command
-            .env("HOMECARE_DATABASE_URL", url)
-            .env("HOMECARE_DATABASE_SCHEMA", schema)
-            // The load tool mints development tokens; on PostgreSQL they must be allowed.
-            .env("HOMECARE_AUTH__DEV_KEYS", "true");
+    if args.replicas > 1 && args.database_url.is_none() {
+        bail!("--replicas needs --database-url: SQLite has one server process");
     }
-    let mut server = command
-        .spawn()
-        .with_context(|| format!("starting {}", args.server_bin.display()))?;
+    let epj = epj::FakeEpj::start().await;
+    let port = free_port()?;
+    let mut server = spawn_server(&args, data_dir.path(), schema.as_deref(), port, Some(&epj))?;
     let server_pid = server.id().context("server pid")?;
+    // The second replica takes no EPJ: cancellations are delivered by the first alone.
+    let mut second = if args.replicas > 1 {
+        // After the first has migrated the schema and made the development key.
+        connect(port).await?;
+        let port = free_port()?;
+        Some((
+            spawn_server(&args, data_dir.path(), schema.as_deref(), port, None)?,
+            port,
+        ))
+    } else {
+        None
+    };
 
-    let result = measure(&args, port, data_dir.path(), server_pid, &epj).await;
+    let second_port = second.as_ref().map(|(_, port)| *port);
+    let result = measure(&args, port, second_port, data_dir.path(), server_pid, &epj).await;
 
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &server_pid.to_string()])
-        .status();
-    let _ = server.wait().await;
+    for child in std::iter::once(&mut server).chain(second.as_mut().map(|(child, _)| child)) {
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = child.wait().await;
+    }
     if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
         drop_schema(url, schema).await?;
     }
     result
 }
 
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts the server binary on `port`, on the fresh SQLite file in `data_dir` or in `schema`
+/// of the PostgreSQL, writing cancellations to `epj` if given.
+fn spawn_server(
+    args: &Args,
+    data_dir: &std::path::Path,
+    schema: Option<&str>,
+    port: u16,
+    epj: Option<&epj::FakeEpj>,
+) -> anyhow::Result<tokio::process::Child> {
+    let mut command = tokio::process::Command::new(&args.server_bin);
+    command
+        .arg("serve")
+        // Load citizens accept the terms and go on at once.
+        .env("HOMECARE_TERMS__ACTIVATION_DELAY_HOURS", "0")
+        .env_remove("DATABASE_URL")
+        .env("HOMECARE_DATA_DIR", data_dir)
+        .env("HOMECARE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("HOMECARE_LOG__FILTER", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(epj) = epj {
+        command.env("HOMECARE_EPJ__BASE_URL", format!("{}/fhir", epj.uri()));
+    }
+    if let (Some(url), Some(schema)) = (&args.database_url, schema) {
+        command
+            .env("HOMECARE_DATABASE_URL", url)
+            .env("HOMECARE_DATABASE_SCHEMA", schema)
+            // The load tool mints development tokens; on PostgreSQL they must be allowed.
+            .env("HOMECARE_AUTH__DEV_KEYS", "true");
+    }
+    command
+        .spawn()
+        .with_context(|| format!("starting {}", args.server_bin.display()))
+}
+
 async fn measure(
     args: &Args,
     port: u16,
+    second_port: Option<u16>,
     data_dir: &std::path::Path,
     server_pid: u32,
     fake_epj: &epj::FakeEpj,
@@ -265,6 +312,12 @@ async fn measure(
         (patient_rate / proxy_rate - 1.0) * 100.0
     );
     cancelled.print();
+    if let Some(second_port) = second_port {
+        let second = connect(second_port).await?;
+        replicas::run(&channel, &second, &tokens, &pids[1], args.replica_changes)
+            .await?
+            .print();
+    }
     println!(
         "server RSS: peak {:.1} MB, now {:.1} MB",
         peak_rss as f64 / 1024.0,

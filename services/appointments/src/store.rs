@@ -282,23 +282,15 @@ pub async fn cancel(
     let fingerprint = command.fingerprint(actor);
     for _ in 0..UPSERT_ATTEMPTS {
         let txn = begin_write(db).await?;
-        let (visit, earlier) = find_for_cancellation(
-            &*txn,
-            patient_id,
-            command.appointment_id,
-            &command.request_id,
-        )
-        .await?;
-        let visit = visit
+        let visit = find_for_patient(&*txn, patient_id, command.appointment_id)
+            .await?
             .filter(|visit| actor.may_see_care_unit(&visit.care_unit_id))
             .ok_or(CancelError::NotFound)?;
-        if let Some(earlier) = earlier {
-            if earlier.id != visit.id
-                || !homecare_core::idempotency::is_repeat(
-                    earlier.cancellation_request_fingerprint.as_deref(),
-                    &fingerprint,
-                )
-            {
+        if visit.cancellation_request_id.as_deref() == Some(command.request_id.as_str()) {
+            if !homecare_core::idempotency::is_repeat(
+                visit.cancellation_request_fingerprint.as_deref(),
+                &fingerprint,
+            ) {
                 return Err(CancelError::RequestIdReused);
             }
             return Ok(CancelOutcome {
@@ -361,7 +353,13 @@ pub async fn cancel(
             .filter(Column::Id.eq(visit.id))
             .filter(Column::Version.eq(visit.version))
             .exec(&*txn)
-            .await?;
+            .await
+            .map_err(|error| match error.sql_err() {
+                // The patient's other visit was cancelled with this request id (the unique
+                // index on patient and request id).
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => CancelError::RequestIdReused,
+                _ => CancelError::Db(error),
+            })?;
         if result.rows_affected == 0 {
             // The EPJ or another request changed it meanwhile; judge again on what they left.
             txn.rollback().await?;
@@ -526,38 +524,4 @@ pub async fn find_for_patient<C: ConnectionTrait>(
         .await?
         .map(|row| entity::Model::from_query_result(&row, ""))
         .transpose()
-}
-
-/// In one query: the visit `appointment_id` of `patient_id`, and the visit of that patient
-/// whose cancellation carried `request_id`, if any (the same visit, when this repeats it).
-async fn find_for_cancellation<C: ConnectionTrait>(
-    db: &C,
-    patient_id: Uuid,
-    appointment_id: Uuid,
-    request_id: &str,
-) -> Result<(Option<entity::Model>, Option<entity::Model>), DbErr> {
-    // Two conjunctions, so each can use its own index (the primary key, and the patient's
-    // request ids).
-    let rows = Entity::find()
-        .filter(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(Column::Id.eq(appointment_id))
-                        .add(Column::PatientId.eq(patient_id)),
-                )
-                .add(
-                    Condition::all()
-                        .add(Column::PatientId.eq(patient_id))
-                        .add(Column::CancellationRequestId.eq(request_id)),
-                ),
-        )
-        .all(db)
-        .await?;
-    let earlier = rows
-        .iter()
-        .find(|row| row.cancellation_request_id.as_deref() == Some(request_id))
-        .cloned();
-    let visit = rows.into_iter().find(|row| row.id == appointment_id);
-    Ok((visit, earlier))
 }
