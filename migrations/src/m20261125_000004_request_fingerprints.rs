@@ -13,9 +13,14 @@ pub(crate) struct Migration;
 #[derive(DeriveIden)]
 enum Appointments {
     Table,
-    PatientId,
-    CancellationRequestId,
     CancellationRequestFingerprint,
+}
+
+#[derive(DeriveIden)]
+enum EpjOutbox {
+    Table,
+    PatientId,
+    RequestId,
 }
 
 #[derive(DeriveIden)]
@@ -57,15 +62,24 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // One request id, one cancellation per patient: a request id reused on another visit
-        // of the same patient is refused by this index, at no cost to a first cancellation.
+        // One request id, one cancellation per patient. The outbox row is written with every
+        // cancellation anyway, so holding the id unique there costs a first cancellation no
+        // query, and the visit's own update stays off every index.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(EpjOutbox::Table)
+                    .add_column(ColumnDef::new(EpjOutbox::RequestId).string_len(64).null())
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_index(
                 Index::create()
-                    .name("idx_appointments_patient_cancel_request")
-                    .table(Appointments::Table)
-                    .col(Appointments::PatientId)
-                    .col(Appointments::CancellationRequestId)
+                    .name("idx_epj_outbox_patient_request")
+                    .table(EpjOutbox::Table)
+                    .col(EpjOutbox::PatientId)
+                    .col(EpjOutbox::RequestId)
                     .unique()
                     .to_owned(),
             )
@@ -76,8 +90,16 @@ impl MigrationTrait for Migration {
         manager
             .drop_index(
                 Index::drop()
-                    .name("idx_appointments_patient_cancel_request")
-                    .table(Appointments::Table)
+                    .name("idx_epj_outbox_patient_request")
+                    .table(EpjOutbox::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(EpjOutbox::Table)
+                    .drop_column(EpjOutbox::RequestId)
                     .to_owned(),
             )
             .await?;

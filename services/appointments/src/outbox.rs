@@ -49,6 +49,9 @@ pub mod entity {
         pub operation: String,
         /// The patient's reason, sent with the cancellation.
         pub reason: Option<String>,
+        /// The caller's request id of the cancellation; unique per patient, so a request id
+        /// reused on another visit is refused.
+        pub request_id: Option<String>,
         /// Who cancelled: an [`crate::domain::ActorKind`] in its stored form.
         pub requested_by_kind: Option<String>,
         /// The proxy holder's name, when a proxy cancelled.
@@ -94,6 +97,7 @@ pub async fn enqueue_cancellation<C: ConnectionTrait>(
     db: &C,
     visit: &appointment::Model,
     reason: Option<String>,
+    request_id: &str,
     who: &Who,
     now: DateTime<Utc>,
 ) -> Result<Uuid, DbErr> {
@@ -106,6 +110,7 @@ pub async fn enqueue_cancellation<C: ConnectionTrait>(
         care_unit_id: visit.care_unit_id.clone(),
         operation: CANCEL.to_owned(),
         reason,
+        request_id: Some(request_id.to_owned()),
         requested_by_kind: Some(who.kind.as_stored().to_owned()),
         requested_by_name: who.name.clone(),
         state: RowState::Pending.as_stored().to_owned(),

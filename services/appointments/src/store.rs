@@ -353,13 +353,7 @@ pub async fn cancel(
             .filter(Column::Id.eq(visit.id))
             .filter(Column::Version.eq(visit.version))
             .exec(&*txn)
-            .await
-            .map_err(|error| match error.sql_err() {
-                // The patient's other visit was cancelled with this request id (the unique
-                // index on patient and request id).
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => CancelError::RequestIdReused,
-                _ => CancelError::Db(error),
-            })?;
+            .await?;
         if result.rows_affected == 0 {
             // The EPJ or another request changed it meanwhile; judge again on what they left.
             txn.rollback().await?;
@@ -373,8 +367,21 @@ pub async fn cancel(
             now,
         )
         .await?;
-        outbox::enqueue_cancellation(&*txn, &cancelled, command.reason.clone(), &who, machine_now)
-            .await?;
+        outbox::enqueue_cancellation(
+            &*txn,
+            &cancelled,
+            command.reason.clone(),
+            &command.request_id,
+            &who,
+            machine_now,
+        )
+        .await
+        .map_err(|error| match error.sql_err() {
+            // Another visit of the patient was cancelled with this request id (unique per
+            // patient in the outbox).
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => CancelError::RequestIdReused,
+            _ => CancelError::Db(error),
+        })?;
         access_log::record(
             &*txn,
             actor,
