@@ -155,6 +155,7 @@ pub async fn run(
     let delivery = start_delivery(&config, &db, &clock, &feed, &epj_outbox, &stopping_tasks)?;
     let signal_tasks = signals::start(
         &db,
+        &config.effective_database_url(),
         config.database_schema.as_deref(),
         &feed,
         &epj_outbox,

@@ -34,6 +34,7 @@ impl Channels {
 /// Starts publishing this process's changes and listening for the others', on PostgreSQL.
 pub fn start(
     db: &DatabaseConnection,
+    database_url: &str,
     schema: Option<&str>,
     feed: &ChangeFeed,
     epj_outbox: &Wakeup,
@@ -55,7 +56,7 @@ pub fn start(
             shutdown.clone(),
         )),
         tokio::spawn(listen(
-            db.clone(),
+            database_url.to_owned(),
             channels,
             process,
             feed.clone(),
@@ -102,7 +103,7 @@ async fn publish(
 
 /// Wakes readers and workers here when another process tells of a change.
 async fn listen(
-    db: DatabaseConnection,
+    database_url: String,
     channels: std::sync::Arc<Channels>,
     process: String,
     feed: ChangeFeed,
@@ -115,7 +116,8 @@ async fn listen(
     };
     loop {
         let connected = async {
-            let mut listener = PgListener::connect_with(db.get_postgres_connection_pool()).await?;
+            // A connection of its own, not one of the pool's: a LISTEN holds it for good.
+            let mut listener = PgListener::connect(&database_url).await?;
             listener
                 .listen_all([channels.visits.as_str(), channels.epj_outbox.as_str()])
                 .await?;
