@@ -320,9 +320,21 @@ pub async fn read_after<C: ConnectionTrait>(
     position: Position,
     limit: u64,
 ) -> Result<Vec<entity::Model>, DbErr> {
-    let mut select = Entity::find()
-        .filter(Column::CareUnitId.is_in(care_units.iter().cloned()))
-        .filter(after(position));
+    read_from(db, Some(care_units), position, limit).await
+}
+
+/// Up to `limit` events after `position` (of `care_units`, or of every unit), in stream
+/// order, only of settled transactions.
+async fn read_from<C: ConnectionTrait>(
+    db: &C,
+    care_units: Option<&[String]>,
+    position: Position,
+    limit: u64,
+) -> Result<Vec<entity::Model>, DbErr> {
+    let mut select = Entity::find().filter(after(position));
+    if let Some(units) = care_units {
+        select = select.filter(Column::CareUnitId.is_in(units.iter().cloned()));
+    }
     if let Some(settled) = settled(db.get_database_backend()) {
         select = select.filter(settled);
     }
@@ -415,7 +427,7 @@ pub async fn consume<H: EventConsumer>(
             return Box::pin(consume(db, consumer, limit, now)).await;
         }
     };
-    let events = read_all_after(&*txn, position, limit).await?;
+    let events = read_from(&*txn, None, position, limit).await?;
     let Some(last) = events.last() else {
         txn.rollback().await?;
         return Ok(0);
@@ -432,27 +444,6 @@ pub async fn consume<H: EventConsumer>(
     .await?;
     txn.commit().await?;
     Ok(events.len())
-}
-
-/// Up to `limit` events of every care unit after `position`, in stream order.
-async fn read_all_after<C: ConnectionTrait>(
-    db: &C,
-    position: Position,
-    limit: u64,
-) -> Result<Vec<entity::Model>, DbErr> {
-    let mut select = Entity::find().filter(after(position));
-    if let Some(settled) = settled(db.get_database_backend()) {
-        select = select.filter(settled);
-    }
-    let statement = select
-        .order_by_asc(Column::TxOrder)
-        .order_by_asc(Column::Seq)
-        .limit(limit)
-        .build(db.get_database_backend());
-    Entity::find()
-        .from_raw_sql(with_literal_limit(statement))
-        .all(db)
-        .await
 }
 
 #[cfg(test)]
