@@ -266,24 +266,34 @@ fn settled(backend: DatabaseBackend) -> Option<sea_orm::sea_query::SimpleExpr> {
 pub async fn tail<C: ConnectionTrait>(db: &C, care_units: &[String]) -> Result<Position, DbErr> {
     let mut tail = Position::default();
     for unit in care_units {
-        let mut select = Entity::find().filter(Column::CareUnitId.eq(unit));
-        if let Some(settled) = settled(db.get_database_backend()) {
-            select = select.filter(settled);
-        }
-        let statement = select
-            .order_by_desc(Column::TxOrder)
-            .order_by_desc(Column::Seq)
-            .limit(1)
-            .build(db.get_database_backend());
-        let last = Entity::find()
-            .from_raw_sql(with_literal_limit(statement))
-            .all(db)
-            .await?;
-        if let Some(last) = last.first() {
-            tail = tail.max(Position::after(last));
-        }
+        tail = tail.max(last_settled(db, Some(unit)).await?);
     }
     Ok(tail)
+}
+
+/// Right after the last settled event (of `care_unit`, or of any unit); the start when there
+/// is none.
+async fn last_settled<C: ConnectionTrait>(
+    db: &C,
+    care_unit: Option<&str>,
+) -> Result<Position, DbErr> {
+    let mut select = Entity::find();
+    if let Some(unit) = care_unit {
+        select = select.filter(Column::CareUnitId.eq(unit));
+    }
+    if let Some(settled) = settled(db.get_database_backend()) {
+        select = select.filter(settled);
+    }
+    let statement = select
+        .order_by_desc(Column::TxOrder)
+        .order_by_desc(Column::Seq)
+        .limit(1)
+        .build(db.get_database_backend());
+    let last = Entity::find()
+        .from_raw_sql(with_literal_limit(statement))
+        .all(db)
+        .await?;
+    Ok(last.first().map(Position::after).unwrap_or_default())
 }
 
 /// Whether events of `care_units` after `position` are committed but not yet readable,
@@ -351,20 +361,7 @@ async fn read_from<C: ConnectionTrait>(
 
 /// Where the whole history stands now: a reader starting here sees only later changes.
 pub async fn tail_of_all<C: ConnectionTrait>(db: &C) -> Result<Position, DbErr> {
-    let mut select = Entity::find();
-    if let Some(settled) = settled(db.get_database_backend()) {
-        select = select.filter(settled);
-    }
-    let statement = select
-        .order_by_desc(Column::TxOrder)
-        .order_by_desc(Column::Seq)
-        .limit(1)
-        .build(db.get_database_backend());
-    let last = Entity::find()
-        .from_raw_sql(with_literal_limit(statement))
-        .all(db)
-        .await?;
-    Ok(last.first().map(Position::after).unwrap_or_default())
+    last_settled(db, None).await
 }
 
 /// A durable consumer of the history (the notifier, later the archive hand-off): it is
