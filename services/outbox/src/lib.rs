@@ -7,7 +7,9 @@
 //! rows with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several processes never take
 //! the same row; the in-process writer gate on SQLite), one attempt per claimed row, backoff
 //! with injected randomness and the receiver's Retry-After, parking a row after a refusal or
-//! too many attempts, listing parked rows and putting one back for staff.
+//! too many attempts, listing parked rows and putting one back for staff, and a send rate held
+//! across the process ([`RateLimit`]). A sink's concurrency is its worker's `batch_size ×
+//! parallelism`.
 //!
 //! What differs per outbox is its [`Sink`]: its own table (the standard columns below plus
 //! whatever it needs to send), how it sends one row, and what an outcome means for its own
@@ -22,11 +24,13 @@
 //!
 //! Outbox times are the machine's clock, not the business clock: they schedule work.
 
+mod rate;
 mod sink;
 pub mod store;
 mod wakeup;
 mod worker;
 
+pub use rate::RateLimit;
 pub use sink::{Attempt, OutboxRow, Sink};
 pub use store::{Outcome, RowState};
 pub use wakeup::Wakeup;

@@ -5,6 +5,7 @@
 //! temporary failure is retried with exponential backoff and jitter (or after the receiver's
 //! Retry-After, if longer) until `max_attempts`, a refusal parks the row at once.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use homecare_core::shutdown::Shutdown;
 use sea_orm::DatabaseConnection;
 use tokio::task::JoinSet;
 
+use crate::rate::RateLimit;
 use crate::sink::{Attempt, OutboxRow, Sink};
 use crate::store::{self, Outcome};
 use crate::wakeup::Wakeup;
@@ -36,6 +38,9 @@ pub struct Settings {
     pub parallelism: usize,
     /// The longest sleep when nothing is due.
     pub idle_poll: Duration,
+    /// Sends per second across every loop of this process (the receiver's limit); none when
+    /// unset.
+    pub rate_per_second: Option<NonZeroU32>,
 }
 
 /// The randomness of backoff: a fraction in `[0, 1]` per call. Injected so tests can fix it.
@@ -54,6 +59,7 @@ pub struct Worker<S: Sink> {
     jitter: Jitter,
     wakeup: Wakeup,
     shutdown: Shutdown,
+    rate: Option<RateLimit>,
     settings: Settings,
 }
 
@@ -84,6 +90,7 @@ impl<S: Sink> Worker<S> {
             jitter: Arc::new(random_fraction),
             wakeup,
             shutdown,
+            rate: settings.rate_per_second.map(RateLimit::per_second),
             settings,
         }
     }
@@ -116,8 +123,7 @@ impl<S: Sink> Worker<S> {
             let lease_until =
                 now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
             let claimed =
-                store::claim::<S::Entity>(&self.db, now, lease_until, self.settings.batch_size)
-                    .await;
+                store::claim::<S::Entity>(&self.db, now, lease_until, self.batch_size()).await;
             let rows = match claimed {
                 Ok(rows) => rows,
                 Err(error) => {
@@ -138,7 +144,7 @@ impl<S: Sink> Worker<S> {
                 }
                 continue;
             }
-            if rows.len() as u64 >= self.settings.batch_size {
+            if rows.len() as u64 >= self.batch_size() {
                 self.wakeup.rows_queued();
             }
             // Attempts run to the end even when the server is stopping, so none is left
@@ -169,6 +175,15 @@ impl<S: Sink> Worker<S> {
         }
     }
 
+    /// Rows claimed at once: with a rate limit, no more than one second's worth, so that a
+    /// claimed row waits for its turn well within its lease.
+    fn batch_size(&self) -> u64 {
+        match self.settings.rate_per_second {
+            Some(rate) => self.settings.batch_size.min(u64::from(rate.get())).max(1),
+            None => self.settings.batch_size.max(1),
+        }
+    }
+
     /// How long to sleep when nothing is due: until the next retry, at most `idle_poll`.
     async fn idle_wait(&self) -> Duration {
         match store::next_due::<S::Entity>(&self.db).await {
@@ -182,6 +197,9 @@ impl<S: Sink> Worker<S> {
 
     /// One attempt at one row, and what follows from it.
     async fn attempt(&self, row: &S::Row) -> Outcome {
+        if let Some(rate) = &self.rate {
+            rate.take().await;
+        }
         let attempt = self.sink.send(row).await;
         let outcome = self.outcome(row, attempt, self.clock.now());
         let kind = match &outcome {

@@ -94,6 +94,9 @@ pub struct EpjConfig {
     /// The longest the worker sleeps when nothing is due; picks up rows another server
     /// process queued or abandoned.
     pub idle_poll_seconds: u64,
+    /// Requests per second this process sends to the EPJ at most; unset: no limit.
+    #[serde(default)]
+    pub rate_per_second: Option<std::num::NonZeroU32>,
 }
 
 impl EpjConfig {
@@ -109,6 +112,7 @@ impl EpjConfig {
             batch_size: self.batch_size,
             parallelism: self.parallelism,
             idle_poll: Duration::from_secs(self.idle_poll_seconds),
+            rate_per_second: self.rate_per_second,
         }
     }
 }
@@ -216,6 +220,7 @@ impl Default for Config {
                 batch_size: 64,
                 parallelism: 4,
                 idle_poll_seconds: 30,
+                rate_per_second: None,
             },
             terms: TermsConfig {
                 version: "1".into(),
