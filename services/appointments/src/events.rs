@@ -1,20 +1,19 @@
 //! Every visit's history, which is also the change stream staff tools follow.
 //!
-//! An event is written in the same transaction as the change it records. Readers of the
-//! stream read in `(tx_order, seq)` order and, on PostgreSQL, only events of transactions
-//! older than every transaction still running, so an event never commits behind a position a
-//! reader has already passed (see the migration for why).
+//! An event is written in the same transaction as the change it records. The table is an
+//! event log ([`homecare_core::event_log`]): streams and durable consumers read it in commit
+//! order.
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use homecare_core::db::with_literal_limit;
+pub use homecare_core::event_log::Position;
+use homecare_core::event_log::{self, Log, LogEvent};
 use homecare_patients::Actor;
 use homecare_patients::actor::Via;
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait as _,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait as _,
 };
 use uuid::Uuid;
 
@@ -56,27 +55,6 @@ pub mod entity {
 }
 
 use entity::{Column, Entity};
-
-/// The `event_cursors` table: where each durable consumer of the history stands.
-pub mod cursor {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "event_cursors")]
-    pub struct Model {
-        /// The consumer's name.
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub name: String,
-        pub tx_order: i64,
-        pub seq: i64,
-        pub updated_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
 
 /// The subject id recorded for the delivery worker.
 pub const DELIVERY_WORKER: &str = "epj-delivery";
@@ -212,53 +190,24 @@ pub async fn history<C: ConnectionTrait>(
     Ok(events)
 }
 
-/// A place in the change stream: right after the event with this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Position {
-    tx_order: i64,
-    seq: i64,
-}
-
-impl Position {
-    /// Right after `event`.
-    pub fn after(event: &entity::Model) -> Self {
-        Self {
-            tx_order: event.tx_order,
-            seq: event.seq,
-        }
-    }
-
-    /// The opaque token a client sends back to resume here.
-    pub fn to_token(self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("v1:{}:{}", self.tx_order, self.seq))
-    }
-
-    /// Reads a token made by [`Position::to_token`].
-    pub fn from_token(token: &str) -> Result<Self, &'static str> {
-        const BAD: &str = "is not a resume token from this service";
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| BAD)?;
-        let text = String::from_utf8(bytes).map_err(|_| BAD)?;
-        let mut parts = text.split(':');
-        let (Some("v1"), Some(tx_order), Some(seq), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(BAD);
-        };
-        Ok(Self {
-            tx_order: tx_order.parse().map_err(|_| BAD)?,
-            seq: seq.parse().map_err(|_| BAD)?,
-        })
+impl LogEvent for entity::Model {
+    fn order(&self) -> (i64, i64) {
+        (self.tx_order, self.seq)
     }
 }
 
-/// On PostgreSQL, only transactions that can no longer commit: older than every one still
-/// running. SQLite has one writer at a time, so everything committed is safe to read.
-fn settled(backend: DatabaseBackend) -> Option<sea_orm::sea_query::SimpleExpr> {
-    (backend == DatabaseBackend::Postgres)
-        .then(|| Expr::cust("tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+impl Log for Entity {
+    fn tx_order() -> Column {
+        Column::TxOrder
+    }
+
+    fn seq() -> Column {
+        Column::Seq
+    }
+}
+
+fn of_units(care_units: &[String]) -> Condition {
+    Condition::all().add(Column::CareUnitId.is_in(care_units.iter().cloned()))
 }
 
 /// Where the stream of `care_units` stands now: a reader starting here sees only later
@@ -266,61 +215,20 @@ fn settled(backend: DatabaseBackend) -> Option<sea_orm::sea_query::SimpleExpr> {
 pub async fn tail<C: ConnectionTrait>(db: &C, care_units: &[String]) -> Result<Position, DbErr> {
     let mut tail = Position::default();
     for unit in care_units {
-        tail = tail.max(last_settled(db, Some(unit)).await?);
+        let of_unit = Condition::all().add(Column::CareUnitId.eq(unit));
+        tail = tail.max(event_log::last_settled::<Entity, _>(db, Some(of_unit)).await?);
     }
     Ok(tail)
 }
 
-/// Right after the last settled event (of `care_unit`, or of any unit); the start when there
-/// is none.
-async fn last_settled<C: ConnectionTrait>(
-    db: &C,
-    care_unit: Option<&str>,
-) -> Result<Position, DbErr> {
-    let mut select = Entity::find();
-    if let Some(unit) = care_unit {
-        select = select.filter(Column::CareUnitId.eq(unit));
-    }
-    if let Some(settled) = settled(db.get_database_backend()) {
-        select = select.filter(settled);
-    }
-    let statement = select
-        .order_by_desc(Column::TxOrder)
-        .order_by_desc(Column::Seq)
-        .limit(1)
-        .build(db.get_database_backend());
-    let last = Entity::find()
-        .from_raw_sql(with_literal_limit(statement))
-        .all(db)
-        .await?;
-    Ok(last.first().map(Position::after).unwrap_or_default())
-}
-
-/// Whether events of `care_units` after `position` are committed but not yet readable,
-/// because an older transaction was still running (PostgreSQL only). A reader then looks
-/// again shortly instead of waiting for the next wake-up.
+/// Whether events of `care_units` after `position` are committed but not yet readable (see
+/// [`event_log::held_back`]).
 pub async fn held_back<C: ConnectionTrait>(
     db: &C,
     care_units: &[String],
     position: Position,
 ) -> Result<bool, DbErr> {
-    if settled(db.get_database_backend()).is_none() {
-        return Ok(false);
-    }
-    let select = Entity::find()
-        .filter(Column::CareUnitId.is_in(care_units.iter().cloned()))
-        .filter(after(position));
-    Ok(homecare_core::db::first_row(db, select).await?.is_some())
-}
-
-fn after(position: Position) -> Condition {
-    Condition::any()
-        .add(Column::TxOrder.gt(position.tx_order))
-        .add(
-            Condition::all()
-                .add(Column::TxOrder.eq(position.tx_order))
-                .add(Column::Seq.gt(position.seq)),
-        )
+    event_log::held_back::<Entity, _>(db, of_units(care_units), position).await
 }
 
 /// Up to `limit` events of `care_units` after `position`, in stream order.
@@ -330,132 +238,5 @@ pub async fn read_after<C: ConnectionTrait>(
     position: Position,
     limit: u64,
 ) -> Result<Vec<entity::Model>, DbErr> {
-    read_from(db, Some(care_units), position, limit).await
-}
-
-/// Up to `limit` events after `position` (of `care_units`, or of every unit), in stream
-/// order, only of settled transactions.
-async fn read_from<C: ConnectionTrait>(
-    db: &C,
-    care_units: Option<&[String]>,
-    position: Position,
-    limit: u64,
-) -> Result<Vec<entity::Model>, DbErr> {
-    let mut select = Entity::find().filter(after(position));
-    if let Some(units) = care_units {
-        select = select.filter(Column::CareUnitId.is_in(units.iter().cloned()));
-    }
-    if let Some(settled) = settled(db.get_database_backend()) {
-        select = select.filter(settled);
-    }
-    let statement = select
-        .order_by_asc(Column::TxOrder)
-        .order_by_asc(Column::Seq)
-        .limit(limit)
-        .build(db.get_database_backend());
-    Entity::find()
-        .from_raw_sql(with_literal_limit(statement))
-        .all(db)
-        .await
-}
-
-/// Where the whole history stands now: a reader starting here sees only later changes.
-pub async fn tail_of_all<C: ConnectionTrait>(db: &C) -> Result<Position, DbErr> {
-    last_settled(db, None).await
-}
-
-/// A durable consumer of the history (the notifier, later the archive hand-off): it is
-/// handed every event in commit order, once, and whatever it writes commits together with
-/// its cursor, so a crash neither loses nor repeats an event.
-#[async_trait::async_trait]
-pub trait EventConsumer: Send + Sync + 'static {
-    /// The consumer's name: the key of its cursor (at most 64 characters).
-    const NAME: &'static str;
-
-    /// Handles `events` (in commit order) inside `txn`, which then moves the cursor past them.
-    /// An error rolls back both: the events are handed over again.
-    async fn handle(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        events: &[entity::Model],
-    ) -> Result<(), DbErr>;
-}
-
-/// Hands the next (at most `limit`) events after `consumer`'s cursor to it and moves the
-/// cursor past them, in one transaction. Returns how many it handled. A consumer seen for the
-/// first time starts at the end of the history: it hears of what happens from now on.
-///
-/// Consumers of the same name in several processes take turns: the cursor row is locked for
-/// the transaction (PostgreSQL; SQLite has one writer at a time).
-pub async fn consume<H: EventConsumer>(
-    db: &sea_orm::DatabaseConnection,
-    consumer: &H,
-    limit: u64,
-    now: DateTime<Utc>,
-) -> Result<usize, DbErr> {
-    use sea_orm::QuerySelect as _;
-    let txn = homecare_core::db::begin_write(db).await?;
-    let stored = cursor::Entity::find_by_id(H::NAME.to_owned())
-        .lock_exclusive()
-        .one(&*txn)
-        .await?;
-    let position = match stored {
-        Some(row) => Position {
-            tx_order: row.tx_order,
-            seq: row.seq,
-        },
-        None => {
-            let start = tail_of_all(&*txn).await?;
-            cursor::Entity::insert(cursor::ActiveModel {
-                name: Set(H::NAME.to_owned()),
-                tx_order: Set(start.tx_order),
-                seq: Set(start.seq),
-                updated_at: Set(now),
-            })
-            .on_conflict(
-                sea_orm::sea_query::OnConflict::column(cursor::Column::Name)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&*txn)
-            .await?;
-            txn.commit().await?;
-            // Another process may have made it first: take turns from the stored row.
-            return Box::pin(consume(db, consumer, limit, now)).await;
-        }
-    };
-    let events = read_from(&*txn, None, position, limit).await?;
-    let Some(last) = events.last() else {
-        txn.rollback().await?;
-        return Ok(0);
-    };
-    consumer.handle(&txn, &events).await?;
-    let next = Position::after(last);
-    cursor::Entity::update(cursor::ActiveModel {
-        name: Set(H::NAME.to_owned()),
-        tx_order: Set(next.tx_order),
-        seq: Set(next.seq),
-        updated_at: Set(now),
-    })
-    .exec(&*txn)
-    .await?;
-    txn.commit().await?;
-    Ok(events.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_survive_their_token_and_bad_tokens_are_refused() {
-        let position = Position {
-            tx_order: 7_654_321,
-            seq: 42,
-        };
-        assert_eq!(Position::from_token(&position.to_token()), Ok(position));
-        for bad in ["", "djE6MTo", "not base64!", "djI6MToy"] {
-            assert!(Position::from_token(bad).is_err(), "{bad}");
-        }
-    }
+    event_log::read_after::<Entity, _>(db, Some(of_units(care_units)), position, limit).await
 }

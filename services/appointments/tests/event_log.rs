@@ -5,8 +5,9 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use homecare_appointments::domain::{EventType, UpsertCommand};
-use homecare_appointments::events::{self, EventConsumer};
+use homecare_appointments::events;
 use homecare_appointments::store;
+use homecare_core::event_log::{Consumer, consume, cursor};
 use homecare_migrations::{Migrator, MigratorTrait as _};
 use homecare_patients::Actor;
 use homecare_patients::actor::Via;
@@ -64,7 +65,8 @@ struct Notifier {
 }
 
 #[async_trait::async_trait]
-impl EventConsumer for Notifier {
+impl Consumer for Notifier {
+    type Log = events::entity::Entity;
     const NAME: &'static str = "test-notifier";
 
     async fn handle(
@@ -73,7 +75,7 @@ impl EventConsumer for Notifier {
         events: &[events::entity::Model],
     ) -> Result<(), DbErr> {
         // A write of the consumer's own, in the same transaction as its cursor.
-        events::cursor::Entity::insert(events::cursor::ActiveModel {
+        cursor::Entity::insert(cursor::ActiveModel {
             name: sea_orm::Set(format!("written-{}", events[0].seq)),
             tx_order: sea_orm::Set(0),
             seq: sea_orm::Set(0),
@@ -97,14 +99,14 @@ async fn a_new_consumer_hears_what_happens_from_now_on_each_event_once() {
     let db = database().await;
     plan(&db, "before", 48, pb::AppointmentStatus::Planned).await;
     let notifier = Notifier::default();
-    assert_eq!(events::consume(&db, &notifier, 100, t0()).await.unwrap(), 0);
+    assert_eq!(consume(&db, &notifier, 100, t0()).await.unwrap(), 0);
 
     plan(&db, "v-1", 24, pb::AppointmentStatus::Planned).await;
     plan(&db, "v-1", 26, pb::AppointmentStatus::Planned).await;
     plan(&db, "v-1", 26, pb::AppointmentStatus::Completed).await;
-    assert_eq!(events::consume(&db, &notifier, 2, t0()).await.unwrap(), 2);
-    assert_eq!(events::consume(&db, &notifier, 2, t0()).await.unwrap(), 1);
-    assert_eq!(events::consume(&db, &notifier, 2, t0()).await.unwrap(), 0);
+    assert_eq!(consume(&db, &notifier, 2, t0()).await.unwrap(), 2);
+    assert_eq!(consume(&db, &notifier, 2, t0()).await.unwrap(), 1);
+    assert_eq!(consume(&db, &notifier, 2, t0()).await.unwrap(), 0);
     let kinds: Vec<String> = notifier
         .seen
         .lock()
@@ -119,12 +121,12 @@ async fn a_new_consumer_hears_what_happens_from_now_on_each_event_once() {
 async fn a_failed_consumer_is_handed_the_same_events_again_and_its_writes_are_undone() {
     let db = database().await;
     let notifier = Notifier::default();
-    events::consume(&db, &notifier, 100, t0()).await.unwrap();
+    consume(&db, &notifier, 100, t0()).await.unwrap();
     plan(&db, "v-1", 24, pb::AppointmentStatus::Planned).await;
 
     *notifier.fail.lock().unwrap() = true;
-    assert!(events::consume(&db, &notifier, 100, t0()).await.is_err());
-    let cursors = events::cursor::Entity::find().all(&db).await.unwrap();
+    assert!(consume(&db, &notifier, 100, t0()).await.is_err());
+    let cursors = cursor::Entity::find().all(&db).await.unwrap();
     assert_eq!(
         cursors.len(),
         1,
@@ -132,7 +134,7 @@ async fn a_failed_consumer_is_handed_the_same_events_again_and_its_writes_are_un
     );
 
     *notifier.fail.lock().unwrap() = false;
-    assert_eq!(events::consume(&db, &notifier, 100, t0()).await.unwrap(), 1);
+    assert_eq!(consume(&db, &notifier, 100, t0()).await.unwrap(), 1);
     assert_eq!(notifier.seen.lock().unwrap().len(), 1);
 }
 

@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod caller;
 pub mod clock;
 pub mod db;
+pub mod event_log;
 pub mod idempotency;
 pub mod identifier;
 pub mod identity;

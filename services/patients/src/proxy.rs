@@ -430,6 +430,7 @@ async fn record<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     proxy_event::ActiveModel {
         proxy_id: Set(proxy.id),
+        patient_id: Set(Some(proxy.patient_id)),
         occurred_at: Set(now),
         event_type: Set(event_type.as_str().to_owned()),
         actor_kind: Set(actor.kind().to_owned()),

@@ -7,7 +7,12 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub seq: i64,
+    /// Commit order (see `homecare_core::event_log`).
+    pub tx_order: i64,
     pub proxy_id: Uuid,
+    /// The patient the proxy is for; set on every event (null only in a database migrated
+    /// while a proxy was being deleted).
+    pub patient_id: Option<Uuid>,
     pub occurred_at: DateTimeUtc,
     /// `granted`, `registered`, `changed` or `ended`.
     pub event_type: String,
@@ -25,3 +30,19 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl homecare_core::event_log::LogEvent for Model {
+    fn order(&self) -> (i64, i64) {
+        (self.tx_order, self.seq)
+    }
+}
+
+impl homecare_core::event_log::Log for Entity {
+    fn tx_order() -> Column {
+        Column::TxOrder
+    }
+
+    fn seq() -> Column {
+        Column::Seq
+    }
+}

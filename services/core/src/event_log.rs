@@ -1,0 +1,280 @@
+//! Histories as subscribable event logs: a table of events (a visit's history, a proxy's)
+//! read in commit order, by streams that follow it live and by durable consumers (the
+//! notifier, later the archive hand-off) that keep their place in `event_cursors`.
+//!
+//! A log's table has `seq` (its own order of insertion) and `tx_order` (on PostgreSQL the id
+//! of the inserting transaction; 0 on SQLite, where `seq` is already commit order). On
+//! PostgreSQL concurrent transactions take `seq` values in one order and commit in another,
+//! so readers read in `(tx_order, seq)` order and only the events of transactions older than
+//! every transaction still running: an event then never commits behind a position a reader
+//! has already passed.
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait as _, SimpleExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait as _,
+};
+
+use crate::db::{begin_write, first_row, with_literal_limit};
+
+/// An event of a log: where it stands in commit order.
+pub trait LogEvent {
+    /// Its `tx_order` and `seq`.
+    fn order(&self) -> (i64, i64);
+}
+
+/// A log's table: its events and the two ordering columns.
+pub trait Log: EntityTrait<Model: LogEvent + sea_orm::FromQueryResult + Send + Sync> {
+    /// The `tx_order` column.
+    fn tx_order() -> Self::Column;
+    /// The `seq` column.
+    fn seq() -> Self::Column;
+}
+
+/// A place in a log: right after the event with this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    tx_order: i64,
+    seq: i64,
+}
+
+impl Position {
+    /// Right after `event`.
+    pub fn after(event: &impl LogEvent) -> Self {
+        let (tx_order, seq) = event.order();
+        Self { tx_order, seq }
+    }
+
+    /// The opaque token a client sends back to resume here.
+    pub fn to_token(self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("v1:{}:{}", self.tx_order, self.seq))
+    }
+
+    /// Reads a token made by [`Position::to_token`].
+    pub fn from_token(token: &str) -> Result<Self, &'static str> {
+        const BAD: &str = "is not a resume token from this service";
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| BAD)?;
+        let text = String::from_utf8(bytes).map_err(|_| BAD)?;
+        let mut parts = text.split(':');
+        let (Some("v1"), Some(tx_order), Some(seq), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(BAD);
+        };
+        Ok(Self {
+            tx_order: tx_order.parse().map_err(|_| BAD)?,
+            seq: seq.parse().map_err(|_| BAD)?,
+        })
+    }
+}
+
+/// On PostgreSQL, only transactions that can no longer commit: older than every one still
+/// running. SQLite has one writer at a time, so everything committed is safe to read.
+fn settled<L: Log>(backend: DatabaseBackend) -> Option<SimpleExpr> {
+    (backend == DatabaseBackend::Postgres).then(|| {
+        Expr::col(L::tx_order()).lt(Expr::cust(
+            "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+        ))
+    })
+}
+
+fn after<L: Log>(position: Position) -> Condition {
+    Condition::any()
+        .add(L::tx_order().gt(position.tx_order))
+        .add(
+            Condition::all()
+                .add(L::tx_order().eq(position.tx_order))
+                .add(L::seq().gt(position.seq)),
+        )
+}
+
+/// Right after the last settled event of `log` that `filter` lets through; the start when
+/// there is none. With an index on the filter's column and the order, one index lookup.
+pub async fn last_settled<L: Log, C: ConnectionTrait>(
+    db: &C,
+    filter: Option<Condition>,
+) -> Result<Position, DbErr> {
+    let mut select = L::find();
+    if let Some(filter) = filter {
+        select = select.filter(filter);
+    }
+    if let Some(settled) = settled::<L>(db.get_database_backend()) {
+        select = select.filter(settled);
+    }
+    let statement = select
+        .order_by_desc(L::tx_order())
+        .order_by_desc(L::seq())
+        .limit(1)
+        .build(db.get_database_backend());
+    let last = L::find()
+        .from_raw_sql(with_literal_limit(statement))
+        .all(db)
+        .await?;
+    Ok(last.first().map(Position::after).unwrap_or_default())
+}
+
+/// Up to `limit` settled events of `log` after `position` that `filter` lets through, in
+/// commit order.
+pub async fn read_after<L: Log, C: ConnectionTrait>(
+    db: &C,
+    filter: Option<Condition>,
+    position: Position,
+    limit: u64,
+) -> Result<Vec<L::Model>, DbErr> {
+    let mut select = L::find().filter(after::<L>(position));
+    if let Some(filter) = filter {
+        select = select.filter(filter);
+    }
+    if let Some(settled) = settled::<L>(db.get_database_backend()) {
+        select = select.filter(settled);
+    }
+    let statement = select
+        .order_by_asc(L::tx_order())
+        .order_by_asc(L::seq())
+        .limit(limit)
+        .build(db.get_database_backend());
+    L::find()
+        .from_raw_sql(with_literal_limit(statement))
+        .all(db)
+        .await
+}
+
+/// Whether events after `position` that `filter` lets through are committed but not yet
+/// readable, because an older transaction was still running (PostgreSQL only). A reader then
+/// looks again shortly instead of waiting for the next wake-up.
+pub async fn held_back<L: Log, C: ConnectionTrait>(
+    db: &C,
+    filter: Condition,
+    position: Position,
+) -> Result<bool, DbErr> {
+    if settled::<L>(db.get_database_backend()).is_none() {
+        return Ok(false);
+    }
+    let select = L::find().filter(filter).filter(after::<L>(position));
+    Ok(first_row(db, select).await?.is_some())
+}
+
+/// The `event_cursors` table: where each durable consumer stands in its log.
+pub mod cursor {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_cursors")]
+    pub struct Model {
+        /// The consumer's name.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub tx_order: i64,
+        pub seq: i64,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A durable consumer of one log: it is handed every event in commit order, once, and
+/// whatever it writes commits together with its cursor, so a crash neither loses nor repeats
+/// an event.
+#[async_trait::async_trait]
+pub trait Consumer: Send + Sync + 'static {
+    /// The log it reads.
+    type Log: Log;
+
+    /// The consumer's name: the key of its cursor (at most 64 characters), unique across
+    /// logs (a notifier of visits and of proxies has two names).
+    const NAME: &'static str;
+
+    /// Handles `events` (in commit order) inside `txn`, which then moves the cursor past them.
+    /// An error rolls back both: the events are handed over again.
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[<Self::Log as EntityTrait>::Model],
+    ) -> Result<(), DbErr>;
+}
+
+/// Hands the next (at most `limit`) events after `consumer`'s cursor to it and moves the
+/// cursor past them, in one transaction. Returns how many it handled. A consumer seen for the
+/// first time starts at the end of the log: it hears of what happens from now on.
+///
+/// Consumers of the same name in several processes take turns: the cursor row is locked for
+/// the transaction (PostgreSQL; SQLite has one writer at a time).
+pub async fn consume<H: Consumer>(
+    db: &DatabaseConnection,
+    consumer: &H,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let txn = begin_write(db).await?;
+    let stored = cursor::Entity::find_by_id(H::NAME.to_owned())
+        .lock_exclusive()
+        .one(&*txn)
+        .await?;
+    let position = match stored {
+        Some(row) => Position {
+            tx_order: row.tx_order,
+            seq: row.seq,
+        },
+        None => {
+            let start = last_settled::<H::Log, _>(&*txn, None).await?;
+            cursor::Entity::insert(cursor::ActiveModel {
+                name: Set(H::NAME.to_owned()),
+                tx_order: Set(start.tx_order),
+                seq: Set(start.seq),
+                updated_at: Set(now),
+            })
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(cursor::Column::Name)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&*txn)
+            .await?;
+            txn.commit().await?;
+            // Another process may have made it first: take turns from the stored row.
+            return Box::pin(consume(db, consumer, limit, now)).await;
+        }
+    };
+    let events = read_after::<H::Log, _>(&*txn, None, position, limit).await?;
+    let Some(last) = events.last() else {
+        txn.rollback().await?;
+        return Ok(0);
+    };
+    consumer.handle(&txn, &events).await?;
+    let next = Position::after(last);
+    cursor::Entity::update(cursor::ActiveModel {
+        name: Set(H::NAME.to_owned()),
+        tx_order: Set(next.tx_order),
+        seq: Set(next.seq),
+        updated_at: Set(now),
+    })
+    .exec(&*txn)
+    .await?;
+    txn.commit().await?;
+    Ok(events.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_survive_their_token_and_bad_tokens_are_refused() {
+        let position = Position {
+            tx_order: 7_654_321,
+            seq: 42,
+        };
+        assert_eq!(Position::from_token(&position.to_token()), Ok(position));
+        for bad in ["", "djE6MTo", "not base64!", "djI6MToy"] {
+            assert!(Position::from_token(bad).is_err(), "{bad}");
+        }
+    }
+}
