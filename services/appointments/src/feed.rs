@@ -55,3 +55,17 @@ impl ChangeFeed {
         self.made_here.subscribe()
     }
 }
+
+impl homecare_core::topic::Topic for ChangeFeed {
+    fn name(&self) -> &'static str {
+        "visits"
+    }
+
+    fn made_here(&self) -> watch::Receiver<u64> {
+        self.subscribe_made_here()
+    }
+
+    fn changed_elsewhere(&self) {
+        self.visits_changed_elsewhere();
+    }
+}

@@ -16,6 +16,7 @@ pub mod shutdown;
 pub mod status;
 pub mod text;
 pub mod timestamp;
+pub mod topic;
 
 pub use caller::{Caller, StaffCaller};
 pub use clock::{Clock, SystemClock};

@@ -24,6 +24,7 @@
 //!
 //! Outbox times are the machine's clock, not the business clock: they schedule work.
 
+pub mod gauges;
 mod rate;
 mod sink;
 pub mod store;

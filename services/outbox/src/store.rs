@@ -325,3 +325,45 @@ where
     };
     Ok((rows, next))
 }
+
+/// How an outbox stands, for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Rows waiting for an attempt (or in one).
+    pub pending: u64,
+    /// Rows parked for staff.
+    pub parked: u64,
+    /// The earliest `next_attempt_at` of a pending row that is due by now: how long the
+    /// oldest due row has waited.
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
+/// Counts the pending and parked rows of the outbox `E`, and finds the oldest due one.
+pub async fn backlog<E: EntityTrait, C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+) -> Result<Backlog, DbErr> {
+    let pending = RowState::Pending.as_stored();
+    let parked = RowState::Failed.as_stored();
+    let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = E::find()
+        .select_only()
+        .column(column::<E>("state"))
+        .expr_as(Expr::cust("COUNT(*)"), "count")
+        .expr_as(Expr::cust("MIN(next_attempt_at)"), "oldest")
+        .filter(column::<E>("state").is_in([pending, parked]))
+        .group_by(column::<E>("state"))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut backlog = Backlog::default();
+    for (state, count, oldest) in rows {
+        let count = u64::try_from(count).unwrap_or_default();
+        if state == pending {
+            backlog.pending = count;
+            backlog.oldest_due = oldest.filter(|due| *due <= now);
+        } else {
+            backlog.parked = count;
+        }
+    }
+    Ok(backlog)
+}

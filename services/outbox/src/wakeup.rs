@@ -8,20 +8,17 @@ use tokio::sync::{Notify, watch};
 /// polls it now and then for rows another server process queued.
 #[derive(Debug, Clone)]
 pub struct Wakeup {
+    /// The outbox's name, as other processes hear of it.
+    name: &'static str,
     notify: Arc<Notify>,
     queued_here: Arc<watch::Sender<u64>>,
 }
 
-impl Default for Wakeup {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Wakeup {
-    /// A wake-up no one waits on yet.
-    pub fn new() -> Self {
+    /// A wake-up of the outbox `name` (e.g. `epj_outbox`) no one waits on yet.
+    pub fn new(name: &'static str) -> Self {
         Self {
+            name,
             notify: Arc::new(Notify::new()),
             queued_here: Arc::new(watch::Sender::new(0)),
         }
@@ -49,5 +46,19 @@ impl Wakeup {
     /// hear of.
     pub fn subscribe_queued_here(&self) -> watch::Receiver<u64> {
         self.queued_here.subscribe()
+    }
+}
+
+impl homecare_core::topic::Topic for Wakeup {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn made_here(&self) -> watch::Receiver<u64> {
+        self.subscribe_queued_here()
+    }
+
+    fn changed_elsewhere(&self) {
+        self.rows_queued_elsewhere();
     }
 }

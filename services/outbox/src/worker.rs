@@ -207,6 +207,8 @@ impl<S: Sink> Worker<S> {
             Outcome::Retry { .. } => "retry",
             Outcome::Parked { .. } => "failed",
         };
+        metrics::counter!(crate::gauges::ATTEMPTS, "sink" => S::NAME, "outcome" => kind)
+            .increment(1);
         // The error texts stay out of the log: a receiver may echo personal data in them.
         tracing::info!(
             sink = S::NAME,

@@ -299,3 +299,48 @@ async fn an_outcome_for_a_row_taken_over_by_another_worker_is_not_recorded() {
     assert_eq!(row(&db, id).await.state, "delivered");
     assert!(sink.parked.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_backlog_counts_waiting_and_parked_rows_and_finds_the_oldest_due() {
+    let db = database().await;
+    assert_eq!(
+        store::backlog::<letters::Entity, _>(&db, t0())
+            .await
+            .unwrap(),
+        store::Backlog::default()
+    );
+    queue(&db, "due long ago", t0() - Duration::minutes(10)).await;
+    queue(&db, "due now", t0()).await;
+    queue(&db, "not yet due", t0() + Duration::minutes(5)).await;
+    let refused = queue(&db, "refused", t0() - Duration::minutes(20)).await;
+    let claimed = store::claim::<letters::Entity>(&db, t0(), t0() + Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    let refused_row = claimed.into_iter().find(|row| row.id == refused).unwrap();
+    store::record(
+        &db,
+        &PostOffice::default(),
+        vec![(
+            refused_row,
+            Outcome::Parked {
+                error: "no such address".into(),
+                refused: true,
+            },
+        )],
+        t0(),
+    )
+    .await
+    .unwrap();
+
+    let backlog = store::backlog::<letters::Entity, _>(&db, t0())
+        .await
+        .unwrap();
+    assert_eq!(backlog.pending, 3);
+    assert_eq!(backlog.parked, 1);
+    assert_eq!(backlog.oldest_due, Some(t0() - Duration::minutes(10)));
+    // Before anything is due, nothing has waited.
+    let early = store::backlog::<letters::Entity, _>(&db, t0() - Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(early.oldest_due, None);
+}

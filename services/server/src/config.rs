@@ -44,6 +44,17 @@ pub struct Config {
     pub epj: EpjConfig,
     /// The terms of use citizens accept.
     pub terms: TermsConfig,
+    /// The operators' metrics endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// Where Prometheus scrapes `/metrics`, and how often table-backed figures are sampled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsConfig {
+    /// The plain HTTP address of `/metrics`, e.g. `127.0.0.1:9464`; unset: not served.
+    pub listen_addr: Option<SocketAddr>,
+    /// Seconds between samples of outbox backlogs and the database pool.
+    pub sample_seconds: u64,
 }
 
 /// The terms of use: the version citizens must have accepted, and how long after their first
@@ -226,6 +237,10 @@ impl Default for Config {
                 version: "1".into(),
                 // "From acceptance it takes one day before the service can be used."
                 activation_delay_hours: 24,
+            },
+            metrics: MetricsConfig {
+                listen_addr: None,
+                sample_seconds: 10,
             },
         }
     }

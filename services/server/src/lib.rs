@@ -4,38 +4,34 @@
 //! with a listener on a free loopback port.
 
 pub mod auth;
+pub mod capabilities;
+pub mod capability;
 pub mod config;
 pub mod database;
 pub mod dev_keys;
+pub mod metrics;
 pub mod signals;
 pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use homecare_appointments::AppointmentApi;
 use homecare_appointments::care::VisitCareUnits;
-use homecare_appointments::feed::ChangeFeed;
-use homecare_appointments::outbox::EpjSink;
+use homecare_core::Clock;
 use homecare_core::shutdown::Shutdown;
-use homecare_core::{Clock, SystemClock};
-use homecare_epj::{FhirEpj, FhirEpjConfig};
-use homecare_outbox::Wakeup;
+use homecare_patients::Actors;
 use homecare_patients::access_log::ReadLog;
 use homecare_patients::terms::TermsGate;
-use homecare_patients::{Actors, PatientApi};
-use homecare_proto::appointments::v1::appointment_service_server::{
-    self, AppointmentServiceServer,
-};
-use homecare_proto::patients::v1::patient_service_server::{self, PatientServiceServer};
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::auth::{Authenticate, Verifier};
+use crate::capability::{Context, Parts};
 use crate::config::Config;
 use crate::dev_keys::DevKey;
+
+pub use crate::capability::MAX_REQUEST_BYTES;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -64,16 +60,15 @@ pub enum ServerError {
     /// The EPJ client could not be built.
     #[error("EPJ client: {0}")]
     Epj(reqwest::Error),
+    /// The metrics address could not be bound.
+    #[error("metrics.listen_addr: {0}")]
+    MetricsListener(std::io::Error),
 }
-
-/// The largest request accepted. Every field is bounded far below this; a larger message is
-/// refused (OUT_OF_RANGE, as tonic answers it) before it is decoded.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// The names of the services this server offers, as health checks know them.
 pub const SERVICE_NAMES: [&str; 2] = [
-    appointment_service_server::SERVICE_NAME,
-    patient_service_server::SERVICE_NAME,
+    homecare_proto::appointments::v1::appointment_service_server::SERVICE_NAME,
+    homecare_proto::patients::v1::patient_service_server::SERVICE_NAME,
 ];
 
 /// Builds the token verifier `config` asks for, creating the development key if needed and
@@ -124,7 +119,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate()?;
-    let policy = config.cancellation_policy()?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
@@ -136,60 +130,76 @@ pub async fn run(
     let key_refresh = verifier.has_published_keys().then(|| {
         refresh_keys_periodically(
             verifier.clone(),
-            http,
+            http.clone(),
             std::time::Duration::from_secs(config.auth.jwks_refresh_seconds.max(1)),
         )
     });
     let authenticate = Authenticate(verifier);
     let db = database::connect(&config).await?;
     database::migrate(&db).await?;
+    let metrics_listener = match config.metrics.listen_addr {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(ServerError::MetricsListener)?,
+        ),
+        None => None,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // v1 for current tools, v1alpha for older grpcurl builds.
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
-    let feed = ChangeFeed::new();
     let stopping_tasks = Shutdown::new();
-    let epj_outbox = Wakeup::new();
-    let delivery = start_delivery(&config, &db, &clock, &feed, &epj_outbox, &stopping_tasks)?;
+    let context = Context {
+        actors: Arc::new(Actors::new(
+            db.clone(),
+            TermsGate::new(config.terms_policy()?),
+            Arc::new(VisitCareUnits::new(db.clone())),
+            clock.clone(),
+        )),
+        read_log: ReadLog::start(db.clone()),
+        db: db.clone(),
+        clock,
+        shutdown: stopping_tasks.clone(),
+        http,
+        config,
+    };
+    let mut parts = Parts::new(authenticate);
+    for capability in capability::all() {
+        let name = capability.name();
+        capability.build(&context, &mut parts)?;
+        tracing::debug!(capability = name, "built");
+    }
+    let Context { config, .. } = context;
+    let sample_every = std::time::Duration::from_secs(config.metrics.sample_seconds.max(1));
+    parts.task(
+        "database pool metrics",
+        metrics::sample_pool(db.clone(), sample_every, stopping_tasks.clone()),
+    );
+    if let Some(listener) = metrics_listener {
+        tracing::info!(address = ?listener.local_addr().ok(), "serving /metrics");
+        parts.task(
+            "metrics endpoint",
+            metrics::serve(listener, stopping_tasks.clone()),
+        );
+    }
     let signal_tasks = signals::start(
         &db,
         &config.effective_database_url(),
         config.database_schema.as_deref(),
-        &feed,
-        &epj_outbox,
+        parts.topics(),
         &stopping_tasks,
     );
-    let actors = Arc::new(Actors::new(
-        db.clone(),
-        TermsGate::new(config.terms_policy()?),
-        Arc::new(VisitCareUnits::new(db.clone())),
-        clock.clone(),
-    ));
-    let read_log = ReadLog::start(db.clone());
-    let patients = PatientApi::new(
-        db.clone(),
-        actors.clone(),
-        read_log.clone(),
-        clock.clone(),
-        policy.time_zone,
-    );
-    let appointments = AppointmentApi::new(
-        db.clone(),
-        actors,
-        read_log,
-        clock.clone(),
-        policy,
-        feed.clone(),
-        epj_outbox,
-        stopping_tasks.clone(),
-    );
+    let service_names = parts.service_names().to_vec();
+    let accept_http1 = parts.has_http();
+    let (routes, tasks) = parts.into_routes();
 
     // SERVING only now: migrations ran, the workers started and the services are built.
-    for name in SERVICE_NAMES {
+    for name in &service_names {
         health
-            .set_service_status(name, ServingStatus::Serving)
+            .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
     let address = listener.local_addr().map_err(ServerError::DataDir)?;
@@ -200,24 +210,18 @@ pub async fn run(
     let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
     let serve = tonic::transport::Server::builder()
+        .accept_http1(accept_http1)
+        .layer(metrics::RpcMetricsLayer::new())
+        .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(InterceptedService::new(
-            AppointmentServiceServer::new(appointments)
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
-            authenticate.clone(),
-        ))
-        .add_service(InterceptedService::new(
-            PatientServiceServer::new(patients).max_decoding_message_size(MAX_REQUEST_BYTES),
-            authenticate,
-        ))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing calls in flight");
-            // Change streams end (clients resume elsewhere); the worker finishes its batch.
+            // Change streams end (clients resume elsewhere); the workers finish their batch.
             shutdown_tasks.trigger();
-            for name in SERVICE_NAMES {
+            for name in service_names {
                 shutdown_health
                     .set_service_status(name, ServingStatus::NotServing)
                     .await;
@@ -247,49 +251,14 @@ pub async fn run(
     for task in signal_tasks {
         let _ = task.await;
     }
-    if let Some(worker) = delivery
-        && tokio::time::timeout(grace, worker).await.is_err()
-    {
-        tracing::warn!("the EPJ delivery worker did not stop in time; its leases will expire");
+    for (name, task) in tasks {
+        if tokio::time::timeout(grace, task).await.is_err() {
+            tracing::warn!(task = name, "did not stop in time; its leases will expire");
+        }
     }
     db.close().await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Starts the worker that writes cancellations to the EPJ, if one is configured.
-fn start_delivery(
-    config: &Config,
-    db: &sea_orm::DatabaseConnection,
-    clock: &Arc<dyn Clock>,
-    feed: &ChangeFeed,
-    wakeup: &Wakeup,
-    shutdown: &Shutdown,
-) -> Result<Option<tokio::task::JoinHandle<()>>, ServerError> {
-    if config.epj.base_url.is_empty() {
-        tracing::warn!(
-            "no EPJ configured (epj.base_url): cancellations are kept until a server with one \
-             starts"
-        );
-        return Ok(None);
-    }
-    let epj = FhirEpj::new(FhirEpjConfig {
-        base_url: config.epj.base_url.clone(),
-        bearer_token: config.epj.bearer_token.clone(),
-        timeout: std::time::Duration::from_secs(config.epj.timeout_seconds),
-    })
-    .map_err(ServerError::Epj)?;
-    let sink = EpjSink::new(Arc::new(epj), clock.clone(), feed.clone());
-    // The outbox schedules by the machine's clock; history entries take the business clock.
-    let worker = homecare_outbox::Worker::new(
-        db.clone(),
-        Arc::new(sink),
-        Arc::new(SystemClock),
-        wakeup.clone(),
-        shutdown.clone(),
-        config.epj.delivery_settings(),
-    );
-    Ok(Some(tokio::spawn(worker.run())))
 }
 
 fn reflection_builder() -> tonic_reflection::server::Builder<'static> {

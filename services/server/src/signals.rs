@@ -1,95 +1,82 @@
 //! Telling the other server processes on the same PostgreSQL what changed here, at once:
-//! `NOTIFY` after each commit that changed a visit or queued an EPJ delivery, `LISTEN` for
-//! theirs. Their stream readers and workers then read the database now instead of at their
+//! `NOTIFY` after each commit that changed something of a [`Topic`] (a visit, an outbox's
+//! rows), `LISTEN` for theirs. Their stream readers and workers then read the database now instead of at their
 //! next poll (500 ms for streams, `epj.idle_poll_seconds` for the worker).
 //!
 //! Signals are hints: nothing is lost without them, and when the LISTEN connection is lost
 //! every reader and worker here is woken once (it reads what it may have missed) and polling
 //! carries on until the connection is back. SQLite has one process: nothing to do there.
 
-use homecare_appointments::feed::ChangeFeed;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use homecare_core::shutdown::Shutdown;
-use homecare_outbox::Wakeup;
+use homecare_core::topic::Topic;
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use uuid::Uuid;
 
-/// The channels of one database schema (each test uses its own schema in one database, and
-/// channels are per database).
-struct Channels {
-    visits: String,
-    epj_outbox: String,
+/// The channel of `topic` in one database schema (each test uses its own schema in one
+/// database, and channels are per database).
+fn channel(topic: &str, schema: Option<&str>) -> String {
+    format!("hc_{topic}_{}", schema.unwrap_or("public"))
 }
 
-impl Channels {
-    fn of(schema: Option<&str>) -> Self {
-        let schema = schema.unwrap_or("public");
-        Self {
-            visits: format!("hc_visits_{schema}"),
-            epj_outbox: format!("hc_epj_outbox_{schema}"),
-        }
-    }
-}
-
-/// Starts publishing this process's changes and listening for the others', on PostgreSQL.
+/// Starts publishing this process's changes of each topic and listening for the others', on
+/// PostgreSQL.
 pub fn start(
     db: &DatabaseConnection,
     database_url: &str,
     schema: Option<&str>,
-    feed: &ChangeFeed,
-    epj_outbox: &Wakeup,
+    topics: &[Arc<dyn Topic>],
     shutdown: &Shutdown,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    if db.get_database_backend() != DatabaseBackend::Postgres {
+    if db.get_database_backend() != DatabaseBackend::Postgres || topics.is_empty() {
         return Vec::new();
     }
     // A process hears its own NOTIFYs too; it knows them by this id and ignores them.
     let process = Uuid::new_v4().to_string();
-    let channels = std::sync::Arc::new(Channels::of(schema));
-    vec![
-        tokio::spawn(publish(
-            db.clone(),
-            channels.clone(),
-            process.clone(),
-            feed.clone(),
-            epj_outbox.clone(),
-            shutdown.clone(),
-        )),
-        tokio::spawn(listen(
-            database_url.to_owned(),
-            channels,
-            process,
-            feed.clone(),
-            epj_outbox.clone(),
-            shutdown.clone(),
-        )),
-    ]
+    let mut tasks: Vec<_> = topics
+        .iter()
+        .map(|topic| {
+            tokio::spawn(publish(
+                db.clone(),
+                channel(topic.name(), schema),
+                topic.made_here(),
+                process.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    let by_channel = topics
+        .iter()
+        .map(|topic| (channel(topic.name(), schema), topic.clone()))
+        .collect();
+    tasks.push(tokio::spawn(listen(
+        database_url.to_owned(),
+        Arc::new(by_channel),
+        process,
+        shutdown.clone(),
+    )));
+    tasks
 }
 
-/// Sends a NOTIFY for each change made here; changes that come faster than a NOTIFY takes are
-/// told of together.
+/// Sends a NOTIFY on `channel` for each change made here; changes that come faster than a
+/// NOTIFY takes are told of together.
 async fn publish(
     db: DatabaseConnection,
-    channels: std::sync::Arc<Channels>,
+    channel: String,
+    mut made_here: tokio::sync::watch::Receiver<u64>,
     process: String,
-    feed: ChangeFeed,
-    epj_outbox: Wakeup,
     shutdown: Shutdown,
 ) {
-    let mut visits = feed.subscribe_made_here();
-    let mut queued = epj_outbox.subscribe_queued_here();
     loop {
-        let channel = tokio::select! {
-            changed = visits.changed() => match changed {
-                Ok(()) => &channels.visits,
-                Err(_) => return,
-            },
-            changed = queued.changed() => match changed {
-                Ok(()) => &channels.epj_outbox,
-                Err(_) => return,
+        tokio::select! {
+            changed = made_here.changed() => if changed.is_err() {
+                return;
             },
             () = shutdown.wait() => return,
-        };
+        }
         let notify = Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
             "SELECT pg_notify($1, $2)",
@@ -104,22 +91,21 @@ async fn publish(
 /// Wakes readers and workers here when another process tells of a change.
 async fn listen(
     database_url: String,
-    channels: std::sync::Arc<Channels>,
+    topics: Arc<HashMap<String, Arc<dyn Topic>>>,
     process: String,
-    feed: ChangeFeed,
-    epj_outbox: Wakeup,
     shutdown: Shutdown,
 ) {
     let wake_all = || {
-        feed.visits_changed_elsewhere();
-        epj_outbox.rows_queued_elsewhere();
+        for topic in topics.values() {
+            topic.changed_elsewhere();
+        }
     };
     loop {
         let connected = async {
             // A connection of its own, not one of the pool's: a LISTEN holds it for good.
             let mut listener = PgListener::connect(&database_url).await?;
             listener
-                .listen_all([channels.visits.as_str(), channels.epj_outbox.as_str()])
+                .listen_all(topics.keys().map(String::as_str))
                 .await?;
             Ok::<_, sea_orm::sqlx::Error>(listener)
         };
@@ -145,10 +131,8 @@ async fn listen(
             };
             match received {
                 Ok(Some(notification)) if notification.payload() != process => {
-                    if notification.channel() == channels.visits {
-                        feed.visits_changed_elsewhere();
-                    } else {
-                        epj_outbox.rows_queued_elsewhere();
+                    if let Some(topic) = topics.get(notification.channel()) {
+                        topic.changed_elsewhere();
                     }
                 }
                 Ok(Some(_)) => {}

@@ -1,0 +1,158 @@
+//! What the server is made of: capabilities (patients, appointments; notifications and
+//! messaging next), each contributing its gRPC services, plain HTTP routes, background tasks
+//! and cross-process topics through one small interface. [`crate::run`] builds what every
+//! capability shares (database, clock, token verification, the patients' actors and access
+//! log), asks each capability for its parts, and serves them together.
+//!
+//! Adding a capability is writing its [`Capability`] and adding it to [`all`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use homecare_core::Clock;
+use homecare_core::shutdown::Shutdown;
+use homecare_core::topic::Topic;
+use homecare_patients::Actors;
+use homecare_patients::access_log::ReadLog;
+use sea_orm::DatabaseConnection;
+use tonic::server::NamedService;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::ServerError;
+use crate::auth::Authenticate;
+use crate::config::Config;
+
+/// The largest request a service accepts unless it says otherwise (with tonic's
+/// `max_decoding_message_size` on its server). Every field is bounded far below this; a
+/// larger message is refused (OUT_OF_RANGE, as tonic answers it) before it is decoded.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// What every capability is built from.
+pub struct Context {
+    /// The whole configuration; a capability reads its own section.
+    pub config: Config,
+    /// The database, migrated.
+    pub db: DatabaseConnection,
+    /// The business clock.
+    pub clock: Arc<dyn Clock>,
+    /// Triggered when the server stops: streams end, workers finish what they hold.
+    pub shutdown: Shutdown,
+    /// Who may act for which patient.
+    pub actors: Arc<Actors>,
+    /// The access log of reads by someone other than the patient.
+    pub read_log: ReadLog,
+    /// A client for outbound HTTP.
+    pub http: reqwest::Client,
+}
+
+/// One capability of the server.
+pub trait Capability: Send {
+    /// Its name in logs.
+    fn name(&self) -> &'static str;
+
+    /// Builds its services, routes, tasks and topics into `parts`.
+    fn build(self: Box<Self>, context: &Context, parts: &mut Parts) -> Result<(), ServerError>;
+}
+
+/// Every capability of this server, in the order they are built.
+pub fn all() -> Vec<Box<dyn Capability>> {
+    vec![
+        Box::new(crate::capabilities::Patients),
+        Box::new(crate::capabilities::Appointments),
+    ]
+}
+
+/// What the capabilities contribute.
+pub struct Parts {
+    authenticate: Authenticate,
+    grpc: tonic::service::RoutesBuilder,
+    http: axum::Router,
+    has_http: bool,
+    service_names: Vec<&'static str>,
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+    topics: Vec<Arc<dyn Topic>>,
+}
+
+impl Parts {
+    pub(crate) fn new(authenticate: Authenticate) -> Self {
+        Self {
+            authenticate,
+            grpc: tonic::service::RoutesBuilder::default(),
+            http: axum::Router::new(),
+            has_http: false,
+            service_names: Vec::new(),
+            tasks: Vec::new(),
+            topics: Vec::new(),
+        }
+    }
+
+    /// Serves a gRPC service behind token verification; health checks know it by its name.
+    pub fn grpc<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.service_names.push(S::NAME);
+        self.grpc
+            .add_service(InterceptedService::new(service, self.authenticate.clone()));
+        self
+    }
+
+    /// Serves plain HTTP routes on the gRPC port, outside token verification (a provider's
+    /// callbacks, which prove themselves otherwise).
+    pub fn http(&mut self, routes: axum::Router) -> &mut Self {
+        self.http = std::mem::take(&mut self.http).merge(routes);
+        self.has_http = true;
+        self
+    }
+
+    /// A background task, awaited (within the grace period) when the server stops.
+    pub fn task(&mut self, name: &'static str, task: tokio::task::JoinHandle<()>) -> &mut Self {
+        self.tasks.push((name, task));
+        self
+    }
+
+    /// A topic other server processes are told of.
+    pub fn topic(&mut self, topic: Arc<dyn Topic>) -> &mut Self {
+        self.topics.push(topic);
+        self
+    }
+
+    /// The names of the gRPC services, for health checks.
+    pub fn service_names(&self) -> &[&'static str] {
+        &self.service_names
+    }
+
+    /// The topics, for the signals between processes.
+    pub fn topics(&self) -> &[Arc<dyn Topic>] {
+        &self.topics
+    }
+
+    /// Whether plain HTTP/1 must be accepted beside gRPC.
+    pub fn has_http(&self) -> bool {
+        self.has_http
+    }
+
+    /// The gRPC services and HTTP routes as one router, and the tasks.
+    pub(crate) fn into_routes(
+        self,
+    ) -> (
+        tonic::service::Routes,
+        Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+    ) {
+        let mut routes = self.grpc.routes();
+        if self.has_http {
+            let router = std::mem::take(routes.axum_router_mut());
+            *routes.axum_router_mut() = router.merge(self.http);
+        }
+        (routes, self.tasks)
+    }
+}

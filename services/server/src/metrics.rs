@@ -1,0 +1,263 @@
+//! Metrics for operators, in Prometheus text format on a plain HTTP `/metrics` (its own port,
+//! `metrics.listen_addr`): every RPC's count and latency (one tower layer), each outbox's
+//! backlog, the caches, the database pool. Labels carry only names this service chose: a
+//! method path that is not one of ours is counted as `unknown`, so a caller cannot grow the
+//! label set, and no identity number or free text is ever a label.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use homecare_core::shutdown::Shutdown;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use prost::Message as _;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+/// RPCs answered, by service, method and gRPC status code name.
+pub const RPC_REQUESTS: &str = "homecare_rpc_requests_total";
+/// Seconds from an RPC's arrival to its response headers, by service and method.
+pub const RPC_SECONDS: &str = "homecare_rpc_duration_seconds";
+/// Database connections of the pool, by state (`in_use`, `idle`).
+pub const DB_CONNECTIONS: &str = "homecare_db_pool_connections";
+
+/// The process's recorder, installed on first use; every server in the process (tests start
+/// several) records into it.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".into()),
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ],
+            )
+            .expect("non-empty buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        metrics::describe_counter!(RPC_REQUESTS, "RPCs answered, by method and status code");
+        metrics::describe_histogram!(
+            RPC_SECONDS,
+            metrics::Unit::Seconds,
+            "Time from an RPC's arrival to its response headers"
+        );
+        metrics::describe_gauge!(DB_CONNECTIONS, "Database pool connections, by state");
+        handle
+    })
+}
+
+/// Serves `/metrics` on `listener` until `shutdown`.
+pub fn serve(listener: TcpListener, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+    let handle = handle().clone();
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                handle.run_upkeep();
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "the metrics endpoint stopped");
+        }
+    })
+}
+
+/// Samples the database pool every `every` until `shutdown`.
+pub fn sample_pool(
+    db: DatabaseConnection,
+    every: Duration,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (size, idle) = match db.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => {
+                    let pool = db.get_postgres_connection_pool();
+                    (pool.size(), pool.num_idle())
+                }
+                _ => {
+                    let pool = db.get_sqlite_connection_pool();
+                    (pool.size(), pool.num_idle())
+                }
+            };
+            let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+            metrics::gauge!(DB_CONNECTIONS, "state" => "in_use").set(f64::from(size - idle));
+            metrics::gauge!(DB_CONNECTIONS, "state" => "idle").set(f64::from(idle));
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.wait() => break,
+            }
+        }
+    })
+}
+
+/// The paths of every RPC this server offers: `/package.Service/Method`.
+fn known_methods() -> HashSet<String> {
+    let mut known = HashSet::new();
+    for set in [
+        homecare_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ] {
+        let Ok(files) = prost_types::FileDescriptorSet::decode(set) else {
+            continue;
+        };
+        for file in files.file {
+            let package = file.package();
+            for service in &file.service {
+                for method in &service.method {
+                    known.insert(format!("/{package}.{}/{}", service.name(), method.name()));
+                }
+            }
+        }
+    }
+    known
+}
+
+/// Counts and times every RPC.
+#[derive(Clone)]
+pub struct RpcMetricsLayer {
+    known: Arc<HashSet<String>>,
+}
+
+impl RpcMetricsLayer {
+    /// A layer that knows this server's methods.
+    pub fn new() -> Self {
+        handle();
+        Self {
+            known: Arc::new(known_methods()),
+        }
+    }
+}
+
+impl Default for RpcMetricsLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcMetrics {
+            inner,
+            known: self.known.clone(),
+        }
+    }
+}
+
+/// The service [`RpcMetricsLayer`] wraps around the server's.
+#[derive(Clone)]
+pub struct RpcMetrics<S> {
+    inner: S,
+    known: Arc<HashSet<String>>,
+}
+
+/// The name of a gRPC status code, as the label shows it.
+fn code_name(code: &str) -> &'static str {
+    match code.parse::<i32>().map(tonic::Code::from) {
+        Ok(tonic::Code::Ok) => "OK",
+        Ok(tonic::Code::Cancelled) => "CANCELLED",
+        Ok(tonic::Code::Unknown) => "UNKNOWN",
+        Ok(tonic::Code::InvalidArgument) => "INVALID_ARGUMENT",
+        Ok(tonic::Code::DeadlineExceeded) => "DEADLINE_EXCEEDED",
+        Ok(tonic::Code::NotFound) => "NOT_FOUND",
+        Ok(tonic::Code::AlreadyExists) => "ALREADY_EXISTS",
+        Ok(tonic::Code::PermissionDenied) => "PERMISSION_DENIED",
+        Ok(tonic::Code::ResourceExhausted) => "RESOURCE_EXHAUSTED",
+        Ok(tonic::Code::FailedPrecondition) => "FAILED_PRECONDITION",
+        Ok(tonic::Code::Aborted) => "ABORTED",
+        Ok(tonic::Code::OutOfRange) => "OUT_OF_RANGE",
+        Ok(tonic::Code::Unimplemented) => "UNIMPLEMENTED",
+        Ok(tonic::Code::Internal) => "INTERNAL",
+        Ok(tonic::Code::Unavailable) => "UNAVAILABLE",
+        Ok(tonic::Code::DataLoss) => "DATA_LOSS",
+        Ok(tonic::Code::Unauthenticated) => "UNAUTHENTICATED",
+        Err(_) => "UNKNOWN",
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for RpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let (service, method) = match path.strip_prefix('/').and_then(|rest| rest.split_once('/')) {
+            Some((service, method)) if self.known.contains(path) => {
+                (service.to_owned(), method.to_owned())
+            }
+            _ => ("unknown".to_owned(), "unknown".to_owned()),
+        };
+        let started = Instant::now();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await;
+            // An error answered before any message carries its status in the headers
+            // (trailers-only); a success (and an error in the middle of a stream) carries it
+            // in the trailers, which this layer does not wait for: counted as OK.
+            let code = match &response {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|value| value.to_str().ok())
+                    .map_or("OK", code_name),
+                Err(_) => "UNAVAILABLE",
+            };
+            metrics::counter!(
+                RPC_REQUESTS,
+                "service" => service.clone(),
+                "method" => method.clone(),
+                "code" => code
+            )
+            .increment(1);
+            metrics::histogram!(RPC_SECONDS, "service" => service, "method" => method)
+                .record(started.elapsed().as_secs_f64());
+            response
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_of_ours_is_known_and_nothing_else() {
+        let known = known_methods();
+        assert!(known.contains("/homecare.appointments.v1.AppointmentService/ListAppointments"));
+        assert!(known.contains("/homecare.patients.v1.PatientService/GrantProxy"));
+        assert!(known.contains("/grpc.health.v1.Health/Check"));
+        assert!(!known.contains("/homecare.appointments.v1.AppointmentService/15034012366"));
+    }
+}
