@@ -107,6 +107,10 @@ async fn the_numbers_an_operator_scrapes_move_with_the_calls_made() {
         count(&after, timed, &LIST) - count(&before, timed, &LIST),
         4.0
     );
+    // The citizen passed the terms gate before; each list found them in its cache.
+    let gate_hits = [("cache", "terms_gate"), ("result", "hit")];
+    let cached = "homecare_cache_requests_total";
+    assert!(count(&after, cached, &gate_hits) - count(&before, cached, &gate_hits) >= 3.0);
     assert!(
         sample(&after, "homecare_db_pool_connections", &[("state", "idle")]).is_some(),
         "{after}"

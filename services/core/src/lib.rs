@@ -3,6 +3,7 @@
 //! Nothing here talks to a database or the network: identity numbers, the authenticated
 //! caller, the clock, the mapping of errors to gRPC statuses, and page tokens.
 
+pub mod cache;
 pub mod calendar;
 pub mod caller;
 pub mod clock;

@@ -7,23 +7,34 @@
 //! one of the two queries of every call, and for a proxy holder (who is rarely a patient
 //! themself) one of three.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::time::Duration;
 
 use homecare_core::NationalIdentityNumber;
+use homecare_core::cache::Cache;
 use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
 use crate::store;
 
-/// The most ids remembered: about 100 bytes each, so at most some 10 MB.
-const CAPACITY: usize = 100_000;
+/// The most ids remembered in each direction: about 100 bytes each, so at most some 20 MB.
+const CAPACITY: u64 = 100_000;
+
+/// How long a pair is remembered: they never change, this only lets unused pairs go.
+const TIME_TO_LIVE: Duration = Duration::from_secs(3600);
 
 /// Resolves identity numbers to patient ids and back, remembering what it found.
-#[derive(Default)]
 pub struct PatientDirectory {
-    known: Mutex<HashMap<String, Uuid>>,
-    owners: Mutex<HashMap<Uuid, String>>,
+    known: Cache<String, Uuid>,
+    owners: Cache<Uuid, String>,
+}
+
+impl Default for PatientDirectory {
+    fn default() -> Self {
+        Self {
+            known: Cache::new("patient_ids", CAPACITY, TIME_TO_LIVE),
+            owners: Cache::new("patient_owners", CAPACITY, TIME_TO_LIVE),
+        }
+    }
 }
 
 impl std::fmt::Debug for PatientDirectory {
@@ -44,16 +55,12 @@ impl PatientDirectory {
         db: &C,
         pid: &NationalIdentityNumber,
     ) -> Result<Option<Uuid>, DbErr> {
-        if let Some(id) = self.lock().get(pid.expose()) {
-            return Ok(Some(*id));
+        if let Some(id) = self.known.get(pid.expose()) {
+            return Ok(Some(id));
         }
         let found = store::find_id_by_national_id(db, pid).await?;
         if let Some(id) = found {
-            let mut known = self.lock();
-            if known.len() >= CAPACITY {
-                known.clear();
-            }
-            known.insert(pid.expose().to_owned(), id);
+            self.known.insert(pid.expose().to_owned(), id);
         }
         Ok(found)
     }
@@ -66,28 +73,14 @@ impl PatientDirectory {
         patient_id: Uuid,
         pid: &NationalIdentityNumber,
     ) -> Result<Option<bool>, DbErr> {
-        if let Some(owner) = lock(&self.owners).get(&patient_id) {
+        if let Some(owner) = self.owners.get(&patient_id) {
             return Ok(Some(owner == pid.expose()));
         }
         let Some(owner) = store::national_id_of(db, patient_id).await? else {
             return Ok(None);
         };
         let is_patient = owner == pid.expose();
-        let mut owners = lock(&self.owners);
-        if owners.len() >= CAPACITY {
-            owners.clear();
-        }
-        owners.insert(patient_id, owner);
+        self.owners.insert(patient_id, owner);
         Ok(Some(is_patient))
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Uuid>> {
-        lock(&self.known)
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

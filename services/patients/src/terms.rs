@@ -1,9 +1,6 @@
 //! The terms of use: a citizen accepts a version, and can use the service from one day later
 //! (configurable), as the health portal promises.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use homecare_core::db::first_row;
 use homecare_core::{NationalIdentityNumber, status};
@@ -121,7 +118,10 @@ pub fn status_of(
 }
 
 /// The most citizens remembered as past the gate: some 50 bytes each.
-const CAPACITY: usize = 100_000;
+const CAPACITY: u64 = 100_000;
+
+/// How long a citizen is remembered: they stay through, this only lets unused entries go.
+const TIME_TO_LIVE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Lets a citizen through only when they accepted the terms in force and the wait is over.
 ///
@@ -130,7 +130,7 @@ const CAPACITY: usize = 100_000;
 #[derive(Debug)]
 pub struct TermsGate {
     policy: TermsPolicy,
-    through: Mutex<HashSet<String>>,
+    through: homecare_core::cache::Cache<String, ()>,
 }
 
 impl TermsGate {
@@ -138,7 +138,7 @@ impl TermsGate {
     pub fn new(policy: TermsPolicy) -> Self {
         Self {
             policy,
-            through: Mutex::new(HashSet::new()),
+            through: homecare_core::cache::Cache::new("terms_gate", CAPACITY, TIME_TO_LIVE),
         }
     }
 
@@ -155,7 +155,7 @@ impl TermsGate {
         pid: &NationalIdentityNumber,
         now: DateTime<Utc>,
     ) -> Result<(), Status> {
-        if self.lock().contains(pid.expose()) {
+        if self.through.get(pid.expose()).is_some() {
             return Ok(());
         }
         let select = Entity::find()
@@ -196,18 +196,8 @@ impl TermsGate {
                 )],
             ));
         }
-        let mut through = self.lock();
-        if through.len() >= CAPACITY {
-            through.clear();
-        }
-        through.insert(pid.expose().to_owned());
+        self.through.insert(pid.expose().to_owned(), ());
         Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.through
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -170,7 +170,11 @@ pub struct Verifier {
 }
 
 /// The most verified tokens remembered; a portal backend sends one token for many calls.
-const VERIFIED_TOKENS_CAPACITY: usize = 10_000;
+const VERIFIED_TOKENS_CAPACITY: u64 = 10_000;
+
+/// The longest a verdict is kept, whatever the token's own `exp` (which is checked on every
+/// use).
+const VERIFIED_TOKENS_TIME_TO_LIVE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A verdict remembered: the caller a token proves, until when, under which key set.
 #[derive(Clone)]
@@ -186,34 +190,28 @@ struct Verdict {
 /// Signature checks dominate the cost of a cheap call; a token is immutable, so verifying the
 /// same string again with the same keys until its `exp` gives the same answer. Only successes
 /// are remembered.
-#[derive(Default)]
-struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<String, Verdict>>);
+struct VerifiedTokens(homecare_core::cache::Cache<String, Verdict>);
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        Self(homecare_core::cache::Cache::new(
+            "verified_tokens",
+            VERIFIED_TOKENS_CAPACITY,
+            VERIFIED_TOKENS_TIME_TO_LIVE,
+        ))
+    }
+}
 
 impl VerifiedTokens {
     fn get(&self, token: &str, now: i64, key_generation: u64) -> Option<Caller> {
-        let cache = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache
+        self.0
             .get(token)
             .filter(|verdict| now < verdict.expires_at && verdict.key_generation == key_generation)
-            .map(|verdict| verdict.caller.clone())
+            .map(|verdict| verdict.caller)
     }
 
-    fn insert(&self, token: &str, verdict: Verdict, now: i64) {
-        let mut cache = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if cache.len() >= VERIFIED_TOKENS_CAPACITY {
-            let generation = verdict.key_generation;
-            cache.retain(|_, kept| now < kept.expires_at && kept.key_generation == generation);
-            if cache.len() >= VERIFIED_TOKENS_CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(token.to_owned(), verdict);
+    fn insert(&self, token: &str, verdict: Verdict) {
+        self.0.insert(token.to_owned(), verdict);
     }
 }
 
@@ -310,7 +308,7 @@ impl Verifier {
             expires_at,
             key_generation,
         };
-        self.verified.insert(token, verdict, now);
+        self.verified.insert(token, verdict);
         Ok(caller)
     }
 
@@ -695,7 +693,7 @@ mod tests {
     #[test]
     fn a_remembered_token_is_forgotten_when_it_expires() {
         let tokens = VerifiedTokens::default();
-        tokens.insert("token", verdict(1_000, 0), 900);
+        tokens.insert("token", verdict(1_000, 0));
         assert!(tokens.get("token", 999, 0).is_some());
         assert!(tokens.get("token", 1_000, 0).is_none(), "expired at exp");
         assert!(tokens.get("other", 999, 0).is_none());
@@ -704,24 +702,9 @@ mod tests {
     #[test]
     fn a_remembered_token_counts_only_under_the_keys_it_was_verified_with() {
         let tokens = VerifiedTokens::default();
-        tokens.insert("token", verdict(1_000, 3), 900);
+        tokens.insert("token", verdict(1_000, 3));
         assert!(tokens.get("token", 950, 3).is_some());
         assert!(tokens.get("token", 950, 4).is_none());
-    }
-
-    #[test]
-    fn a_full_cache_drops_expired_tokens_first() {
-        let tokens = VerifiedTokens::default();
-        for i in 0..VERIFIED_TOKENS_CAPACITY {
-            let expires_at = if i == 0 { 2_000 } else { 1_000 };
-            tokens.insert(&format!("t{i}"), verdict(expires_at, 0), 900);
-        }
-        tokens.insert("new", verdict(2_000, 0), 1_500);
-        assert!(
-            tokens.get("t0", 1_500, 0).is_some(),
-            "unexpired tokens are kept"
-        );
-        assert!(tokens.get("new", 1_500, 0).is_some());
     }
 
     #[tokio::test]
