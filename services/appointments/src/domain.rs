@@ -231,13 +231,17 @@ pub struct UpsertCommand {
 }
 
 impl UpsertCommand {
-    /// Validates `request`, naming every wrong field in one INVALID_ARGUMENT.
-    pub fn parse(request: &pb::UpsertAppointmentRequest) -> Result<Self, Status> {
+    /// Validates `request` (identity numbers under `identity_rules`), naming every wrong field
+    /// in one INVALID_ARGUMENT.
+    pub fn parse(
+        request: &pb::UpsertAppointmentRequest,
+        identity_rules: homecare_core::IdentityRules,
+    ) -> Result<Self, Status> {
         let mut violations = FieldViolations::new();
         let epj_id = violations.check("epj_id", parse_identifier(&request.epj_id, MAX_EPJ_ID_LEN));
         let patient = violations.check(
             "patient_national_id",
-            NationalIdentityNumber::parse(&request.patient_national_id),
+            identity_rules.parse(&request.patient_national_id),
         );
         let care_unit_id = violations.check(
             "care_unit_id",

@@ -367,7 +367,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         request: Request<pb::UpsertAppointmentRequest>,
     ) -> Result<Response<pb::UpsertAppointmentResponse>, Status> {
         let actor = Actor::epj_integration(Caller::from_request(&request)?)?;
-        let command = UpsertCommand::parse(request.get_ref())?;
+        let command = UpsertCommand::parse(request.get_ref(), self.actors.identity_rules())?;
         let outcome = store::upsert(&self.db, &actor, &command, self.clock.now())
             .await
             .map_err(|error| match error {

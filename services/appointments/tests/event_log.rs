@@ -53,7 +53,7 @@ async fn plan(db: &DatabaseConnection, epj_id: &str, hours: i64, status: pb::App
         citizen_cancellable: true,
         epj_version_id: String::new(),
     };
-    let command = UpsertCommand::parse(&request).unwrap();
+    let command = UpsertCommand::parse(&request, homecare_core::IdentityRules::PRODUCTION).unwrap();
     store::upsert(db, &epj(), &command, t0()).await.unwrap();
 }
 

@@ -5,6 +5,15 @@
 //! (modulus 11). Written by hand because no maintained crate covers D-numbers, the century
 //! rules and the check digits together; the unit tests below pin each rule.
 //!
+//! The national test registers use numbers that are valid except for their month: H-numbers
+//! (the Skatteetaten test register's, month + 40) and Tenor's synthetic persons (month + 80).
+//! They are accepted only under [`IdentityRules::accept_synthetic`], which a municipality's
+//! test environment turns on (and the embedded development setup has on).
+//!
+//! From 2032 new numbers no longer encode the century in the individual number (and the
+//! check digits change): [`century`] and the age rules that rest on the birth date here will
+//! then need the birth date from the population register instead.
+//!
 //! An identity number is personal data: [`NationalIdentityNumber`] has no `Display`, and its
 //! `Debug` prints a redaction, so it cannot reach a log line by accident.
 
@@ -19,6 +28,28 @@ pub struct NationalIdentityNumber {
     digits: String,
     kind: IdentityNumberKind,
     birth_date: NaiveDate,
+    synthetic: bool,
+}
+
+/// Which identity numbers a server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IdentityRules {
+    /// Also the synthetic numbers of the national test registers (month + 40 or + 80).
+    /// Never in production: those numbers are no one's, but a real person's record must
+    /// not be reachable by a number made up to look like theirs.
+    pub accept_synthetic: bool,
+}
+
+impl IdentityRules {
+    /// Real numbers only.
+    pub const PRODUCTION: IdentityRules = IdentityRules {
+        accept_synthetic: false,
+    };
+
+    /// Parses `text` under these rules.
+    pub fn parse(self, text: &str) -> Result<NationalIdentityNumber, IdentityNumberError> {
+        NationalIdentityNumber::parse_under(text, self)
+    }
 }
 
 /// Which kind of number it is.
@@ -45,8 +76,13 @@ pub enum IdentityNumberError {
 }
 
 impl NationalIdentityNumber {
-    /// Parses and validates an identity number.
+    /// Parses and validates a real identity number (not a test register's synthetic one).
     pub fn parse(text: &str) -> Result<Self, IdentityNumberError> {
+        Self::parse_under(text, IdentityRules::PRODUCTION)
+    }
+
+    /// Parses and validates an identity number under `rules`.
+    pub fn parse_under(text: &str, rules: IdentityRules) -> Result<Self, IdentityNumberError> {
         let bytes = text.as_bytes();
         if bytes.len() != 11 || !bytes.iter().all(u8::is_ascii_digit) {
             return Err(IdentityNumberError::Format);
@@ -63,7 +99,12 @@ impl NationalIdentityNumber {
             day @ 41..=71 => (IdentityNumberKind::DNumber, day - 40),
             _ => return Err(IdentityNumberError::BirthDate),
         };
-        let month = digits[2] * 10 + digits[3];
+        let (month, synthetic) = match digits[2] * 10 + digits[3] {
+            month @ 1..=12 => (month, false),
+            month @ 41..=52 if rules.accept_synthetic => (month - 40, true),
+            month @ 81..=92 if rules.accept_synthetic => (month - 80, true),
+            _ => return Err(IdentityNumberError::BirthDate),
+        };
         let two_digit_year = digits[4] * 10 + digits[5];
         let individual = digits[6] * 100 + digits[7] * 10 + digits[8];
         let year = century(individual, two_digit_year).ok_or(IdentityNumberError::BirthDate)?
@@ -76,6 +117,7 @@ impl NationalIdentityNumber {
             digits: text.to_owned(),
             kind,
             birth_date,
+            synthetic,
         })
     }
 
@@ -87,6 +129,11 @@ impl NationalIdentityNumber {
     /// Whether this is a fødselsnummer or a D-number.
     pub fn kind(&self) -> IdentityNumberKind {
         self.kind
+    }
+
+    /// Whether this is a test register's synthetic number.
+    pub fn is_synthetic(&self) -> bool {
+        self.synthetic
     }
 
     /// The birth date the number encodes.
@@ -141,6 +188,7 @@ fn check_digit(digits: &[u32], weights: &[u32]) -> Option<u32> {
 }
 
 /// The century from the individual number's range, as the population register assigns them.
+/// Holds for numbers given before 2032; see the module's documentation.
 fn century(individual: u32, two_digit_year: u32) -> Option<u32> {
     match individual {
         0..=499 => Some(1900),
@@ -269,6 +317,56 @@ mod tests {
             NationalIdentityNumber::parse(&text),
             Err(IdentityNumberError::BirthDate)
         );
+    }
+
+    /// A number with the date part `first_six` and the first individual number in 100-499
+    /// (the 1900s) that has check digits.
+    fn any_with_date(first_six: &str) -> String {
+        (100..500)
+            .map(|individual| format!("{first_six}{individual}"))
+            .find_map(|first_nine| {
+                let digits: Vec<u32> = first_nine.bytes().map(|b| u32::from(b - b'0')).collect();
+                let k1 = check_digit(&digits, &FIRST_CHECK_WEIGHTS)?;
+                let mut ten = digits.clone();
+                ten.push(k1);
+                let k2 = check_digit(&ten, &SECOND_CHECK_WEIGHTS)?;
+                Some(format!("{first_nine}{k1}{k2}"))
+            })
+            .expect("some individual number has check digits")
+    }
+
+    #[test]
+    fn synthetic_numbers_of_the_test_registers_only_under_their_rule() {
+        let testing = IdentityRules {
+            accept_synthetic: true,
+        };
+        // 15 March 1940: an H-number (month + 40) and a Tenor number (month + 80).
+        for first_six in ["154340", "158340"] {
+            let text = any_with_date(first_six);
+            assert_eq!(
+                NationalIdentityNumber::parse(&text),
+                Err(IdentityNumberError::BirthDate),
+                "{first_six} in production"
+            );
+            let number = testing.parse(&text).expect("a test register's number");
+            assert!(number.is_synthetic());
+            assert_eq!(
+                number.birth_date(),
+                NaiveDate::from_ymd_opt(1940, 3, 15).unwrap()
+            );
+        }
+        // A D-number of a synthetic person, and months that are still impossible.
+        let d_number = testing.parse(&any_with_date("558340")).unwrap();
+        assert_eq!(d_number.kind(), IdentityNumberKind::DNumber);
+        for first_six in ["155340", "159340", "152340"] {
+            assert_eq!(
+                testing.parse(&any_with_date(first_six)),
+                Err(IdentityNumberError::BirthDate),
+                "{first_six}"
+            );
+        }
+        let real = testing.parse("01010750160").unwrap();
+        assert!(!real.is_synthetic());
     }
 
     #[test]

@@ -21,4 +21,4 @@ pub mod topic;
 
 pub use caller::{Caller, StaffCaller};
 pub use clock::{Clock, SystemClock};
-pub use identity::NationalIdentityNumber;
+pub use identity::{IdentityRules, NationalIdentityNumber};

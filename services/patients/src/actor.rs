@@ -174,6 +174,7 @@ pub struct Actors {
     terms: TermsGate,
     care: Arc<dyn CareRelations>,
     clock: Arc<dyn Clock>,
+    identity_rules: homecare_core::IdentityRules,
 }
 
 impl std::fmt::Debug for Actors {
@@ -199,7 +200,19 @@ impl Actors {
             terms,
             care,
             clock,
+            identity_rules: homecare_core::IdentityRules::PRODUCTION,
         }
+    }
+
+    /// The same, accepting identity numbers under `rules`.
+    pub fn with_identity_rules(mut self, rules: homecare_core::IdentityRules) -> Self {
+        self.identity_rules = rules;
+        self
+    }
+
+    /// Which identity numbers this server accepts in requests.
+    pub fn identity_rules(&self) -> homecare_core::IdentityRules {
+        self.identity_rules
     }
 
     /// The terms gate.

@@ -173,6 +173,7 @@ fn check_grantor(
 #[allow(clippy::too_many_arguments)]
 fn check_proxy_fields(
     violations: &mut FieldViolations,
+    identity_rules: homecare_core::IdentityRules,
     holder_national_id: &str,
     holder_name: &str,
     patient_name: &str,
@@ -186,7 +187,7 @@ fn check_proxy_fields(
     let holder = violations
         .check(
             "holder_national_id",
-            NationalIdentityNumber::parse(holder_national_id),
+            identity_rules.parse(holder_national_id),
         )
         .and_then(|holder| {
             if holder.age_on(today) < MIN_HOLDER_AGE {
@@ -394,6 +395,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let mut violations = FieldViolations::new();
         let fields = check_proxy_fields(
             &mut violations,
+            self.actors.identity_rules(),
             &message.holder_national_id,
             &message.holder_name,
             &message.patient_name,
@@ -451,6 +453,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let mut violations = FieldViolations::new();
         let fields = check_proxy_fields(
             &mut violations,
+            self.actors.identity_rules(),
             &message.holder_national_id,
             &message.holder_name,
             &message.patient_name,
@@ -489,8 +492,12 @@ impl pb::patient_service_server::PatientService for PatientApi {
             .await
             .map_err(status::from_db)?
             .ok_or_else(|| status::not_found("patient"))?;
-        let grantor = NationalIdentityNumber::parse(&patient.national_id)
-            .map_err(|error| status::internal(&error))?;
+        // Stored, so accepted when it came: read back under the widest rules.
+        let grantor = homecare_core::IdentityRules {
+            accept_synthetic: true,
+        }
+        .parse(&patient.national_id)
+        .map_err(|error| status::internal(&error))?;
         check_grantor(&grantor, &fields.holder, basis, self.today())?;
         let model = proxy::create(
             &self.db,
@@ -717,7 +724,10 @@ impl pb::patient_service_server::PatientService for PatientApi {
     ) -> Result<Response<pb::SetProtectedAddressResponse>, Status> {
         Actor::epj_integration(Caller::from_request(&request)?)?;
         let message = request.get_ref();
-        let pid = NationalIdentityNumber::parse(&message.national_id)
+        let pid = self
+            .actors
+            .identity_rules()
+            .parse(&message.national_id)
             .map_err(|error| status::invalid_argument("national_id", &error.to_string()))?;
         let patient_id = proxy::set_protected_address(
             &self.db,

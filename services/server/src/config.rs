@@ -46,6 +46,17 @@ pub struct Config {
     pub terms: TermsConfig,
     /// The operators' metrics endpoint.
     pub metrics: MetricsConfig,
+    /// Which identity numbers are accepted.
+    pub identity: IdentityConfig,
+}
+
+/// Which identity numbers are accepted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityConfig {
+    /// Also the synthetic numbers of the national test registers (H-numbers, month + 40;
+    /// Tenor, month + 80), for a municipality's test environment. Unset: on for the embedded
+    /// SQLite default, off on PostgreSQL. Never in production.
+    pub accept_synthetic: Option<bool>,
 }
 
 /// Where Prometheus scrapes `/metrics`, and how often table-backed figures are sampled.
@@ -242,6 +253,9 @@ impl Default for Config {
                 listen_addr: None,
                 sample_seconds: 10,
             },
+            identity: IdentityConfig {
+                accept_synthetic: None,
+            },
         }
     }
 }
@@ -396,6 +410,18 @@ impl Config {
         self.auth
             .dev_keys
             .unwrap_or_else(|| self.effective_database_url().starts_with("sqlite:"))
+    }
+
+    /// Which identity numbers are accepted: the test registers' synthetic ones as
+    /// `identity.accept_synthetic` says, and when it is unset only on the embedded SQLite
+    /// database.
+    pub fn identity_rules(&self) -> homecare_core::IdentityRules {
+        homecare_core::IdentityRules {
+            accept_synthetic: self
+                .identity
+                .accept_synthetic
+                .unwrap_or_else(|| self.effective_database_url().starts_with("sqlite:")),
+        }
     }
 
     /// Where the development signing key is kept.

@@ -89,7 +89,9 @@ pub async fn verifier(config: &Config, http: &reqwest::Client) -> Result<Verifie
     } else {
         None
     };
-    Ok(Verifier::load(&config.auth, dev_key.as_ref(), http).await?)
+    Ok(Verifier::load(&config.auth, dev_key.as_ref(), http)
+        .await?
+        .with_identity_rules(config.identity_rules()))
 }
 
 /// Fetches published issuer keys every `period`, keeping the old keys when a fetch fails.
@@ -153,12 +155,15 @@ pub async fn run(
 
     let stopping_tasks = Shutdown::new();
     let context = Context {
-        actors: Arc::new(Actors::new(
-            db.clone(),
-            TermsGate::new(config.terms_policy()?),
-            Arc::new(VisitCareUnits::new(db.clone())),
-            clock.clone(),
-        )),
+        actors: Arc::new(
+            Actors::new(
+                db.clone(),
+                TermsGate::new(config.terms_policy()?),
+                Arc::new(VisitCareUnits::new(db.clone())),
+                clock.clone(),
+            )
+            .with_identity_rules(config.identity_rules()),
+        ),
         read_log: ReadLog::start(db.clone()),
         db: db.clone(),
         clock,
