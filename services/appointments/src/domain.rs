@@ -5,7 +5,6 @@ use homecare_core::NationalIdentityNumber;
 use homecare_core::status::FieldViolations;
 use homecare_core::timestamp;
 use homecare_proto::appointments::v1 as pb;
-use tonic::Status;
 
 /// The longest planned window accepted; a longer one is an EPJ data error, not a visit.
 pub const MAX_WINDOW: Duration = Duration::hours(24);
@@ -236,7 +235,7 @@ impl UpsertCommand {
     pub fn parse(
         request: &pb::UpsertAppointmentRequest,
         identity_rules: homecare_core::IdentityRules,
-    ) -> Result<Self, Status> {
+    ) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
         let epj_id = violations.check("epj_id", parse_identifier(&request.epj_id, MAX_EPJ_ID_LEN));
         let patient = violations.check(
@@ -276,7 +275,7 @@ impl UpsertCommand {
                 )
                 .map(Some)
         };
-        violations.into_result()?;
+        violations.finish()?;
 
         match (
             epj_id,

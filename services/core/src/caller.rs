@@ -59,38 +59,54 @@ impl Caller {
             .ok_or_else(|| status::unauthenticated("MISSING_CREDENTIALS", "no verified caller"))
     }
 
-    /// The citizen's identity number, or PERMISSION_DENIED for staff.
-    pub fn require_citizen(&self) -> Result<&NationalIdentityNumber, tonic::Status> {
+    /// The citizen's identity number; staff are refused.
+    pub fn require_citizen(&self) -> Result<&NationalIdentityNumber, CallerError> {
         match self {
             Caller::Citizen { pid } => Ok(pid),
-            Caller::Staff(_) => Err(status::permission_denied(
-                "CITIZEN_ONLY",
-                "this call is for citizens",
-            )),
+            Caller::Staff(_) => Err(CallerError::CitizenOnly),
         }
     }
 
-    /// The staff member, or PERMISSION_DENIED for a citizen.
-    pub fn require_staff(&self) -> Result<&StaffCaller, tonic::Status> {
+    /// The staff member; a citizen is refused.
+    pub fn require_staff(&self) -> Result<&StaffCaller, CallerError> {
         match self {
             Caller::Staff(staff) => Ok(staff),
-            Caller::Citizen { .. } => Err(status::permission_denied(
-                "STAFF_ONLY",
-                "this call is for home-care staff",
-            )),
+            Caller::Citizen { .. } => Err(CallerError::StaffOnly),
         }
     }
 
-    /// The staff member if they hold `role`, else PERMISSION_DENIED.
-    pub fn require_staff_role(&self, role: &str) -> Result<&StaffCaller, tonic::Status> {
+    /// The staff member if they hold `role`.
+    pub fn require_staff_role(&self, role: &'static str) -> Result<&StaffCaller, CallerError> {
         let staff = self.require_staff()?;
         if staff.has_role(role) {
             Ok(staff)
         } else {
-            Err(status::permission_denied(
-                "ROLE_REQUIRED",
-                &format!("this call needs the role {role}"),
-            ))
+            Err(CallerError::RoleRequired(role))
         }
+    }
+}
+
+/// Why a caller of the wrong kind is refused (PERMISSION_DENIED on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallerError {
+    /// Staff called what only citizens may.
+    #[error("this call is for citizens")]
+    CitizenOnly,
+    /// A citizen called what only staff may.
+    #[error("this call is for home-care staff")]
+    StaffOnly,
+    /// Staff without the role the call needs.
+    #[error("this call needs the role {0}")]
+    RoleRequired(&'static str),
+}
+
+impl From<CallerError> for tonic::Status {
+    fn from(error: CallerError) -> tonic::Status {
+        let reason = match error {
+            CallerError::CitizenOnly => "CITIZEN_ONLY",
+            CallerError::StaffOnly => "STAFF_ONLY",
+            CallerError::RoleRequired(_) => "ROLE_REQUIRED",
+        };
+        status::permission_denied(reason, &error.to_string())
     }
 }

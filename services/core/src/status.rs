@@ -48,26 +48,42 @@ impl FieldViolations {
         self.0.is_empty()
     }
 
+    /// `Err` with the violations when any field was invalid: what domain code returns.
+    pub fn finish(self) -> Result<(), FieldViolations> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+
     /// INVALID_ARGUMENT naming every recorded field, or `Ok` when there is none.
     pub fn into_result(self) -> Result<(), Status> {
-        if self.0.is_empty() {
-            return Ok(());
+        self.finish().map_err(Status::from)
+    }
+}
+
+impl std::fmt::Display for FieldViolations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (field, description) in &self.0 {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            write!(f, "{field}: {description}")?;
         }
-        let summary = self
-            .0
-            .iter()
-            .map(|(field, description)| format!("{field}: {description}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        Ok(())
+    }
+}
+
+impl std::error::Error for FieldViolations {}
+
+impl From<FieldViolations> for Status {
+    /// INVALID_ARGUMENT naming every field, with a BadRequest detail per field.
+    fn from(violations: FieldViolations) -> Status {
+        let message = format!("invalid request: {violations}");
         let mut details = ErrorDetails::new();
-        for (field, description) in self.0 {
+        for (field, description) in violations.0 {
             details.add_bad_request_violation(field, description);
         }
-        Err(Status::with_error_details(
-            Code::InvalidArgument,
-            format!("invalid request: {summary}"),
-            details,
-        ))
+        Status::with_error_details(Code::InvalidArgument, message, details)
     }
 }
 

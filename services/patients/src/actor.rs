@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use homecare_core::caller::EPJ_INTEGRATION_ROLE;
-use homecare_core::{Caller, Clock, NationalIdentityNumber, status};
+use homecare_core::{Caller, Clock, NationalIdentityNumber};
 use sea_orm::DatabaseConnection;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::directory::PatientDirectory;
+use crate::error::AccessError;
 use crate::proxy;
 use crate::scope::{self, ProxyRefusal, Scope, Scopes};
 use crate::terms::TermsGate;
@@ -65,7 +65,7 @@ pub enum Need {
 
 impl Actor {
     /// The actor for a staff call that is not about one patient (a care unit's day).
-    pub fn staff(caller: &Caller) -> Result<Actor, Status> {
+    pub fn staff(caller: &Caller) -> Result<Actor, AccessError> {
         let staff = caller.require_staff()?;
         Ok(Actor {
             via: Via::Staff {
@@ -77,7 +77,7 @@ impl Actor {
     }
 
     /// The actor for a call only the EPJ integration may make.
-    pub fn epj_integration(caller: &Caller) -> Result<Actor, Status> {
+    pub fn epj_integration(caller: &Caller) -> Result<Actor, AccessError> {
         let staff = caller.require_staff_role(EPJ_INTEGRATION_ROLE)?;
         Ok(Actor {
             via: Via::System {
@@ -87,12 +87,13 @@ impl Actor {
     }
 
     /// The holder of `proxy`, acting under it.
-    pub fn holder_of(proxy: &crate::entity::proxy::Model) -> Result<Actor, Status> {
+    pub fn holder_of(proxy: &crate::entity::proxy::Model) -> Result<Actor, AccessError> {
         Ok(Actor {
             via: Via::Proxy {
                 proxy_id: proxy.id,
                 holder_name: proxy.holder_name.clone(),
-                scopes: Scopes::from_stored(&proxy.scopes).map_err(|e| status::internal(&e))?,
+                scopes: Scopes::from_stored(&proxy.scopes)
+                    .map_err(|error| AccessError::Corrupt(error.to_string()))?,
             },
         })
     }
@@ -224,7 +225,7 @@ impl Actors {
     pub async fn citizen<'a>(
         &self,
         caller: &'a Caller,
-    ) -> Result<&'a NationalIdentityNumber, Status> {
+    ) -> Result<&'a NationalIdentityNumber, AccessError> {
         let pid = caller.require_citizen()?;
         self.terms.require(&self.db, pid, self.clock.now()).await?;
         Ok(pid)
@@ -234,11 +235,8 @@ impl Actors {
     pub async fn own_patient_id(
         &self,
         pid: &NationalIdentityNumber,
-    ) -> Result<Option<Uuid>, Status> {
-        self.directory
-            .find_id(&self.db, pid)
-            .await
-            .map_err(status::from_db)
+    ) -> Result<Option<Uuid>, AccessError> {
+        Ok(self.directory.find_id(&self.db, pid).await?)
     }
 
     /// The actor for a call about the patient with id `patient_id` (as the request carried
@@ -255,18 +253,13 @@ impl Actors {
         caller: &Caller,
         patient_id: &str,
         need: Need,
-    ) -> Result<(Actor, Uuid), Status> {
+    ) -> Result<(Actor, Uuid), AccessError> {
         let patient_id = parse_patient_id(patient_id)?;
         match caller {
             Caller::Citizen { .. } => {
                 let pid = self.citizen(caller).await?;
-                match self
-                    .directory
-                    .is_patient(&self.db, patient_id, pid)
-                    .await
-                    .map_err(status::from_db)?
-                {
-                    None => return Err(status::not_found("patient")),
+                match self.directory.is_patient(&self.db, patient_id, pid).await? {
+                    None => return Err(AccessError::PatientNotFound),
                     Some(true) => {
                         return Ok((
                             Actor {
@@ -277,28 +270,18 @@ impl Actors {
                     }
                     Some(false) => {}
                 }
-                let held = proxy::held_by(&self.db, pid, patient_id)
-                    .await
-                    .map_err(status::from_db)?;
+                let held = proxy::held_by(&self.db, pid, patient_id).await?;
                 let scope = match need {
                     Need::Scope(scope) => scope,
                     Need::PatientThemself if held.is_empty() => {
-                        return Err(status::not_found("patient"));
+                        return Err(AccessError::PatientNotFound);
                     }
-                    Need::PatientThemself => {
-                        return Err(status::permission_denied(
-                            "PATIENT_ONLY",
-                            "only the patient themself can do this, not a proxy",
-                        ));
-                    }
+                    Need::PatientThemself => return Err(AccessError::PatientOnly),
                 };
                 match scope::authorize(&held, scope, self.clock.now()) {
                     Ok(proxy) => Ok((Actor::holder_of(&proxy.model)?, patient_id)),
-                    Err(ProxyRefusal::NoProxy) => Err(status::not_found("patient")),
-                    Err(refusal) => Err(status::permission_denied(
-                        refusal.reason(),
-                        &refusal.to_string(),
-                    )),
+                    Err(ProxyRefusal::NoProxy) => Err(AccessError::PatientNotFound),
+                    Err(refusal) => Err(AccessError::Proxy(refusal)),
                 }
             }
             Caller::Staff(_) => {
@@ -306,15 +289,11 @@ impl Actors {
                 // units answers exactly as one that does not exist, so ids cannot be probed
                 // across units.
                 let actor = Actor::staff(caller)?;
-                let units = self
-                    .care
-                    .care_units_of(patient_id)
-                    .await
-                    .map_err(status::from_db)?;
+                let units = self.care.care_units_of(patient_id).await?;
                 if units.iter().any(|unit| actor.may_see_care_unit(unit)) {
                     Ok((actor, patient_id))
                 } else {
-                    Err(status::not_found("patient"))
+                    Err(AccessError::PatientNotFound)
                 }
             }
         }
@@ -322,10 +301,9 @@ impl Actors {
 }
 
 /// A patient id from a request: a UUID, or INVALID_ARGUMENT naming `patient_id`.
-pub fn parse_patient_id(text: &str) -> Result<Uuid, Status> {
+pub fn parse_patient_id(text: &str) -> Result<Uuid, AccessError> {
     if text.is_empty() {
-        return Err(status::invalid_argument("patient_id", "is required"));
+        return Err(AccessError::InvalidPatientId("is required"));
     }
-    Uuid::parse_str(text)
-        .map_err(|_| status::invalid_argument("patient_id", "is not a valid patient id"))
+    Uuid::parse_str(text).map_err(|_| AccessError::InvalidPatientId("is not a valid patient id"))
 }

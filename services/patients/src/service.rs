@@ -75,9 +75,10 @@ impl PatientApi {
     /// patient's care units ([`Actors::for_patient`] answers NOT_FOUND to anyone else, and
     /// PERMISSION_DENIED PATIENT_ONLY to a proxy holder).
     async fn manager_of(&self, caller: &Caller, patient_id: &str) -> Result<(Actor, Uuid), Status> {
-        self.actors
+        Ok(self
+            .actors
             .for_patient(caller, patient_id, Need::PatientThemself)
-            .await
+            .await?)
     }
 
     async fn proxy_response(

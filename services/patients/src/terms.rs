@@ -1,15 +1,15 @@
 //! The terms of use: a citizen accepts a version, and can use the service from one day later
 //! (configurable), as the health portal promises.
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use crate::error::AccessError;
+use chrono::{DateTime, Duration, Utc};
+use homecare_core::NationalIdentityNumber;
 use homecare_core::db::first_row;
-use homecare_core::{NationalIdentityNumber, status};
 use homecare_proto::patients::v1 as pb;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
 };
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::entity::terms_acceptance::{self, Column, Entity};
@@ -154,7 +154,7 @@ impl TermsGate {
         db: &C,
         pid: &NationalIdentityNumber,
         now: DateTime<Utc>,
-    ) -> Result<(), Status> {
+    ) -> Result<(), AccessError> {
         if self.through.get(pid.expose()).is_some() {
             return Ok(());
         }
@@ -162,39 +162,20 @@ impl TermsGate {
             .filter(Column::NationalId.eq(pid.expose()))
             .filter(Column::TermsVersion.eq(&self.policy.version));
         let current = first_row(db, select)
-            .await
-            .map_err(status::from_db)?
+            .await?
             .map(|row| {
                 <terms_acceptance::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")
             })
-            .transpose()
-            .map_err(status::from_db)?;
+            .transpose()?;
         let Some(current) = current else {
-            return Err(status::failed_precondition_with(
-                "TERMS_NOT_ACCEPTED",
-                "terms_version",
-                &format!(
-                    "accept the terms of use (version {}) first",
-                    self.policy.version
-                ),
-                &[("terms_version", self.policy.version.clone())],
-            ));
+            return Err(AccessError::TermsNotAccepted {
+                version: self.policy.version.clone(),
+            });
         };
         if now < current.available_from {
-            let when = current
-                .available_from
-                .to_rfc3339_opts(SecondsFormat::Secs, true);
-            return Err(status::failed_precondition_with(
-                "TERMS_NOT_YET_AVAILABLE",
-                "terms_version",
-                &format!("the service can be used from {when}"),
-                &[(
-                    "available_time",
-                    current
-                        .available_from
-                        .to_rfc3339_opts(SecondsFormat::Micros, true),
-                )],
-            ));
+            return Err(AccessError::TermsNotYetAvailable {
+                available_from: current.available_from,
+            });
         }
         self.through.insert(pid.expose().to_owned(), ());
         Ok(())
