@@ -33,46 +33,8 @@ pub enum AppointmentStatus {
     Cancelled,
 }
 
-/// A stored value that is not one this version knows: the database was written by something
-/// else. Reported as an internal error.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown stored {kind} value")]
-pub struct UnknownStoredValue {
-    kind: &'static str,
-}
-
-macro_rules! stored_enum {
-    ($name:ident, $kind:literal, $proto:ty, { $($variant:ident => $stored:literal, $pb:ident;)+ }) => {
-        impl $name {
-            /// The form kept in the database.
-            pub fn as_stored(self) -> &'static str {
-                match self { $($name::$variant => $stored,)+ }
-            }
-
-            /// Reads the form kept in the database.
-            pub fn from_stored(text: &str) -> Result<Self, UnknownStoredValue> {
-                match text {
-                    $($stored => Ok($name::$variant),)+
-                    _ => Err(UnknownStoredValue { kind: $kind }),
-                }
-            }
-
-            /// The protobuf value.
-            pub fn to_proto(self) -> $proto {
-                match self { $($name::$variant => <$proto>::$pb,)+ }
-            }
-
-            /// Reads a protobuf value; unspecified and unknown numbers are refused.
-            pub fn from_proto(value: i32) -> Result<Self, &'static str> {
-                match <$proto>::try_from(value) {
-                    $(Ok(<$proto>::$pb) => Ok($name::$variant),)+
-                    Ok(_) => Err("is required"),
-                    Err(_) => Err("is not a known value"),
-                }
-            }
-        }
-    };
-}
+pub use homecare_core::stored::UnknownStoredValue;
+use homecare_core::stored_enum;
 
 stored_enum!(ServiceType, "service type", pb::ServiceType, {
     HomeNursing => "home_nursing", HomeNursing;

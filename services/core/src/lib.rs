@@ -15,6 +15,7 @@ pub mod identity;
 pub mod paging;
 pub mod shutdown;
 pub mod status;
+pub mod stored;
 pub mod text;
 pub mod timestamp;
 pub mod topic;

@@ -36,18 +36,14 @@ pub enum Action {
     ReadAccessLog,
 }
 
-impl Action {
-    /// The stored name, also what the patient's access log shows.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::ReadAppointments => "appointments.read",
-            Action::WriteAppointment => "appointments.write",
-            Action::ReadProxies => "proxies.read",
-            Action::WriteProxies => "proxies.write",
-            Action::ReadAccessLog => "access_log.read",
-        }
-    }
-}
+// The stored name is also what the patient's access log shows.
+homecare_core::stored_enum!(Action, "access log action", {
+    ReadAppointments => "appointments.read";
+    WriteAppointment => "appointments.write";
+    ReadProxies => "proxies.read";
+    WriteProxies => "proxies.write";
+    ReadAccessLog => "access_log.read";
+});
 
 /// Records that `actor` did `action` to `patient_id`'s data, unless the actor is the patient.
 pub async fn record<C: ConnectionTrait>(
@@ -99,7 +95,7 @@ fn entries(
             actor_subject: Set(subject.clone()),
             actor_name: Set(name.clone()),
             proxy_id: Set(proxy_id),
-            action: Set(action.as_str().to_owned()),
+            action: Set(action.as_stored().to_owned()),
             resource_id: Set(resource_id),
         })
         .collect()

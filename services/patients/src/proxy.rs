@@ -28,36 +28,11 @@ pub enum Basis {
     Guardianship,
 }
 
-impl Basis {
-    /// The form kept in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Basis::GrantedByPatient => "granted_by_patient",
-            Basis::PaperForm => "paper_form",
-            Basis::Guardianship => "guardianship",
-        }
-    }
-
-    /// The basis a proxy was stored with.
-    pub fn from_stored(text: &str) -> Option<Basis> {
-        [
-            Basis::GrantedByPatient,
-            Basis::PaperForm,
-            Basis::Guardianship,
-        ]
-        .into_iter()
-        .find(|basis| basis.as_str() == text)
-    }
-
-    /// The contract's value.
-    pub fn to_proto(self) -> pb::ProxyBasis {
-        match self {
-            Basis::GrantedByPatient => pb::ProxyBasis::GrantedByPatient,
-            Basis::PaperForm => pb::ProxyBasis::PaperForm,
-            Basis::Guardianship => pb::ProxyBasis::Guardianship,
-        }
-    }
-}
+homecare_core::stored_enum!(Basis, "proxy basis", pb::ProxyBasis, {
+    GrantedByPatient => "granted_by_patient", GrantedByPatient;
+    PaperForm => "paper_form", PaperForm;
+    Guardianship => "guardianship", Guardianship;
+});
 
 /// A proxy with its terms read.
 #[derive(Debug, Clone)]
@@ -280,7 +255,7 @@ pub async fn create(
         holder_name: Set(new.holder_name),
         patient_name: Set(new.patient_name),
         scopes: Set(new.scopes.to_stored()),
-        basis: Set(new.basis.as_str().to_owned()),
+        basis: Set(new.basis.as_stored().to_owned()),
         document_reference: Set(new.document_reference),
         valid_from: Set(new.valid_from),
         valid_to: Set(new.valid_to),
@@ -399,27 +374,12 @@ pub enum EventType {
     Ended,
 }
 
-impl EventType {
-    fn as_str(self) -> &'static str {
-        match self {
-            EventType::Granted => "granted",
-            EventType::Registered => "registered",
-            EventType::Changed => "changed",
-            EventType::Ended => "ended",
-        }
-    }
-
-    /// The contract's value of a stored type.
-    pub fn proto_of_stored(text: &str) -> pb::proxy_event::Type {
-        match text {
-            "granted" => pb::proxy_event::Type::Granted,
-            "registered" => pb::proxy_event::Type::Registered,
-            "changed" => pb::proxy_event::Type::Changed,
-            "ended" => pb::proxy_event::Type::Ended,
-            _ => pb::proxy_event::Type::Unspecified,
-        }
-    }
-}
+homecare_core::stored_enum!(EventType, "proxy event type", pb::proxy_event::Type, {
+    Granted => "granted", Granted;
+    Registered => "registered", Registered;
+    Changed => "changed", Changed;
+    Ended => "ended", Ended;
+});
 
 async fn record<C: ConnectionTrait>(
     db: &C,
@@ -432,7 +392,7 @@ async fn record<C: ConnectionTrait>(
         proxy_id: Set(proxy.id),
         patient_id: Set(Some(proxy.patient_id)),
         occurred_at: Set(now),
-        event_type: Set(event_type.as_str().to_owned()),
+        event_type: Set(event_type.as_stored().to_owned()),
         actor_kind: Set(actor.kind().to_owned()),
         actor_subject: Set(actor.subject()),
         actor_name: Set(actor.name().map(str::to_owned)),

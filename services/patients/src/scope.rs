@@ -19,52 +19,20 @@ pub enum Scope {
     ReadAccessLog,
 }
 
+homecare_core::stored_enum!(Scope, "scope", pb::Scope, {
+    ReadVisits => "read_visits", ReadVisits;
+    CancelVisits => "cancel_visits", CancelVisits;
+    Messaging => "messaging", Messaging;
+    ReadAccessLog => "read_access_log", ReadAccessLog;
+});
+
 impl Scope {
-    /// Every scope, in a stable order.
-    pub const ALL: [Scope; 4] = [
-        Scope::ReadVisits,
-        Scope::CancelVisits,
-        Scope::Messaging,
-        Scope::ReadAccessLog,
-    ];
-
-    /// The name it is stored under.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::ReadVisits => "read_visits",
-            Scope::CancelVisits => "cancel_visits",
-            Scope::Messaging => "messaging",
-            Scope::ReadAccessLog => "read_access_log",
-        }
-    }
-
     fn bit(self) -> u8 {
         match self {
             Scope::ReadVisits => 1,
             Scope::CancelVisits => 2,
             Scope::Messaging => 4,
             Scope::ReadAccessLog => 8,
-        }
-    }
-
-    /// The scope a request named, or `None` for an unspecified or unknown value.
-    pub fn from_proto(value: i32) -> Option<Scope> {
-        match pb::Scope::try_from(value).ok()? {
-            pb::Scope::Unspecified => None,
-            pb::Scope::ReadVisits => Some(Scope::ReadVisits),
-            pb::Scope::CancelVisits => Some(Scope::CancelVisits),
-            pb::Scope::Messaging => Some(Scope::Messaging),
-            pb::Scope::ReadAccessLog => Some(Scope::ReadAccessLog),
-        }
-    }
-
-    /// The contract's value.
-    pub fn to_proto(self) -> pb::Scope {
-        match self {
-            Scope::ReadVisits => pb::Scope::ReadVisits,
-            Scope::CancelVisits => pb::Scope::CancelVisits,
-            Scope::Messaging => pb::Scope::Messaging,
-            Scope::ReadAccessLog => pb::Scope::ReadAccessLog,
         }
     }
 }
@@ -79,7 +47,7 @@ impl Scopes {
 
     /// Every scope: what a patient has over their own data.
     pub fn all() -> Scopes {
-        Scope::ALL.into_iter().collect()
+        Scope::ALL.iter().copied().collect()
     }
 
     /// Whether `scope` is in the set.
@@ -105,25 +73,24 @@ impl Scopes {
     /// The scopes, in [`Scope::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Scope> {
         Scope::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(move |scope| self.contains(*scope))
     }
 
     /// The stored form: names separated by commas.
     pub fn to_stored(self) -> String {
-        self.iter().map(Scope::as_str).collect::<Vec<_>>().join(",")
+        self.iter()
+            .map(Scope::as_stored)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The set from its stored form.
     pub fn from_stored(text: &str) -> Result<Scopes, UnknownScope> {
         text.split(',')
             .filter(|name| !name.is_empty())
-            .map(|name| {
-                Scope::ALL
-                    .into_iter()
-                    .find(|scope| scope.as_str() == name)
-                    .ok_or_else(|| UnknownScope(name.to_owned()))
-            })
+            .map(|name| Scope::from_stored(name).map_err(|_| UnknownScope(name.to_owned())))
             .collect()
     }
 
@@ -150,7 +117,7 @@ pub fn parse_scopes(values: &[i32]) -> Result<Scopes, String> {
     let mut scopes = Scopes::NONE;
     for value in values {
         let scope = Scope::from_proto(*value)
-            .ok_or_else(|| "contains a value that is not a known scope".to_owned())?;
+            .map_err(|_| "contains a value that is not a known scope".to_owned())?;
         scopes = scopes.union([scope].into_iter().collect());
     }
     if scopes.is_empty() {

@@ -126,7 +126,7 @@ impl ProxyFields {
             self.scopes.to_stored().as_str(),
             micros(self.requested_from).as_str(),
             micros(self.valid_to).as_str(),
-            basis.as_str(),
+            basis.as_stored(),
             document_reference.as_deref().unwrap_or_default(),
             actor.kind(),
             actor.subject().as_str(),
@@ -274,7 +274,7 @@ fn parse_proxy_id(text: &str) -> Result<Uuid, Status> {
 }
 
 fn is_guardianship(model: &proxy_entity::Model) -> bool {
-    Basis::from_stored(&model.basis) == Some(Basis::Guardianship)
+    Basis::from_stored(&model.basis).ok() == Some(Basis::Guardianship)
 }
 
 /// A guardianship is decided by the authorities, not the patient: the patient cannot change
@@ -799,7 +799,12 @@ fn proxy_to_proto(
         history: history
             .iter()
             .map(|event| pb::ProxyEvent {
-                r#type: proxy::EventType::proto_of_stored(&event.event_type).into(),
+                r#type: proxy::EventType::from_stored(&event.event_type)
+                    .map_or(
+                        pb::proxy_event::Type::Unspecified,
+                        proxy::EventType::to_proto,
+                    )
+                    .into(),
                 occur_time: Some(timestamp::to_proto(event.occurred_at)),
                 actor_role: role_of(&event.actor_kind).into(),
                 actor_name: event
