@@ -582,7 +582,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let caller = Caller::from_request(&request)?;
         let actor = Actor::staff(caller)?;
         let delivery_id = parse_uuid(&request.get_ref().delivery_id)
-            .map_err(|description| status::invalid_argument("delivery_id", description))?;
+            .map_err(|error| status::invalid_argument("delivery_id", &error.to_string()))?;
         let (row, _visit) = outbox::retry(
             &self.db,
             delivery_id,
@@ -704,11 +704,8 @@ impl ChangeWatcher {
     }
 }
 
-fn parse_uuid(text: &str) -> Result<Uuid, &'static str> {
-    if text.is_empty() {
-        return Err("is required");
-    }
-    Uuid::parse_str(text).map_err(|_| "is not a valid id")
+fn parse_uuid(text: &str) -> Result<Uuid, homecare_core::identifier::IdError> {
+    homecare_core::identifier::parse_id(text, "id")
 }
 
 fn event_to_proto(event: &events::entity::Model) -> Result<pb::AppointmentEvent, Status> {
@@ -760,7 +757,7 @@ fn delivery_to_proto(row: &outbox::entity::Model) -> Result<pb::EpjDelivery, Sta
     })
 }
 fn parse_appointment_id(text: &str) -> Result<Uuid, Status> {
-    parse_uuid(text).map_err(|description| status::invalid_argument("appointment_id", description))
+    parse_uuid(text).map_err(|error| status::invalid_argument("appointment_id", &error.to_string()))
 }
 
 /// The visit as the caller may see it; `staff_view` adds why a cancellation failed.

@@ -32,3 +32,37 @@ pub fn parse_identifier(text: &str, max_len: usize) -> Result<String, Identifier
     }
     Ok(text.to_owned())
 }
+
+/// Why an id this service gave out (a patient's, a visit's, a proxy's) is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Empty.
+    #[error("is required")]
+    Empty,
+    /// Not one of our ids; `what` is the kind (`id`, `patient id`).
+    #[error("is not a valid {0}")]
+    Invalid(&'static str),
+}
+
+/// Reads an id this service gave out: a UUID. `what` names the kind of id in the refusal
+/// (`id`, `patient id`), never the text sent.
+pub fn parse_id(text: &str, what: &'static str) -> Result<uuid::Uuid, IdError> {
+    if text.is_empty() {
+        return Err(IdError::Empty);
+    }
+    uuid::Uuid::parse_str(text).map_err(|_| IdError::Invalid(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_uuids_and_a_refusal_never_repeats_the_text() {
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(parse_id(&id.to_string(), "id"), Ok(id));
+        assert_eq!(parse_id("", "id"), Err(IdError::Empty));
+        let refused = parse_id("15034012366", "patient id").unwrap_err();
+        assert_eq!(refused.to_string(), "is not a valid patient id");
+    }
+}

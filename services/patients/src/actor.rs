@@ -302,8 +302,5 @@ impl Actors {
 
 /// A patient id from a request: a UUID, or INVALID_ARGUMENT naming `patient_id`.
 pub fn parse_patient_id(text: &str) -> Result<Uuid, AccessError> {
-    if text.is_empty() {
-        return Err(AccessError::InvalidPatientId("is required"));
-    }
-    Uuid::parse_str(text).map_err(|_| AccessError::InvalidPatientId("is not a valid patient id"))
+    homecare_core::identifier::parse_id(text, "patient id").map_err(AccessError::InvalidPatientId)
 }

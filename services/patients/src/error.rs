@@ -17,7 +17,7 @@ pub enum AccessError {
     Caller(#[from] CallerError),
     /// The patient id is missing or not an id.
     #[error("patient_id {0}")]
-    InvalidPatientId(&'static str),
+    InvalidPatientId(homecare_core::identifier::IdError),
     /// No such patient, or one the caller has nothing to do with: the two look the same.
     #[error("patient not found")]
     PatientNotFound,
@@ -51,8 +51,8 @@ impl From<AccessError> for Status {
     fn from(error: AccessError) -> Status {
         match error {
             AccessError::Caller(error) => error.into(),
-            AccessError::InvalidPatientId(description) => {
-                status::invalid_argument("patient_id", description)
+            AccessError::InvalidPatientId(error) => {
+                status::invalid_argument("patient_id", &error.to_string())
             }
             AccessError::PatientNotFound => status::not_found("patient"),
             AccessError::PatientOnly => {

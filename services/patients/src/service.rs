@@ -267,10 +267,8 @@ fn proxy_error(error: ProxyError) -> Status {
 }
 
 fn parse_proxy_id(text: &str) -> Result<Uuid, Status> {
-    if text.is_empty() {
-        return Err(status::invalid_argument("proxy_id", "is required"));
-    }
-    Uuid::parse_str(text).map_err(|_| status::invalid_argument("proxy_id", "is not a valid id"))
+    homecare_core::identifier::parse_id(text, "id")
+        .map_err(|error| status::invalid_argument("proxy_id", &error.to_string()))
 }
 
 fn is_guardianship(model: &proxy_entity::Model) -> bool {
