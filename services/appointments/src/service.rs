@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate};
-use homecare_core::paging::{self, Cursor};
+use homecare_core::paging::{self, Cursor, QueryKey};
 use homecare_core::shutdown::Shutdown;
 use homecare_core::status::{self, FieldViolations};
 use homecare_core::text::parse_optional_text;
@@ -100,7 +100,7 @@ impl AppointmentApi {
     fn serve_page(
         actor: &Actor,
         page: store::Page,
-        query_key: &str,
+        query_key: &QueryKey,
     ) -> Result<(Vec<pb::Appointment>, String), Status> {
         let next_page_token = page
             .next
@@ -247,12 +247,13 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         }
         // The token is bound to the filters as sent, so the default start ("now") may move
         // between pages without invalidating it.
-        let query_key = format!(
-            "patient={}|start={}|end={}",
-            message.patient_id,
-            start.flatten().map_or(-1, |t| t.timestamp_micros()),
-            end.flatten().map_or(-1, |t| t.timestamp_micros()),
-        );
+        let query_key = QueryKey::default()
+            .with("patient", &message.patient_id)
+            .with(
+                "start",
+                start.flatten().map_or(-1, |t| t.timestamp_micros()),
+            )
+            .with("end", end.flatten().map_or(-1, |t| t.timestamp_micros()));
         let cursor = violations.check(
             "page_token",
             Cursor::decode(&message.page_token, &query_key),
@@ -328,11 +329,9 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let requested_unit = violations.check("care_unit_id", optional_unit(&message.care_unit_id));
         let page_size = violations.check("page_size", paging::page_size(message.page_size));
         // The effective date, so a token from yesterday's "today" is not used on today's list.
-        let query_key = format!(
-            "unit={}|date={}",
-            message.care_unit_id,
-            date.map(|day| day.to_string()).unwrap_or_default()
-        );
+        let query_key = QueryKey::default()
+            .with("unit", &message.care_unit_id)
+            .with("date", date.map(|day| day.to_string()).unwrap_or_default());
         let cursor = violations.check(
             "page_token",
             Cursor::decode(&message.page_token, &query_key),
@@ -539,7 +538,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let mut violations = FieldViolations::new();
         let requested_unit = violations.check("care_unit_id", optional_unit(&message.care_unit_id));
         let page_size = violations.check("page_size", paging::page_size(message.page_size));
-        let query_key = format!("failed-deliveries|unit={}", message.care_unit_id);
+        let query_key = QueryKey::named("failed-deliveries").with("unit", &message.care_unit_id);
         let cursor = violations.check(
             "page_token",
             Cursor::decode(&message.page_token, &query_key),

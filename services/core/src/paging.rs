@@ -43,9 +43,37 @@ pub struct Cursor {
     pub id: Uuid,
 }
 
+/// What a page token is bound to: the list (for lists whose keys could be mistaken for
+/// another's) and each filter as the request sent it, so that a token is refused with any
+/// other filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryKey(String);
+
+impl QueryKey {
+    /// The key of the list `name`.
+    pub fn named(name: &'static str) -> Self {
+        Self(name.to_owned())
+    }
+
+    /// The same key bound to `filter` = `value` too.
+    pub fn with(mut self, filter: &'static str, value: impl std::fmt::Display) -> Self {
+        use std::fmt::Write as _;
+        if !self.0.is_empty() {
+            self.0.push('|');
+        }
+        let _ = write!(self.0, "{filter}={value}");
+        self
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Cursor {
     /// An opaque token for this cursor within the query described by `query`.
-    pub fn encode(&self, query: &str) -> String {
+    pub fn encode(&self, query: &QueryKey) -> String {
+        let query = query.as_str();
         let plain = format!(
             "1|{}|{}|{}",
             self.after.timestamp_micros(),
@@ -57,7 +85,8 @@ impl Cursor {
 
     /// The cursor in `token`, which must have been issued for `query`. An empty token is the
     /// first page.
-    pub fn decode(token: &str, query: &str) -> Result<Option<Self>, PagingError> {
+    pub fn decode(token: &str, query: &QueryKey) -> Result<Option<Self>, PagingError> {
+        let query = query.as_str();
         if token.is_empty() {
             return Ok(None);
         }
@@ -94,14 +123,18 @@ mod tests {
         assert_eq!(page_size(-1), Err(PagingError::NegativePageSize));
     }
 
+    fn of_patient(patient: &str) -> QueryKey {
+        QueryKey::default().with("patient", patient)
+    }
+
     #[test]
     fn token_round_trips_for_the_same_query() {
         let cursor = Cursor {
             after: DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap(),
             id: Uuid::now_v7(),
         };
-        let token = cursor.encode("patient=a");
-        assert_eq!(Cursor::decode(&token, "patient=a"), Ok(Some(cursor)));
+        let token = cursor.encode(&of_patient("a"));
+        assert_eq!(Cursor::decode(&token, &of_patient("a")), Ok(Some(cursor)));
     }
 
     #[test]
@@ -110,19 +143,43 @@ mod tests {
             after: Utc::now(),
             id: Uuid::now_v7(),
         };
-        let token = cursor.encode("patient=a");
+        let token = cursor.encode(&of_patient("a"));
+        for other in [
+            of_patient("b"),
+            of_patient("a").with("unit", "x"),
+            QueryKey::named("access-log").with("patient", "a"),
+        ] {
+            assert_eq!(
+                Cursor::decode(&token, &other),
+                Err(PagingError::InvalidToken),
+                "{other:?}"
+            );
+        }
         assert_eq!(
-            Cursor::decode(&token, "patient=b"),
-            Err(PagingError::InvalidToken)
-        );
-        assert_eq!(
-            Cursor::decode("not a token", "patient=a"),
+            Cursor::decode("not a token", &of_patient("a")),
             Err(PagingError::InvalidToken)
         );
     }
 
     #[test]
+    fn tokens_keep_the_form_issued_before_query_keys_were_typed() {
+        let cursor = Cursor {
+            after: DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap(),
+            id: Uuid::nil(),
+        };
+        let key = QueryKey::default()
+            .with("patient", "p")
+            .with("start", -1)
+            .with("end", -1);
+        let plain = format!(
+            "1|1790000000123456|{}|patient=p|start=-1|end=-1",
+            Uuid::nil().as_simple()
+        );
+        assert_eq!(cursor.encode(&key), URL_SAFE_NO_PAD.encode(plain));
+    }
+
+    #[test]
     fn empty_token_is_the_first_page() {
-        assert_eq!(Cursor::decode("", "anything"), Ok(None));
+        assert_eq!(Cursor::decode("", &QueryKey::named("anything")), Ok(None));
     }
 }

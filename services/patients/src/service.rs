@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use homecare_core::identifier::parse_identifier;
-use homecare_core::paging::{self, Cursor};
+use homecare_core::paging::{self, Cursor, QueryKey};
 use homecare_core::status::{self, FieldViolations};
 use homecare_core::text::{parse_display_name, parse_line};
 use homecare_core::{Caller, Clock, NationalIdentityNumber, timestamp};
@@ -680,7 +680,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let message = request.get_ref();
         let mut violations = FieldViolations::new();
         let page_size = violations.check("page_size", paging::page_size(message.page_size));
-        let query_key = format!("access-log|patient={}", message.patient_id);
+        let query_key = QueryKey::named("access-log").with("patient", &message.patient_id);
         let cursor = violations.check(
             "page_token",
             Cursor::decode(&message.page_token, &query_key),
