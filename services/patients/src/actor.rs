@@ -298,6 +298,37 @@ impl Actors {
             }
         }
     }
+
+    /// The actor ending proxy `proxy_id` of the patient `patient_id` (as the request carried
+    /// it), and that patient's id: the patient themself, the proxy's own holder (whatever the
+    /// proxy's state: a holder can always give it up), or staff of one of the patient's care
+    /// units. A holder asking about another proxy, or another patient's, gets NOT_FOUND for
+    /// the proxy.
+    pub async fn for_ending_proxy(
+        &self,
+        caller: &Caller,
+        patient_id: &str,
+        proxy_id: Uuid,
+    ) -> Result<(Actor, Uuid), AccessError> {
+        let Caller::Citizen { .. } = caller else {
+            return self
+                .for_patient(caller, patient_id, Need::PatientThemself)
+                .await;
+        };
+        let patient_id = parse_patient_id(patient_id)?;
+        let pid = self.citizen(caller).await?;
+        if self.own_patient_id(pid).await? == Some(patient_id) {
+            let patient = Actor {
+                via: Via::SelfService,
+            };
+            return Ok((patient, patient_id));
+        }
+        let held = proxy::find_held(&self.db, pid, proxy_id)
+            .await?
+            .filter(|held| held.patient_id == patient_id)
+            .ok_or(AccessError::ProxyNotFound)?;
+        Ok((Actor::holder_of(&held)?, patient_id))
+    }
 }
 
 /// A patient id from a request: a UUID, or INVALID_ARGUMENT naming `patient_id`.

@@ -7,6 +7,8 @@ use homecare_core::status;
 use sea_orm::DbErr;
 use tonic::Status;
 
+use crate::proxy::ProxyError;
+use crate::proxy_rules::ProxyRuleError;
 use crate::scope::ProxyRefusal;
 
 /// Why a caller may not act for a patient, or could not be resolved.
@@ -21,6 +23,9 @@ pub enum AccessError {
     /// No such patient, or one the caller has nothing to do with: the two look the same.
     #[error("patient not found")]
     PatientNotFound,
+    /// No such proxy of this patient that the caller holds.
+    #[error("proxy not found")]
+    ProxyNotFound,
     /// A proxy holder asked for what only the patient may do.
     #[error("only the patient themself can do this, not a proxy")]
     PatientOnly,
@@ -55,6 +60,7 @@ impl From<AccessError> for Status {
                 status::invalid_argument("patient_id", &error.to_string())
             }
             AccessError::PatientNotFound => status::not_found("patient"),
+            AccessError::ProxyNotFound => status::not_found("proxy"),
             AccessError::PatientOnly => {
                 status::permission_denied("PATIENT_ONLY", &AccessError::PatientOnly.to_string())
             }
@@ -80,6 +86,45 @@ impl From<AccessError> for Status {
             }
             AccessError::Corrupt(_) => status::internal(&error),
             AccessError::Db(error) => status::from_db(error),
+        }
+    }
+}
+
+impl From<ProxyRuleError> for Status {
+    fn from(error: ProxyRuleError) -> Status {
+        let message = error.to_string();
+        match error {
+            ProxyRuleError::OwnProxy => status::invalid_argument("holder_national_id", &message),
+            ProxyRuleError::GrantorTooYoung => {
+                status::failed_precondition("GRANTOR_TOO_YOUNG", "patient_id", &message)
+            }
+            ProxyRuleError::Guardianship => status::permission_denied("GUARDIANSHIP", &message),
+        }
+    }
+}
+
+impl From<ProxyError> for Status {
+    fn from(error: ProxyError) -> Status {
+        match error {
+            ProxyError::ProtectedAddress => status::failed_precondition(
+                "PROTECTED_ADDRESS",
+                "patient_id",
+                "the patient has a protected address and cannot be given new proxies",
+            ),
+            ProxyError::Overlaps { existing } => status::failed_precondition_with(
+                "PROXY_EXISTS",
+                "holder_national_id",
+                "the holder already has a proxy from this patient for that time; change or end it",
+                &[("proxy_id", existing.to_string())],
+            ),
+            ProxyError::NotFound => status::not_found("proxy"),
+            ProxyError::Ended => status::failed_precondition(
+                "PROXY_ENDED",
+                "proxy_id",
+                "the proxy was ended; grant a new one",
+            ),
+            ProxyError::RequestIdReused => status::request_id_reused(),
+            ProxyError::Db(error) => status::from_db(error),
         }
     }
 }

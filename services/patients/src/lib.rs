@@ -11,6 +11,7 @@ pub mod directory;
 pub mod entity;
 pub mod error;
 pub mod proxy;
+pub mod proxy_rules;
 pub mod scope;
 pub mod service;
 pub mod store;

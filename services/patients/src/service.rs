@@ -6,29 +6,26 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use homecare_core::identifier::parse_identifier;
 use homecare_core::paging::{self, Cursor, QueryKey};
 use homecare_core::status::{self, FieldViolations};
-use homecare_core::text::{parse_display_name, parse_line};
-use homecare_core::{Caller, Clock, NationalIdentityNumber, timestamp};
+use homecare_core::text::parse_line;
+use homecare_core::{Caller, Clock, timestamp};
 use homecare_proto::patients::v1 as pb;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::access_log::{self, Action, ReadLog};
-use crate::actor::{Actor, Actors, Need, Via, parse_patient_id};
+use crate::actor::{Actor, Actors, Need};
 use crate::entity::{patient, proxy as proxy_entity, proxy_event};
-use crate::proxy::{self, Basis, NewProxy, ProxyError};
+use crate::proxy::{self, Basis};
+use crate::proxy_rules::{
+    check_grantor, check_proxy_fields, is_guardianship, refuse_if_patient_on_guardianship,
+};
 use crate::scope::{self, Scope, Scopes};
 use crate::terms;
 
-/// The youngest a patient may be to grant a proxy.
-pub const MIN_GRANTOR_AGE: u32 = 16;
-/// The youngest a person may be to hold a proxy.
-pub const MIN_HOLDER_AGE: u32 = 18;
-/// The longest request id and document reference accepted.
-const MAX_REQUEST_ID_LEN: usize = 64;
+/// The longest document reference accepted.
 const MAX_DOCUMENT_REFERENCE_LEN: usize = 128;
 
 /// Implements `homecare.patients.v1.PatientService`.
@@ -93,201 +90,9 @@ impl PatientApi {
     }
 }
 
-/// A proxy's terms from a grant or registration, checked field by field.
-struct ProxyFields {
-    holder: NationalIdentityNumber,
-    holder_name: String,
-    patient_name: String,
-    scopes: Scopes,
-    /// The start asked for; `None`: from now.
-    requested_from: Option<DateTime<Utc>>,
-    valid_from: DateTime<Utc>,
-    valid_to: Option<DateTime<Utc>>,
-    request_id: String,
-}
-
-impl ProxyFields {
-    fn into_new(
-        self,
-        patient_id: Uuid,
-        basis: Basis,
-        document_reference: Option<String>,
-        actor: &Actor,
-    ) -> NewProxy {
-        // What was asked for, not what "now" made of it: a retry a second later is the same
-        // request.
-        let micros = |time: Option<DateTime<Utc>>| {
-            time.map_or_else(String::new, |time| time.timestamp_micros().to_string())
-        };
-        let request_fingerprint = homecare_core::idempotency::fingerprint([
-            self.holder.expose(),
-            self.holder_name.as_str(),
-            self.patient_name.as_str(),
-            self.scopes.to_stored().as_str(),
-            micros(self.requested_from).as_str(),
-            micros(self.valid_to).as_str(),
-            basis.as_stored(),
-            document_reference.as_deref().unwrap_or_default(),
-            actor.kind(),
-            actor.subject().as_str(),
-        ]);
-        NewProxy {
-            patient_id,
-            holder: self.holder,
-            holder_name: self.holder_name,
-            patient_name: self.patient_name,
-            scopes: self.scopes,
-            basis,
-            document_reference,
-            valid_from: self.valid_from,
-            valid_to: self.valid_to,
-            request_id: self.request_id,
-            request_fingerprint,
-        }
-    }
-}
-
-/// The rules on the patient a proxy is for: never their own proxy, and 16 or older to grant
-/// one (a guardian is appointed for whoever needs one, whatever their age).
-fn check_grantor(
-    grantor: &NationalIdentityNumber,
-    holder: &NationalIdentityNumber,
-    basis: Basis,
-    today: chrono::NaiveDate,
-) -> Result<(), Status> {
-    if holder == grantor {
-        return Err(status::invalid_argument(
-            "holder_national_id",
-            "a patient cannot be their own proxy",
-        ));
-    }
-    if basis != Basis::Guardianship && grantor.age_on(today) < MIN_GRANTOR_AGE {
-        return Err(status::failed_precondition(
-            "GRANTOR_TOO_YOUNG",
-            "patient_id",
-            &format!("a patient must be {MIN_GRANTOR_AGE} or older to grant a proxy"),
-        ));
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn check_proxy_fields(
-    violations: &mut FieldViolations,
-    identity_rules: homecare_core::IdentityRules,
-    holder_national_id: &str,
-    holder_name: &str,
-    patient_name: &str,
-    scopes: &[i32],
-    valid_time: Option<&prost_types::Timestamp>,
-    end_time: Option<&prost_types::Timestamp>,
-    request_id: &str,
-    now: DateTime<Utc>,
-    today: chrono::NaiveDate,
-) -> Option<ProxyFields> {
-    let holder = violations
-        .check(
-            "holder_national_id",
-            identity_rules.parse(holder_national_id),
-        )
-        .and_then(|holder| {
-            if holder.age_on(today) < MIN_HOLDER_AGE {
-                violations.add(
-                    "holder_national_id",
-                    format!("the holder must be {MIN_HOLDER_AGE} or older"),
-                );
-                None
-            } else {
-                Some(holder)
-            }
-        });
-    let holder_name = violations.check("holder_name", parse_display_name(holder_name));
-    let patient_name = violations.check("patient_name", parse_display_name(patient_name));
-    let scopes = violations.check("scopes", scope::parse_scopes(scopes));
-    let requested_from = violations
-        .check("valid_time", timestamp::optional(valid_time))
-        .and_then(|from| match from {
-            Some(from) if from < now => {
-                violations.add(
-                    "valid_time",
-                    "must not be in the past; leave it unset for now",
-                );
-                None
-            }
-            from => Some(from),
-        });
-    let valid_from = requested_from.map(|from| from.unwrap_or(now));
-    let valid_to = violations
-        .check("end_time", timestamp::optional(end_time))
-        .and_then(|to| match (to, valid_from) {
-            (Some(to), Some(from)) if to <= from => {
-                violations.add("end_time", "must be after valid_time (or now)");
-                None
-            }
-            (to, _) => Some(to),
-        });
-    let request_id = violations.check(
-        "request_id",
-        parse_identifier(request_id, MAX_REQUEST_ID_LEN),
-    );
-    Some(ProxyFields {
-        holder: holder?,
-        holder_name: holder_name?,
-        patient_name: patient_name?,
-        scopes: scopes?,
-        requested_from: requested_from?,
-        valid_from: valid_from?,
-        valid_to: valid_to?,
-        request_id: request_id?,
-    })
-}
-
-fn proxy_error(error: ProxyError) -> Status {
-    match error {
-        ProxyError::ProtectedAddress => status::failed_precondition(
-            "PROTECTED_ADDRESS",
-            "patient_id",
-            "the patient has a protected address and cannot be given new proxies",
-        ),
-        ProxyError::Overlaps { existing } => status::failed_precondition_with(
-            "PROXY_EXISTS",
-            "holder_national_id",
-            "the holder already has a proxy from this patient for that time; change or end it",
-            &[("proxy_id", existing.to_string())],
-        ),
-        ProxyError::NotFound => status::not_found("proxy"),
-        ProxyError::Ended => status::failed_precondition(
-            "PROXY_ENDED",
-            "proxy_id",
-            "the proxy was ended; grant a new one",
-        ),
-        ProxyError::RequestIdReused => status::request_id_reused(),
-        ProxyError::Db(error) => status::from_db(error),
-    }
-}
-
 fn parse_proxy_id(text: &str) -> Result<Uuid, Status> {
     homecare_core::identifier::parse_id(text, "id")
         .map_err(|error| status::invalid_argument("proxy_id", &error.to_string()))
-}
-
-fn is_guardianship(model: &proxy_entity::Model) -> bool {
-    Basis::from_stored(&model.basis).ok() == Some(Basis::Guardianship)
-}
-
-/// A guardianship is decided by the authorities, not the patient: the patient cannot change
-/// or end it here (the guardian, or staff, can end it).
-fn refuse_if_patient_on_guardianship(
-    actor: &Actor,
-    model: &proxy_entity::Model,
-) -> Result<(), Status> {
-    if actor.via == Via::SelfService && is_guardianship(model) {
-        return Err(status::permission_denied(
-            "GUARDIANSHIP",
-            "a guardianship is changed or ended by the care service, not by the patient",
-        ));
-    }
-    Ok(())
 }
 
 #[tonic::async_trait]
@@ -433,7 +238,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
             now,
         )
         .await
-        .map_err(proxy_error)?;
+        .map_err(Status::from)?;
         tracing::info!(proxy_id = %model.id, "proxy granted");
         Ok(Response::new(pb::GrantProxyResponse {
             proxy: Some(self.proxy_response(&model, false).await?),
@@ -505,7 +310,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
             now,
         )
         .await
-        .map_err(proxy_error)?;
+        .map_err(Status::from)?;
         tracing::info!(proxy_id = %model.id, "proxy registered by staff");
         Ok(Response::new(pb::RegisterProxyResponse {
             proxy: Some(self.proxy_response(&model, true).await?),
@@ -581,7 +386,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
             &self.db, &actor, patient_id, proxy_id, scopes, valid_to, now,
         )
         .await
-        .map_err(proxy_error)?;
+        .map_err(Status::from)?;
         tracing::info!(proxy_id = %model.id, "proxy changed");
         Ok(Response::new(pb::UpdateProxyResponse {
             proxy: Some(self.proxy_response(&model, !actor.is_citizen()).await?),
@@ -596,26 +401,10 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
         let proxy_id = parse_proxy_id(&message.proxy_id)?;
-        let patient_id = parse_patient_id(&message.patient_id)?;
-        let actor = match caller {
-            Caller::Citizen { .. } => {
-                let pid = self.actors.citizen(caller).await?;
-                if self.actors.own_patient_id(pid).await? == Some(patient_id) {
-                    Actor {
-                        via: Via::SelfService,
-                    }
-                } else {
-                    // The holder ends their own proxy, whatever its state.
-                    let held = proxy::find_held(&self.db, pid, proxy_id)
-                        .await
-                        .map_err(status::from_db)?
-                        .filter(|held| held.patient_id == patient_id)
-                        .ok_or_else(|| status::not_found("proxy"))?;
-                    Actor::holder_of(&held)?
-                }
-            }
-            Caller::Staff(_) => self.manager_of(caller, &message.patient_id).await?.0,
-        };
+        let (actor, patient_id) = self
+            .actors
+            .for_ending_proxy(caller, &message.patient_id, proxy_id)
+            .await?;
         let current = proxy::find(&self.db, patient_id, proxy_id)
             .await
             .map_err(status::from_db)?
@@ -623,7 +412,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         refuse_if_patient_on_guardianship(&actor, &current)?;
         let model = proxy::end(&self.db, &actor, patient_id, proxy_id, self.clock.now())
             .await
-            .map_err(proxy_error)?;
+            .map_err(Status::from)?;
         tracing::info!(proxy_id = %model.id, by = actor.kind(), "proxy ended");
         Ok(Response::new(pb::EndProxyResponse {
             proxy: Some(self.proxy_response(&model, !actor.is_citizen()).await?),
