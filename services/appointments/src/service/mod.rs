@@ -1,11 +1,11 @@
 //! The gRPC face of this context: `homecare.appointments.v1.AppointmentService`.
 //!
 //! Handlers are thin: decode and validate, resolve the actor, call the store, map the result.
+//! Conversions to the contract's messages are in `convert`, the staff change stream in
+//! `stream`.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{Days, NaiveDate};
 use homecare_core::paging::{self, Cursor, QueryKey};
@@ -13,40 +13,36 @@ use homecare_core::shutdown::Shutdown;
 use homecare_core::status::{self, FieldViolations};
 use homecare_core::text::parse_optional_text;
 use homecare_core::{Caller, Clock, SystemClock, timestamp};
-use homecare_outbox::{RowState, Wakeup};
+use homecare_outbox::Wakeup;
 use homecare_patients::access_log::{Action, ReadLog};
 use homecare_patients::actor::Via;
 use homecare_patients::{Actor, Actors, Need, Scope};
 use homecare_proto::appointments::v1 as pb;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DatabaseConnection;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::cancellation::{CancellationPolicy, Refusal};
 use crate::domain::parse_identifier;
-use crate::domain::{
-    ActorKind, AppointmentStatus, CancellationState, EventType, MAX_CARE_UNIT_ID_LEN, ServiceType,
-    UpsertCommand,
-};
+use crate::domain::{MAX_CARE_UNIT_ID_LEN, UpsertCommand};
 use crate::entity;
 use crate::events::{self, Position};
 use crate::feed::ChangeFeed;
 use crate::outbox::{self, RetryError};
 use crate::store::{self, CancelCommand, CancelError, PatientQuery, UpsertError};
+
+mod convert;
+mod stream;
+
+use convert::{delivery_to_proto, event_to_proto, to_proto};
 use homecare_core::calendar::{self, start_of_day};
+use stream::ChangeWatcher;
 
 /// The longest cancellation reason accepted, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 /// The longest request id accepted.
 pub const MAX_REQUEST_ID_LEN: usize = 64;
-/// How often a change stream looks for changes no wake-up told it of: those committed by
-/// another server process.
-const STREAM_POLL: Duration = Duration::from_millis(500);
-/// How soon a change stream looks again at events held back behind a running transaction.
-const HELD_BACK_RETRY: Duration = Duration::from_millis(20);
-/// Events read per query by a change stream.
-const STREAM_BATCH: u64 = 100;
 
 /// Implements `homecare.appointments.v1.AppointmentService`.
 #[derive(Clone)]
@@ -608,209 +604,10 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
     }
 }
 
-/// Feeds one staff client's change stream.
-struct ChangeWatcher {
-    api: AppointmentApi,
-    actor: Actor,
-    units: Vec<String>,
-    sender: tokio::sync::mpsc::Sender<Result<pb::WatchCareUnitChangesResponse, Status>>,
-}
-
-impl ChangeWatcher {
-    async fn run(self, mut position: Position) {
-        let mut changes = self.api.feed.subscribe_changes();
-        let shutdown = self.api.shutdown.clone();
-        loop {
-            if shutdown.is_triggered() {
-                let _ = self
-                    .sender
-                    .send(Err(Status::unavailable(
-                        "the server is stopping; reconnect with the last resume_token",
-                    )))
-                    .await;
-                return;
-            }
-            // Marked seen before reading, so a change committed during the read wakes us.
-            changes.borrow_and_update();
-            let batch =
-                match events::read_after(&self.api.db, &self.units, position, STREAM_BATCH).await {
-                    Ok(batch) => batch,
-                    Err(error) => {
-                        let _ = self.sender.send(Err(status::from_db(error))).await;
-                        return;
-                    }
-                };
-            if batch.is_empty() {
-                let held_back = events::held_back(&self.api.db, &self.units, position)
-                    .await
-                    .unwrap_or(false);
-                let wait = if held_back {
-                    HELD_BACK_RETRY
-                } else {
-                    STREAM_POLL
-                };
-                tokio::select! {
-                    changed = changes.changed() => if changed.is_err() { return },
-                    () = tokio::time::sleep(wait) => {}
-                    () = shutdown.wait() => {}
-                    () = self.sender.closed() => return,
-                }
-                continue;
-            }
-            match self.send_batch(&batch).await {
-                Ok(Some(last)) => position = last,
-                Ok(None) => return,
-                Err(error) => {
-                    let _ = self.sender.send(Err(error)).await;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Sends `batch` with the visits as they are now, logging the reads. `None` when the
-    /// client has gone.
-    async fn send_batch(
-        &self,
-        batch: &[events::entity::Model],
-    ) -> Result<Option<Position>, Status> {
-        let db = &self.api.db;
-        let visits = store::find_many(db, batch.iter().map(|event| event.appointment_id))
-            .await
-            .map_err(status::from_db)?;
-        self.api
-            .log_reads(&self.actor, &visits, self.api.clock.now())
-            .await?;
-        let visits: HashMap<Uuid, entity::Model> =
-            visits.into_iter().map(|visit| (visit.id, visit)).collect();
-        let mut position = None;
-        for event in batch {
-            let here = Position::after(event);
-            let message = pb::WatchCareUnitChangesResponse {
-                event: Some(event_to_proto(event)?),
-                appointment: visits
-                    .get(&event.appointment_id)
-                    .map(|visit| to_proto(visit, true))
-                    .transpose()?,
-                resume_token: here.to_token(),
-            };
-            if self.sender.send(Ok(message)).await.is_err() {
-                return Ok(None);
-            }
-            position = Some(here);
-        }
-        Ok(position)
-    }
-}
-
 fn parse_uuid(text: &str) -> Result<Uuid, homecare_core::identifier::IdError> {
     homecare_core::identifier::parse_id(text, "id")
 }
 
-fn event_to_proto(event: &events::entity::Model) -> Result<pb::AppointmentEvent, Status> {
-    let event_type = EventType::from_stored(&event.event_type).map_err(|e| status::internal(&e))?;
-    let actor_kind = ActorKind::from_stored(&event.actor_kind).map_err(|e| status::internal(&e))?;
-    Ok(pb::AppointmentEvent {
-        r#type: event_type.to_proto().into(),
-        appointment_id: event.appointment_id.to_string(),
-        patient_id: event.patient_id.to_string(),
-        care_unit_id: event.care_unit_id.clone(),
-        occur_time: Some(timestamp::to_proto(event.occurred_at)),
-        actor_kind: actor_kind.to_proto().into(),
-        actor: event.actor_subject.clone(),
-        version: event.version,
-        actor_name: event.actor_name.clone().unwrap_or_default(),
-        previous_status: event
-            .previous_status
-            .as_deref()
-            .map(AppointmentStatus::from_stored)
-            .transpose()
-            .map_err(|e| status::internal(&e))?
-            .map_or(0, |previous| previous.to_proto().into()),
-        previous_window_start: event.previous_window_start.map(timestamp::to_proto),
-        previous_window_end: event.previous_window_end.map(timestamp::to_proto),
-    })
-}
-
-fn delivery_to_proto(row: &outbox::entity::Model) -> Result<pb::EpjDelivery, Status> {
-    let state = match RowState::from_stored(&row.state) {
-        Some(RowState::Pending) => pb::EpjDeliveryState::Pending,
-        Some(RowState::Delivered) => pb::EpjDeliveryState::Delivered,
-        Some(RowState::Failed) => pb::EpjDeliveryState::Failed,
-        None => {
-            return Err(status::internal(&DbErr::Custom(
-                "unknown stored delivery state".into(),
-            )));
-        }
-    };
-    Ok(pb::EpjDelivery {
-        id: row.id.to_string(),
-        appointment_id: row.appointment_id.to_string(),
-        patient_id: row.patient_id.to_string(),
-        care_unit_id: row.care_unit_id.clone(),
-        state: state.into(),
-        attempts: row.attempts,
-        last_error: row.last_error.clone().unwrap_or_default(),
-        create_time: Some(timestamp::to_proto(row.created_at)),
-        update_time: Some(timestamp::to_proto(row.updated_at)),
-    })
-}
 fn parse_appointment_id(text: &str) -> Result<Uuid, Status> {
     parse_uuid(text).map_err(|error| status::invalid_argument("appointment_id", &error.to_string()))
-}
-
-/// The visit as the caller may see it; `staff_view` adds why a cancellation failed.
-fn to_proto(model: &entity::Model, staff_view: bool) -> Result<pb::Appointment, Status> {
-    let service_type =
-        ServiceType::from_stored(&model.service_type).map_err(|e| status::internal(&e))?;
-    let appointment_status =
-        AppointmentStatus::from_stored(&model.status).map_err(|e| status::internal(&e))?;
-    Ok(pb::Appointment {
-        id: model.id.to_string(),
-        patient_id: model.patient_id.to_string(),
-        epj_id: model.epj_id.clone(),
-        care_unit_id: model.care_unit_id.clone(),
-        window_start: Some(timestamp::to_proto(model.window_start)),
-        window_end: Some(timestamp::to_proto(model.window_end)),
-        service_type: service_type.to_proto().into(),
-        status: appointment_status.to_proto().into(),
-        citizen_cancellable: model.citizen_cancellable,
-        version: model.version,
-        update_time: Some(timestamp::to_proto(model.updated_at)),
-        cancellation: cancellation_to_proto(model, staff_view)?,
-    })
-}
-
-fn cancellation_to_proto(
-    model: &entity::Model,
-    staff_view: bool,
-) -> Result<Option<pb::Cancellation>, Status> {
-    let Some(state) = &model.cancellation_state else {
-        return Ok(None);
-    };
-    let state = CancellationState::from_stored(state).map_err(|e| status::internal(&e))?;
-    let requested_by = model
-        .cancellation_requested_by
-        .as_deref()
-        .map(ActorKind::from_stored)
-        .transpose()
-        .map_err(|e| status::internal(&e))?;
-    Ok(Some(pb::Cancellation {
-        state: state.to_proto().into(),
-        reason: model.cancellation_reason.clone().unwrap_or_default(),
-        request_time: model.cancellation_requested_at.map(timestamp::to_proto),
-        requested_by: requested_by.map_or(0, |kind| kind.to_proto().into()),
-        requested_by_name: model
-            .cancellation_requested_by_name
-            .clone()
-            .unwrap_or_default(),
-        failure_reason: if staff_view {
-            model
-                .cancellation_failure_reason
-                .clone()
-                .unwrap_or_default()
-        } else {
-            String::new()
-        },
-    }))
 }
