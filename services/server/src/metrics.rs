@@ -4,7 +4,7 @@
 //! method path that is not one of ours is counted as `unknown`, so a caller cannot grow the
 //! label set, and no identity number or free text is ever a label.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -83,7 +83,9 @@ pub fn serve(listener: TcpListener, shutdown: Shutdown) -> tokio::task::JoinHand
     })
 }
 
-/// Samples the database pool every `every` until `shutdown`.
+/// Samples the database pool every `every` until `shutdown`, and folds the latencies
+/// recorded since into their histograms' buckets (the recorder keeps each sample until then:
+/// without this, memory grows with every call until the next scrape).
 pub fn sample_pool(
     db: DatabaseConnection,
     every: Duration,
@@ -104,6 +106,7 @@ pub fn sample_pool(
             let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
             metrics::gauge!(DB_CONNECTIONS, "state" => "in_use").set(f64::from(size - idle));
             metrics::gauge!(DB_CONNECTIONS, "state" => "idle").set(f64::from(idle));
+            handle().run_upkeep();
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
                 () = shutdown.wait() => break,
@@ -112,9 +115,66 @@ pub fn sample_pool(
     })
 }
 
-/// The paths of every RPC this server offers: `/package.Service/Method`.
-fn known_methods() -> HashSet<String> {
-    let mut known = HashSet::new();
+/// One method's metrics: its latency histogram, and a counter per status code, registered
+/// once so that a call costs no allocation and no registry lookup.
+struct MethodMetrics {
+    service: &'static str,
+    method: &'static str,
+    seconds: metrics::Histogram,
+    by_code: [OnceLock<metrics::Counter>; CODES],
+}
+
+/// gRPC status codes 0..=16.
+const CODES: usize = 17;
+
+impl MethodMetrics {
+    fn new(service: &'static str, method: &'static str) -> Self {
+        Self {
+            service,
+            method,
+            seconds: metrics::histogram!(RPC_SECONDS, "service" => service, "method" => method),
+            by_code: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    fn answered(&self, code: tonic::Code, elapsed: Duration) {
+        self.seconds.record(elapsed.as_secs_f64());
+        let index = (code as usize).min(CODES - 1);
+        self.by_code[index]
+            .get_or_init(|| {
+                metrics::counter!(
+                    RPC_REQUESTS,
+                    "service" => self.service,
+                    "method" => self.method,
+                    "code" => code_name(code)
+                )
+            })
+            .increment(1);
+    }
+}
+
+/// Every RPC this server offers, by path (`/package.Service/Method`), and one entry for any
+/// other path.
+struct KnownMethods {
+    by_path: HashMap<String, usize>,
+    /// By the index in `by_path`; the last is every other path's.
+    methods: Vec<MethodMetrics>,
+}
+
+impl KnownMethods {
+    fn index_of(&self, path: &str) -> usize {
+        self.by_path
+            .get(path)
+            .copied()
+            .unwrap_or(self.methods.len() - 1)
+    }
+}
+
+/// The RPCs of the descriptor sets. Their names are leaked once: a fixed set of a few dozen
+/// short strings, labels for the life of the process.
+fn known_methods() -> KnownMethods {
+    let mut by_path = HashMap::new();
+    let mut methods = Vec::new();
     for set in [
         homecare_proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -125,19 +185,25 @@ fn known_methods() -> HashSet<String> {
         for file in files.file {
             let package = file.package();
             for service in &file.service {
+                let service_name: &'static str =
+                    Box::leak(format!("{package}.{}", service.name()).into_boxed_str());
                 for method in &service.method {
-                    known.insert(format!("/{package}.{}/{}", service.name(), method.name()));
+                    let method_name: &'static str =
+                        Box::leak(method.name().to_owned().into_boxed_str());
+                    by_path.insert(format!("/{service_name}/{method_name}"), methods.len());
+                    methods.push(MethodMetrics::new(service_name, method_name));
                 }
             }
         }
     }
-    known
+    methods.push(MethodMetrics::new("unknown", "unknown"));
+    KnownMethods { by_path, methods }
 }
 
 /// Counts and times every RPC.
 #[derive(Clone)]
 pub struct RpcMetricsLayer {
-    known: Arc<HashSet<String>>,
+    known: Arc<KnownMethods>,
 }
 
 impl RpcMetricsLayer {
@@ -171,30 +237,29 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
 #[derive(Clone)]
 pub struct RpcMetrics<S> {
     inner: S,
-    known: Arc<HashSet<String>>,
+    known: Arc<KnownMethods>,
 }
 
 /// The name of a gRPC status code, as the label shows it.
-fn code_name(code: &str) -> &'static str {
-    match code.parse::<i32>().map(tonic::Code::from) {
-        Ok(tonic::Code::Ok) => "OK",
-        Ok(tonic::Code::Cancelled) => "CANCELLED",
-        Ok(tonic::Code::Unknown) => "UNKNOWN",
-        Ok(tonic::Code::InvalidArgument) => "INVALID_ARGUMENT",
-        Ok(tonic::Code::DeadlineExceeded) => "DEADLINE_EXCEEDED",
-        Ok(tonic::Code::NotFound) => "NOT_FOUND",
-        Ok(tonic::Code::AlreadyExists) => "ALREADY_EXISTS",
-        Ok(tonic::Code::PermissionDenied) => "PERMISSION_DENIED",
-        Ok(tonic::Code::ResourceExhausted) => "RESOURCE_EXHAUSTED",
-        Ok(tonic::Code::FailedPrecondition) => "FAILED_PRECONDITION",
-        Ok(tonic::Code::Aborted) => "ABORTED",
-        Ok(tonic::Code::OutOfRange) => "OUT_OF_RANGE",
-        Ok(tonic::Code::Unimplemented) => "UNIMPLEMENTED",
-        Ok(tonic::Code::Internal) => "INTERNAL",
-        Ok(tonic::Code::Unavailable) => "UNAVAILABLE",
-        Ok(tonic::Code::DataLoss) => "DATA_LOSS",
-        Ok(tonic::Code::Unauthenticated) => "UNAUTHENTICATED",
-        Err(_) => "UNKNOWN",
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "CANCELLED",
+        tonic::Code::Unknown => "UNKNOWN",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::Aborted => "ABORTED",
+        tonic::Code::OutOfRange => "OUT_OF_RANGE",
+        tonic::Code::Unimplemented => "UNIMPLEMENTED",
+        tonic::Code::Internal => "INTERNAL",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::DataLoss => "DATA_LOSS",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -212,13 +277,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let (service, method) = match path.strip_prefix('/').and_then(|rest| rest.split_once('/')) {
-            Some((service, method)) if self.known.contains(path) => {
-                (service.to_owned(), method.to_owned())
-            }
-            _ => ("unknown".to_owned(), "unknown".to_owned()),
-        };
+        let known = self.known.clone();
+        let method = known.index_of(request.uri().path());
         let started = Instant::now();
         let answer = self.inner.call(request);
         Box::pin(async move {
@@ -231,18 +291,11 @@ where
                     .headers()
                     .get("grpc-status")
                     .and_then(|value| value.to_str().ok())
-                    .map_or("OK", code_name),
-                Err(_) => "UNAVAILABLE",
+                    .and_then(|value| value.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from),
+                Err(_) => tonic::Code::Unavailable,
             };
-            metrics::counter!(
-                RPC_REQUESTS,
-                "service" => service.clone(),
-                "method" => method.clone(),
-                "code" => code
-            )
-            .increment(1);
-            metrics::histogram!(RPC_SECONDS, "service" => service, "method" => method)
-                .record(started.elapsed().as_secs_f64());
+            known.methods[method].answered(code, started.elapsed());
             response
         })
     }
@@ -255,9 +308,19 @@ mod tests {
     #[test]
     fn every_method_of_ours_is_known_and_nothing_else() {
         let known = known_methods();
-        assert!(known.contains("/homecare.appointments.v1.AppointmentService/ListAppointments"));
-        assert!(known.contains("/homecare.patients.v1.PatientService/GrantProxy"));
-        assert!(known.contains("/grpc.health.v1.Health/Check"));
-        assert!(!known.contains("/homecare.appointments.v1.AppointmentService/15034012366"));
+        let list = &known.methods
+            [known.index_of("/homecare.appointments.v1.AppointmentService/ListAppointments")];
+        assert_eq!(list.service, "homecare.appointments.v1.AppointmentService");
+        assert_eq!(list.method, "ListAppointments");
+        let grant =
+            &known.methods[known.index_of("/homecare.patients.v1.PatientService/GrantProxy")];
+        assert_eq!(grant.method, "GrantProxy");
+        assert_eq!(
+            known.methods[known.index_of("/grpc.health.v1.Health/Check")].method,
+            "Check"
+        );
+        let probe = &known.methods
+            [known.index_of("/homecare.appointments.v1.AppointmentService/15034012366")];
+        assert_eq!((probe.service, probe.method), ("unknown", "unknown"));
     }
 }
