@@ -159,3 +159,39 @@ async fn a_change_event_says_what_changed() {
         "the window did not move"
     );
 }
+
+#[tokio::test]
+async fn a_running_consumer_hears_of_a_change_when_woken_and_stops_on_shutdown() {
+    let db = database().await;
+    let notifier = std::sync::Arc::new(Notifier::default());
+    let feed = homecare_appointments::feed::ChangeFeed::new();
+    let shutdown = homecare_core::shutdown::Shutdown::new();
+    // The poll is an hour: only the wake-up can bring the event in time.
+    let runner = homecare_core::event_log::run_consumer(
+        db.clone(),
+        notifier.clone(),
+        feed.subscribe_changes(),
+        std::sync::Arc::new(homecare_core::SystemClock),
+        std::time::Duration::from_secs(3600),
+        shutdown.clone(),
+    );
+    // The consumer's cursor exists once it has run: from then on it hears of every change.
+    let started = std::time::Instant::now();
+    while cursor::Entity::find().all(&db).await.unwrap().is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        tokio::task::yield_now().await;
+    }
+    plan(&db, "v-1", 24, pb::AppointmentStatus::Planned).await;
+    feed.visits_changed();
+    let heard = std::time::Instant::now();
+    while notifier.seen.lock().unwrap().is_empty() {
+        assert!(
+            heard.elapsed() < std::time::Duration::from_secs(10),
+            "not woken"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(notifier.seen.lock().unwrap()[0].0, "created");
+    shutdown.trigger();
+    runner.await.unwrap();
+}

@@ -262,6 +262,40 @@ pub async fn consume<H: Consumer>(
     Ok(events.len())
 }
 
+/// Runs `consumer` until `shutdown`: it hands over every event there is, then waits for
+/// `woken` (a topic's changes, made here or told by another process), for `poll` (changes no
+/// one told of), or for a second after a failure (which is logged; the events are handed over
+/// again). `clock` stamps the cursor.
+pub fn run_consumer<H: Consumer>(
+    db: DatabaseConnection,
+    consumer: std::sync::Arc<H>,
+    mut woken: tokio::sync::watch::Receiver<u64>,
+    clock: std::sync::Arc<dyn crate::Clock>,
+    poll: std::time::Duration,
+    shutdown: crate::shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    const BATCH: u64 = 100;
+    tokio::spawn(async move {
+        loop {
+            let wait = match consume(&db, &*consumer, BATCH, clock.now()).await {
+                Ok(handled) if handled as u64 >= BATCH => continue,
+                Ok(_) => poll,
+                Err(error) => {
+                    tracing::warn!(consumer = H::NAME, %error, "an event consumer failed; trying again");
+                    std::time::Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                changed = woken.changed() => if changed.is_err() {
+                    return;
+                },
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.wait() => return,
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
