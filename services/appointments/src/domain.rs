@@ -237,39 +237,22 @@ impl UpsertCommand {
                 )
                 .map(Some)
         };
-        violations.finish()?;
-
-        match (
+        let (epj_id, patient, care_unit_id, window, service_type, status, epj_version_id) = homecare_core::all_checked!(
+            violations;
+            epj_id, patient, care_unit_id, window, service_type, status, epj_version_id
+        )?;
+        Ok(UpsertCommand {
             epj_id,
             patient,
-            care_unit_id,
-            window,
-            service_type,
-            status,
-            epj_version_id,
-        ) {
-            (
-                Some(epj_id),
-                Some(patient),
-                Some(care_unit_id),
-                Some(window),
-                Some(service_type),
-                Some(status),
-                Some(epj_version_id),
-            ) => Ok(UpsertCommand {
-                epj_id,
-                patient,
-                plan: VisitPlan {
-                    care_unit_id,
-                    window,
-                    service_type,
-                    status,
-                    citizen_cancellable: request.citizen_cancellable,
-                    epj_version_id,
-                },
-            }),
-            _ => unreachable!("every missing value recorded a violation"),
-        }
+            plan: VisitPlan {
+                care_unit_id,
+                window,
+                service_type,
+                status,
+                citizen_cancellable: request.citizen_cancellable,
+                epj_version_id,
+            },
+        })
     }
 }
 

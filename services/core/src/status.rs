@@ -53,6 +53,16 @@ impl FieldViolations {
         if self.0.is_empty() { Ok(()) } else { Err(self) }
     }
 
+    /// These violations, or one on the whole request when there is none (a check that gave
+    /// no value without saying why: a bug, answered as a refusal rather than a panic).
+    pub fn or_incomplete(mut self) -> FieldViolations {
+        if self.0.is_empty() {
+            tracing::error!("a request check gave no value and recorded no violation");
+            self.add("request", "is incomplete");
+        }
+        self
+    }
+
     /// INVALID_ARGUMENT naming every recorded field, or `Ok` when there is none.
     pub fn into_result(self) -> Result<(), Status> {
         self.finish().map_err(Status::from)
@@ -85,6 +95,22 @@ impl From<FieldViolations> for Status {
         }
         Status::with_error_details(Code::InvalidArgument, message, details)
     }
+}
+
+/// The values of a request's checks, each an `Option` that is `None` where its check failed:
+/// `Ok` with all of them when every check passed, otherwise `Err` with the violations.
+///
+/// ```ignore
+/// let (start, page_size) = all_checked!(violations; start, page_size)?;
+/// ```
+#[macro_export]
+macro_rules! all_checked {
+    ($violations:expr; $($value:ident),+ $(,)?) => {
+        match ($($value,)+) {
+            ($(Some($value),)+) if $violations.is_empty() => Ok(($($value,)+)),
+            _ => Err($violations.or_incomplete()),
+        }
+    };
 }
 
 /// INVALID_ARGUMENT for a single field.
@@ -190,5 +216,30 @@ pub fn from_db(error: sea_orm::DbErr) -> Status {
             unavailable("storage is unavailable, try again")
         }
         other => internal(&other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_checked_gives_every_value_or_every_violation_and_never_panics() {
+        let violations = FieldViolations::new();
+        let (a, b) = (Some(1), Some("two"));
+        assert_eq!(crate::all_checked!(violations; a, b).unwrap(), (1, "two"));
+
+        let (a, b): (Option<i32>, Option<&str>) = (Some(1), None);
+        let mut violations = FieldViolations::new();
+        violations.add("b", "is required");
+        let refused = crate::all_checked!(violations; a, b).unwrap_err();
+        assert_eq!(refused.to_string(), "b: is required");
+
+        // A check that failed without saying why is still a refusal, not a panic.
+        let violations = FieldViolations::new();
+        let refused = crate::all_checked!(violations; a, b).unwrap_err();
+        assert_eq!(refused.to_string(), "request: is incomplete");
+        let status = Status::from(refused);
+        assert_eq!(status.code(), Code::InvalidArgument);
     }
 }

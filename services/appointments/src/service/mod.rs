@@ -254,12 +254,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             "page_token",
             Cursor::decode(&message.page_token, &query_key),
         );
-        violations.into_result()?;
-        let (Some(start), Some(end), Some(page_size), Some(cursor)) =
-            (start, end, page_size, cursor)
-        else {
-            unreachable!("every missing value recorded a violation");
-        };
+        let (start, end, page_size, cursor) =
+            homecare_core::all_checked!(violations; start, end, page_size, cursor)?;
 
         let (actor, patient_id) = self
             .actors
@@ -332,12 +328,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             "page_token",
             Cursor::decode(&message.page_token, &query_key),
         );
-        violations.into_result()?;
-        let (Some(date), Some(requested_unit), Some(page_size), Some(cursor)) =
-            (date, requested_unit, page_size, cursor)
-        else {
-            unreachable!("every missing value recorded a violation");
-        };
+        let (date, requested_unit, page_size, cursor) =
+            homecare_core::all_checked!(violations; date, requested_unit, page_size, cursor)?;
 
         let units = units_for(&actor, requested_unit)?;
         let from = self.start_of_day(date);
@@ -407,12 +399,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             "reason",
             parse_optional_text(&message.reason, MAX_REASON_CHARS),
         );
-        violations.into_result()?;
-        let (Some(appointment_id), Some(request_id), Some(reason)) =
-            (appointment_id, request_id, reason)
-        else {
-            unreachable!("every missing value recorded a violation");
-        };
+        let (appointment_id, request_id, reason) =
+            homecare_core::all_checked!(violations; appointment_id, request_id, reason)?;
 
         if let homecare_core::Caller::Staff(_) = caller {
             return Err(status::permission_denied(
@@ -499,10 +487,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
                 .check("resume_token", Position::from_token(&message.resume_token))
                 .map(Some)
         };
-        violations.into_result()?;
-        let (Some(requested_unit), Some(resume)) = (requested_unit, resume) else {
-            unreachable!("every missing value recorded a violation");
-        };
+        let (requested_unit, resume) =
+            homecare_core::all_checked!(violations; requested_unit, resume)?;
         let units = units_for(&actor, requested_unit)?;
         let start = match resume {
             Some(position) => position,
@@ -539,12 +525,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             "page_token",
             Cursor::decode(&message.page_token, &query_key),
         );
-        violations.into_result()?;
-        let (Some(requested_unit), Some(page_size), Some(cursor)) =
-            (requested_unit, page_size, cursor)
-        else {
-            unreachable!("every missing value recorded a violation");
-        };
+        let (requested_unit, page_size, cursor) =
+            homecare_core::all_checked!(violations; requested_unit, page_size, cursor)?;
         let units = units_for(&actor, requested_unit)?;
         let (rows, next) = outbox::list_failed(&self.db, &units, cursor, page_size)
             .await

@@ -286,12 +286,8 @@ impl pb::patient_service_server::PatientService for PatientApi {
             "document_reference",
             parse_line(&message.document_reference, MAX_DOCUMENT_REFERENCE_LEN),
         );
-        violations.into_result()?;
-        let (Some(fields), Some(basis), Some(document_reference)) =
-            (fields, basis, document_reference)
-        else {
-            unreachable!("every missing value recorded a violation");
-        };
+        let (fields, basis, document_reference) =
+            homecare_core::all_checked!(violations; fields, basis, document_reference)?;
 
         let (actor, patient_id) = self.manager_of(caller, &message.patient_id).await?;
         let patient = patient::Entity::find_by_id(patient_id)
@@ -477,10 +473,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
             "page_token",
             Cursor::decode(&message.page_token, &query_key),
         );
-        violations.into_result()?;
-        let (Some(page_size), Some(cursor)) = (page_size, cursor) else {
-            unreachable!("every missing value recorded a violation");
-        };
+        let (page_size, cursor) = homecare_core::all_checked!(violations; page_size, cursor)?;
         let (actor, patient_id) = self
             .actors
             .for_patient(
