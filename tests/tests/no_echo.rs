@@ -1,3 +1,5 @@
+//! Two properties of every RPC, driven by the contracts themselves.
+//!
 //! Nothing a client sends comes back in an error: an identity number, or a 10,000-character
 //! string, put in any string field of any RPC never appears in the status message or its
 //! details, and the status always fits in its headers (the client sees our code, not
@@ -14,15 +16,21 @@ use std::str::FromStr as _;
 use bytes::{Buf as _, BufMut as _};
 use homecare_proto::appointments::v1 as appointments;
 use homecare_proto::patients::v1 as patients;
+use homecare_tests::epj::FakeEpj;
 use homecare_tests::people::{ASTRID, BJARNE, KARI, OLA};
-use homecare_tests::{Backend, TestServer, authorized, grant_request, on_every_backend, visit};
+use homecare_tests::{
+    Backend, TestServer, authorized, grant_request, on_every_backend, test_now, visit,
+};
 use prost::Message as _;
 use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, FileDescriptorSet};
 use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-on_every_backend!(no_string_field_of_any_rpc_comes_back_in_an_error);
+on_every_backend!(
+    no_string_field_of_any_rpc_comes_back_in_an_error,
+    every_read_by_someone_else_goes_to_the_access_log
+);
 
 /// A distinctive run that never occurs in our own texts; any echo of the long probe, whole
 /// or cut, contains it.
@@ -430,4 +438,155 @@ async fn no_string_field_of_any_rpc_comes_back_in_an_error(backend: Backend) {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().len() < 512, "{}", status.message());
     server.stop().await;
+}
+
+/// Reads of the caller's own data only: nothing of a patient's is disclosed to another.
+const OWN_DATA: [&str; 2] = ["GetTermsStatus", "ListRepresentedPatients"];
+
+/// The answer to a unary call of `method`: its bytes, or the status.
+async fn unary_answer(
+    server: &TestServer,
+    method: &Method,
+    token: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+    grpc.ready().await.expect("ready");
+    let path = tonic::codegen::http::uri::PathAndQuery::from_str(&method.path).expect("path");
+    grpc.unary(authorized(token, body), path, RawCodec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Every read RPC (List, Get, Watch) that shows a patient's data to someone other than the
+/// patient (a nurse of the patient's unit, a proxy holder) leaves a row in the access log
+/// before the answer arrives. A read RPC added to the contracts is covered at once, and must
+/// show data to one of the two: the test cannot pass by reading nothing.
+async fn every_read_by_someone_else_goes_to_the_access_log(backend: Backend) {
+    // An EPJ that refuses the first cancellation, so that staff have a failed delivery to list.
+    let epj = FakeEpj::healthy().await;
+    epj.first_answer("PUT", 1, wiremock::ResponseTemplate::new(400))
+        .await;
+    let server = TestServer::start_with(backend, |config| epj.configure(config)).await;
+    let mut changes = server.watch("unit-a", "").await;
+    let refused = server
+        .upsert(visit("v-refused", ASTRID, "unit-a", 48))
+        .await
+        .appointment
+        .expect("appointment")
+        .id;
+    let astrid = server.own_patient_id(ASTRID).await;
+    server
+        .cancel(ASTRID, &astrid, &refused, "refused-cancel")
+        .await
+        .expect("cancel");
+    changes
+        .until(appointments::AppointmentEventType::CancellationFailed, 1)
+        .await;
+    let visit_at = test_now() + chrono::Duration::hours(72);
+    let appointment = server
+        .upsert(visit("v-1", ASTRID, "unit-a", 72))
+        .await
+        .appointment
+        .expect("appointment")
+        .id;
+    let patient = server.own_patient_id(ASTRID).await;
+    let proxy = server
+        .grant(
+            ASTRID,
+            &patient,
+            KARI,
+            &[patients::Scope::ReadVisits, patients::Scope::ReadAccessLog],
+        )
+        .await
+        .expect("grant")
+        .id;
+    let ids = Ids {
+        patient,
+        appointment,
+        proxy,
+    };
+    let mut valid = valid_requests(&ids);
+    // The day the visit is on, so that the unit's list shows it.
+    let day = visit_at
+        .with_timezone(&chrono_tz::Europe::Oslo)
+        .date_naive()
+        .to_string();
+    valid.insert(
+        "/homecare.appointments.v1.AppointmentService/ListCareUnitAppointments".into(),
+        appointments::ListCareUnitAppointmentsRequest {
+            care_unit_id: "unit-a".into(),
+            date: day,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    let others = [
+        ("nurse", server.nurse_token("nurse-reader", &["unit-a"])),
+        ("proxy holder", server.citizen_token(KARI)),
+    ];
+    let (methods, _) = contracts();
+    let mut reads = 0;
+    for method in &methods {
+        let name = method.path.rsplit('/').next().expect("a method name");
+        let is_read = ["List", "Get", "Watch"]
+            .iter()
+            .any(|verb| name.starts_with(verb));
+        if !is_read || OWN_DATA.contains(&name) {
+            continue;
+        }
+        reads += 1;
+        let mut disclosed_to = Vec::new();
+        for (who, token) in &others {
+            let before = server.count_rows("access_log").await;
+            let disclosed = if method.server_streaming {
+                stream_discloses(&server, method, token, valid[&method.path].clone()).await
+            } else {
+                matches!(
+                    unary_answer(&server, method, token, valid[&method.path].clone()).await,
+                    Ok(bytes) if !bytes.is_empty()
+                )
+            };
+            if disclosed {
+                let after = server.count_rows("access_log").await;
+                assert!(
+                    after > before,
+                    "{} showed a patient's data to a {who} without an access-log row",
+                    method.path
+                );
+                disclosed_to.push(*who);
+            }
+        }
+        assert!(
+            !disclosed_to.is_empty(),
+            "{} showed nothing to a nurse or a proxy holder: give it a request that does",
+            method.path
+        );
+    }
+    assert!(reads >= 6, "the contracts were walked: {reads} read RPCs");
+    server.stop().await;
+}
+
+/// Whether a stream of `method` delivers a message once a visit of unit-a changes.
+async fn stream_discloses(
+    server: &TestServer,
+    method: &Method,
+    token: &str,
+    body: Vec<u8>,
+) -> bool {
+    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+    grpc.ready().await.expect("ready");
+    let path = tonic::codegen::http::uri::PathAndQuery::from_str(&method.path).expect("path");
+    let Ok(response) = grpc
+        .server_streaming(authorized(token, body), path, RawCodec)
+        .await
+    else {
+        return false;
+    };
+    let mut stream = response.into_inner();
+    server.upsert(visit("v-stream", BJARNE, "unit-a", 96)).await;
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.message()).await,
+        Ok(Ok(Some(_)))
+    )
 }
