@@ -59,7 +59,7 @@ pub async fn enqueue_cancellation<C: ConnectionTrait>(
     who: &Who,
     now: DateTime<Utc>,
 ) -> Result<Uuid, DbErr> {
-    let id = Uuid::now_v7();
+    let id = homecare_core::ids::new_id(now);
     let row = entity::Model {
         id,
         appointment_id: visit.id,

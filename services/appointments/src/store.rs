@@ -115,7 +115,7 @@ async fn insert<C: ConnectionTrait>(
 ) -> Result<Option<UpsertOutcome>, DbErr> {
     let plan = &command.plan;
     let model = entity::Model {
-        id: Uuid::now_v7(),
+        id: homecare_core::ids::new_id(now),
         epj_id: command.epj_id.clone(),
         patient_id,
         care_unit_id: plan.care_unit_id.clone(),

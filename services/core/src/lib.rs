@@ -12,6 +12,7 @@ pub mod event_log;
 pub mod idempotency;
 pub mod identifier;
 pub mod identity;
+pub mod ids;
 pub mod paging;
 pub mod shutdown;
 pub mod status;

@@ -88,7 +88,7 @@ fn entries(
     touched
         .into_iter()
         .map(|(patient_id, resource_id)| access_log::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(homecare_core::ids::new_id(now)),
             patient_id: Set(patient_id),
             occurred_at: Set(now),
             actor_kind: Set(kind.to_owned()),

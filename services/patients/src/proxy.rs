@@ -249,7 +249,7 @@ pub async fn create(
         });
     }
     let model = proxy::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(homecare_core::ids::new_id(now)),
         patient_id: Set(new.patient_id),
         holder_national_id: Set(new.holder.expose().to_owned()),
         holder_name: Set(new.holder_name),

@@ -38,7 +38,7 @@ pub async fn find_or_register<C: ConnectionTrait>(
         return Ok(id);
     }
     let candidate = patient::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(homecare_core::ids::new_id(now)),
         national_id: Set(pid.expose().to_owned()),
         created_at: Set(now),
         protected_address: Set(false),

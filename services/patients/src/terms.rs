@@ -10,7 +10,6 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
 };
-use uuid::Uuid;
 
 use crate::entity::terms_acceptance::{self, Column, Entity};
 
@@ -65,7 +64,7 @@ pub async fn accept<C: ConnectionTrait>(
         .map(|acceptance| acceptance.available_from)
         .min();
     let row = terms_acceptance::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(homecare_core::ids::new_id(now)),
         national_id: Set(pid.expose().to_owned()),
         terms_version: Set(version.to_owned()),
         accepted_at: Set(now),
