@@ -49,6 +49,27 @@ stored_enum!(AppointmentStatus, "appointment status", pb::AppointmentStatus, {
     Cancelled => "cancelled", Cancelled;
 });
 
+/// Why a patient cancels, in their words: read by staff, so one line or a few, without
+/// invisible or direction-changing characters, at most [`CancellationReason::MAX_CHARS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancellationReason(String);
+
+impl CancellationReason {
+    /// The longest reason accepted, in characters.
+    pub const MAX_CHARS: usize = 500;
+
+    /// Checks a reason as sent; blank means none.
+    pub fn parse(text: &str) -> Result<Option<CancellationReason>, homecare_core::text::TextError> {
+        homecare_core::text::parse_optional_text(text, Self::MAX_CHARS)
+            .map(|reason| reason.map(CancellationReason))
+    }
+
+    /// The reason as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// How far a cancellation made through this service has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancellationState {

@@ -222,9 +222,9 @@ pub struct CancelCommand {
     /// The visit.
     pub appointment_id: Uuid,
     /// The patient's reason.
-    pub reason: Option<String>,
+    pub reason: Option<crate::domain::CancellationReason>,
     /// The caller's id for this cancellation.
-    pub request_id: String,
+    pub request_id: homecare_core::identifier::RequestId,
 }
 
 impl CancelCommand {
@@ -232,7 +232,7 @@ impl CancelCommand {
     fn fingerprint(&self, actor: &Actor) -> String {
         homecare_core::idempotency::fingerprint([
             self.appointment_id.to_string().as_str(),
-            self.reason.as_deref().unwrap_or_default(),
+            self.reason.as_ref().map_or("", |reason| reason.as_str()),
             actor.kind(),
             actor.subject().as_str(),
         ])
@@ -320,8 +320,11 @@ pub async fn cancel(
             cancellation_state: requested
                 .cancellation
                 .map(|state| state.as_stored().to_owned()),
-            cancellation_reason: command.reason.clone(),
-            cancellation_request_id: Some(command.request_id.clone()),
+            cancellation_reason: command
+                .reason
+                .as_ref()
+                .map(|reason| reason.as_str().to_owned()),
+            cancellation_request_id: Some(command.request_id.as_str().to_owned()),
             cancellation_request_fingerprint: Some(fingerprint.clone()),
             cancellation_requested_at: Some(now),
             cancellation_requested_by: Some(who.kind.as_stored().to_owned()),
@@ -370,8 +373,11 @@ pub async fn cancel(
         outbox::enqueue_cancellation(
             &*txn,
             &cancelled,
-            command.reason.clone(),
-            &command.request_id,
+            command
+                .reason
+                .as_ref()
+                .map(|reason| reason.as_str().to_owned()),
+            command.request_id.as_str(),
             &who,
             machine_now,
         )

@@ -33,6 +33,31 @@ pub fn parse_identifier(text: &str, max_len: usize) -> Result<String, Identifier
     Ok(text.to_owned())
 }
 
+/// A caller's idempotency key (`request_id`): an identifier of at most
+/// [`RequestId::MAX_LEN`] characters. A repeat of it returns the first request's result.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// The longest request id accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks a request id as sent.
+    pub fn parse(text: &str) -> Result<RequestId, IdentifierError> {
+        parse_identifier(text, Self::MAX_LEN).map(RequestId)
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id, for storage.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// Why an id this service gave out (a patient's, a visit's, a proxy's) is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -56,6 +81,17 @@ pub fn parse_id(text: &str, what: &'static str) -> Result<uuid::Uuid, IdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_short_identifiers() {
+        assert_eq!(RequestId::parse("cancel-1").unwrap().as_str(), "cancel-1");
+        assert_eq!(RequestId::parse(""), Err(IdentifierError::Empty));
+        assert_eq!(
+            RequestId::parse(&"x".repeat(65)),
+            Err(IdentifierError::TooLong(64))
+        );
+        assert_eq!(RequestId::parse("a b"), Err(IdentifierError::Character));
+    }
 
     #[test]
     fn ids_are_uuids_and_a_refusal_never_repeats_the_text() {

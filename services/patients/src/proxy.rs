@@ -176,7 +176,7 @@ pub struct NewProxy {
     /// Until when; `None`: until ended.
     pub valid_to: Option<DateTime<Utc>>,
     /// The caller's idempotency key.
-    pub request_id: String,
+    pub request_id: homecare_core::identifier::RequestId,
     /// What the request asked for; a repeat of `request_id` must match it.
     pub request_fingerprint: String,
 }
@@ -222,7 +222,7 @@ pub async fn create(
         .one(&*txn)
         .await?
         .ok_or(ProxyError::NotFound)?;
-    if let Some(earlier) = by_request_id(&*txn, new.patient_id, &new.request_id).await? {
+    if let Some(earlier) = by_request_id(&*txn, new.patient_id, new.request_id.as_str()).await? {
         txn.rollback().await?;
         if !homecare_core::idempotency::is_repeat(
             earlier.request_fingerprint.as_deref(),
@@ -260,7 +260,7 @@ pub async fn create(
         valid_from: Set(new.valid_from),
         valid_to: Set(new.valid_to),
         ended_at: Set(None),
-        request_id: Set(new.request_id),
+        request_id: Set(new.request_id.into_string()),
         request_fingerprint: Set(Some(new.request_fingerprint)),
         created_at: Set(now),
         updated_at: Set(now),

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use homecare_core::NationalIdentityNumber;
-use homecare_core::identifier::parse_identifier;
+use homecare_core::identifier::RequestId;
 use homecare_core::status::FieldViolations;
 use homecare_core::text::parse_display_name;
 use homecare_core::timestamp;
@@ -20,8 +20,6 @@ use crate::scope::{self, Scopes};
 pub const MIN_GRANTOR_AGE: u32 = 16;
 /// The youngest a person may be to hold a proxy.
 pub const MIN_HOLDER_AGE: u32 = 18;
-/// The longest request id accepted.
-const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// A rule of proxies that a request broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +53,7 @@ pub struct ProxyFields {
     /// The end; `None`: until ended.
     pub valid_to: Option<DateTime<Utc>>,
     /// The caller's idempotency key.
-    pub request_id: String,
+    pub request_id: RequestId,
 }
 
 impl ProxyFields {
@@ -173,10 +171,7 @@ pub fn check_proxy_fields(
             }
             (to, _) => Some(to),
         });
-    let request_id = violations.check(
-        "request_id",
-        parse_identifier(request_id, MAX_REQUEST_ID_LEN),
-    );
+    let request_id = violations.check("request_id", RequestId::parse(request_id));
     Some(ProxyFields {
         holder: holder?,
         holder_name: holder_name?,

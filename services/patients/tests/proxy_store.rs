@@ -64,7 +64,7 @@ fn grant(patient_id: Uuid, holder: &str, request_id: &str) -> NewProxy {
         document_reference: None,
         valid_from: t0(),
         valid_to: None,
-        request_id: request_id.into(),
+        request_id: homecare_core::identifier::RequestId::parse(request_id).unwrap(),
         request_fingerprint: format!("fingerprint-of-{request_id}"),
     }
 }

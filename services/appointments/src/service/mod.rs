@@ -8,10 +8,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
+use homecare_core::identifier::RequestId;
 use homecare_core::paging::{self, Cursor, QueryKey};
 use homecare_core::shutdown::Shutdown;
 use homecare_core::status::{self, FieldViolations};
-use homecare_core::text::parse_optional_text;
 use homecare_core::{Caller, Clock, SystemClock, timestamp};
 use homecare_outbox::Wakeup;
 use homecare_patients::access_log::{Action, ReadLog};
@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::cancellation::{CancellationPolicy, Refusal};
 use crate::domain::parse_identifier;
-use crate::domain::{MAX_CARE_UNIT_ID_LEN, UpsertCommand};
+use crate::domain::{CancellationReason, MAX_CARE_UNIT_ID_LEN, UpsertCommand};
 use crate::entity;
 use crate::events::{self, Position};
 use crate::feed::ChangeFeed;
@@ -38,11 +38,6 @@ mod stream;
 use convert::{delivery_to_proto, event_to_proto, to_proto};
 use homecare_core::calendar::{self, start_of_day};
 use stream::ChangeWatcher;
-
-/// The longest cancellation reason accepted, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
-/// The longest request id accepted.
-pub const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// Implements `homecare.appointments.v1.AppointmentService`.
 #[derive(Clone)]
@@ -391,14 +386,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let mut violations = FieldViolations::new();
         let appointment_id =
             violations.check("appointment_id", parse_uuid(&message.appointment_id));
-        let request_id = violations.check(
-            "request_id",
-            parse_identifier(&message.request_id, MAX_REQUEST_ID_LEN),
-        );
-        let reason = violations.check(
-            "reason",
-            parse_optional_text(&message.reason, MAX_REASON_CHARS),
-        );
+        let request_id = violations.check("request_id", RequestId::parse(&message.request_id));
+        let reason = violations.check("reason", CancellationReason::parse(&message.reason));
         let (appointment_id, request_id, reason) =
             homecare_core::all_checked!(violations; appointment_id, request_id, reason)?;
 
