@@ -4,7 +4,9 @@
 //! capability shares (database, clock, token verification, the patients' actors and access
 //! log), asks each capability for its parts, and serves them together.
 //!
-//! Adding a capability is writing its [`Capability`] and adding it to [`all`].
+//! Adding a capability is writing its [`Capability`] (in `crate::capabilities`, with its
+//! configuration section beside it), adding it to [`all`], and naming its section in
+//! `crate::config::Config`.
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -2,18 +2,16 @@
 //! TOML file, then `DATABASE_URL`, then `HOMECARE_*` environment variables (`__` separates
 //! nesting: `HOMECARE_AUTH__DEV_KEYS=false`).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono_tz::Tz;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use homecare_appointments::cancellation::{CancellationPolicy, CutOff};
-use homecare_appointments::domain::ServiceType;
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+
+pub use crate::capabilities::appointments::{CancellationConfig, EpjConfig};
+pub use crate::capabilities::patients::TermsConfig;
 
 /// The whole configuration of the service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,77 +64,6 @@ pub struct MetricsConfig {
     pub listen_addr: Option<SocketAddr>,
     /// Seconds between samples of outbox backlogs and the database pool.
     pub sample_seconds: u64,
-}
-
-/// The terms of use: the version citizens must have accepted, and how long after their first
-/// acceptance they can use the service.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TermsConfig {
-    /// The version in force, as the portal shows it (1-64 characters). Changing it asks every
-    /// citizen to accept again; someone already in goes on at once after accepting.
-    pub version: String,
-    /// Hours from a citizen's first acceptance until they can use the service.
-    pub activation_delay_hours: u32,
-}
-
-/// How long before a visit a patient must cancel it. Each cut-off is `{ hours = N }` or
-/// `{ working_days = N }` (Norwegian working days in `time_zone`). A care unit's rule wins
-/// over a service type's, which wins over the default.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CancellationConfig {
-    /// For every visit without a more specific rule.
-    pub default: CutOff,
-    /// By service type: `home_nursing`, `practical_help`, `medication`, `personal_care`.
-    pub service_types: BTreeMap<String, CutOff>,
-    /// By care unit id.
-    pub care_units: BTreeMap<String, CutOff>,
-}
-
-/// The EPJ (FHIR R4 REST) and the pace of delivering cancellations to it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpjConfig {
-    /// The FHIR base URL. Empty: no EPJ is configured, and cancellations wait in the outbox
-    /// (nothing is lost) until a server with one starts.
-    pub base_url: String,
-    /// Sent as `Authorization: Bearer`; never printed, never serialised.
-    #[serde(default, skip_serializing)]
-    pub bearer_token: Option<SecretString>,
-    /// The longest one HTTP request may take.
-    pub timeout_seconds: u64,
-    /// Attempts before a cancellation is failed for good and shown to staff.
-    pub max_attempts: u32,
-    /// The wait after the first failed attempt; doubled after each further one.
-    pub retry_base_millis: u64,
-    /// The longest wait between attempts.
-    pub retry_cap_seconds: u64,
-    /// Cancellations one delivery loop sends at once.
-    pub batch_size: u64,
-    /// Delivery loops working at once when cancellations queue up.
-    pub parallelism: usize,
-    /// The longest the worker sleeps when nothing is due; picks up rows another server
-    /// process queued or abandoned.
-    pub idle_poll_seconds: u64,
-    /// Requests per second this process sends to the EPJ at most; unset: no limit.
-    #[serde(default)]
-    pub rate_per_second: Option<std::num::NonZeroU32>,
-}
-
-impl EpjConfig {
-    /// The worker's pacing.
-    pub fn delivery_settings(&self) -> homecare_outbox::Settings {
-        let timeout = Duration::from_secs(self.timeout_seconds);
-        homecare_outbox::Settings {
-            max_attempts: self.max_attempts,
-            retry_base: Duration::from_millis(self.retry_base_millis),
-            retry_cap: Duration::from_secs(self.retry_cap_seconds),
-            // A read and a write, plus room for recording the outcome.
-            lease: timeout * 2 + Duration::from_secs(30),
-            batch_size: self.batch_size,
-            parallelism: self.parallelism,
-            idle_poll: Duration::from_secs(self.idle_poll_seconds),
-            rate_per_second: self.rate_per_second,
-        }
-    }
 }
 
 /// How log lines are written.
@@ -225,30 +152,9 @@ impl Default for Config {
                 leeway_seconds: 30,
                 jwks_refresh_seconds: 900,
             },
-            cancellation: CancellationConfig {
-                default: CutOff::Hours(24),
-                service_types: BTreeMap::new(),
-                care_units: BTreeMap::new(),
-            },
-            epj: EpjConfig {
-                base_url: String::new(),
-                bearer_token: None,
-                timeout_seconds: 10,
-                // With the defaults below, about a day of trying: an EPJ may be down for a
-                // weekend night's maintenance.
-                max_attempts: 150,
-                retry_base_millis: 2000,
-                retry_cap_seconds: 600,
-                batch_size: 64,
-                parallelism: 4,
-                idle_poll_seconds: 30,
-                rate_per_second: None,
-            },
-            terms: TermsConfig {
-                version: "1".into(),
-                // "From acceptance it takes one day before the service can be used."
-                activation_delay_hours: 24,
-            },
+            cancellation: CancellationConfig::default(),
+            epj: EpjConfig::default(),
+            terms: TermsConfig::default(),
             metrics: MetricsConfig {
                 listen_addr: None,
                 sample_seconds: 10,
@@ -317,70 +223,9 @@ impl Config {
                     .into(),
             });
         }
-        self.cancellation_policy()?;
-        self.terms_policy()?;
-        if self.epj.timeout_seconds == 0 || self.epj.max_attempts == 0 || self.epj.batch_size == 0 {
-            return Err(ConfigError::Invalid {
-                key: "epj",
-                reason: "timeout_seconds, max_attempts and batch_size must be at least 1".into(),
-            });
-        }
-        if self.epj.idle_poll_seconds == 0 {
-            return Err(ConfigError::Invalid {
-                key: "epj.idle_poll_seconds",
-                reason: "must be at least 1".into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The cancellation rules, with service type names checked.
-    pub fn cancellation_policy(&self) -> Result<CancellationPolicy, ConfigError> {
-        let check = |key: &'static str, cut_off: &CutOff| match cut_off {
-            CutOff::WorkingDays(0) => Err(ConfigError::Invalid {
-                key,
-                reason: "working_days must be at least 1 (use hours for the same day)".into(),
-            }),
-            _ => Ok(*cut_off),
-        };
-        let mut policy = CancellationPolicy::uniform(
-            check("cancellation.default", &self.cancellation.default)?,
-            self.time_zone()?,
-        );
-        for (name, cut_off) in &self.cancellation.service_types {
-            let service_type =
-                ServiceType::from_stored(name).map_err(|_| ConfigError::Invalid {
-                    key: "cancellation.service_types",
-                    reason: format!(
-                        "{name} is not one of home_nursing, practical_help, medication, \
-                         personal_care"
-                    ),
-                })?;
-            policy
-                .service_types
-                .insert(service_type, check("cancellation.service_types", cut_off)?);
-        }
-        for (unit, cut_off) in &self.cancellation.care_units {
-            policy
-                .care_units
-                .insert(unit.clone(), check("cancellation.care_units", cut_off)?);
-        }
-        Ok(policy)
-    }
-
-    /// The terms of use in force, checked.
-    pub fn terms_policy(&self) -> Result<homecare_patients::terms::TermsPolicy, ConfigError> {
-        let version = self.terms.version.trim();
-        if version.is_empty() || version.chars().count() > 64 {
-            return Err(ConfigError::Invalid {
-                key: "terms.version",
-                reason: "must be 1-64 characters".into(),
-            });
-        }
-        Ok(homecare_patients::terms::TermsPolicy {
-            version: version.to_owned(),
-            activation_delay: chrono::Duration::hours(i64::from(self.terms.activation_delay_hours)),
-        })
+        self.cancellation.policy(self.time_zone()?)?;
+        self.terms.policy()?;
+        self.epj.validate()
     }
 
     /// The municipality's time zone.
@@ -432,6 +277,9 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use homecare_appointments::cancellation::CutOff;
+    use homecare_appointments::domain::ServiceType;
+
     use super::*;
 
     #[test]
@@ -471,9 +319,10 @@ mod tests {
              [cancellation.care_units]\nnord = { hours = 3 }\n",
         )
         .unwrap();
-        let policy = Config::load(Some(&file))
-            .unwrap()
-            .cancellation_policy()
+        let config = Config::load(Some(&file)).unwrap();
+        let policy = config
+            .cancellation
+            .policy(config.time_zone().unwrap())
             .unwrap();
         assert_eq!(
             policy.cut_off("sor", ServiceType::HomeNursing),

@@ -158,7 +158,7 @@ pub async fn run(
         actors: Arc::new(
             Actors::new(
                 db.clone(),
-                TermsGate::new(config.terms_policy()?),
+                TermsGate::new(config.terms.policy()?),
                 Arc::new(VisitCareUnits::new(db.clone())),
                 clock.clone(),
             )

@@ -1,4 +1,17 @@
-//! The capabilities this server is made of (see [`crate::capability`]).
+//! The capabilities this server is made of (see [`crate::capability`]), each with its
+//! configuration section beside it.
+
+pub mod appointments {
+    //! Visits, cancellations and the EPJ.
+    mod config;
+    pub use config::{CancellationConfig, EpjConfig};
+}
+
+pub mod patients {
+    //! Patients, proxies, terms of use.
+    mod config;
+    pub use config::TermsConfig;
+}
 
 use std::sync::Arc;
 
@@ -69,7 +82,7 @@ impl Capability for Appointments {
             context.actors.clone(),
             context.read_log.clone(),
             context.clock.clone(),
-            config.cancellation_policy()?,
+            config.cancellation.policy(config.time_zone()?)?,
             feed,
             epj_outbox,
             context.shutdown.clone(),
