@@ -321,6 +321,20 @@ struct Ids {
     proxy: String,
 }
 
+/// A client for any method, ready, and the path of `method`.
+async fn ready_client(
+    server: &TestServer,
+    method: &Method,
+) -> (
+    tonic::client::Grpc<tonic::transport::Channel>,
+    tonic::codegen::http::uri::PathAndQuery,
+) {
+    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+    grpc.ready().await.expect("ready");
+    let path = tonic::codegen::http::uri::PathAndQuery::from_str(&method.path).expect("path");
+    (grpc, path)
+}
+
 /// The status of calling `path` with `body` as `token`, if the call failed (for a stream:
 /// at its start or in its first message).
 async fn call(
@@ -329,9 +343,7 @@ async fn call(
     token: &str,
     body: Vec<u8>,
 ) -> Option<tonic::Status> {
-    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
-    grpc.ready().await.expect("ready");
-    let path = tonic::codegen::http::uri::PathAndQuery::from_str(&method.path).expect("path");
+    let (mut grpc, path) = ready_client(server, method).await;
     let request = authorized(token, body);
     if method.server_streaming {
         let mut stream = match grpc.server_streaming(request, path, RawCodec).await {
@@ -450,9 +462,7 @@ async fn unary_answer(
     token: &str,
     body: Vec<u8>,
 ) -> Result<Vec<u8>, tonic::Status> {
-    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
-    grpc.ready().await.expect("ready");
-    let path = tonic::codegen::http::uri::PathAndQuery::from_str(&method.path).expect("path");
+    let (mut grpc, path) = ready_client(server, method).await;
     grpc.unary(authorized(token, body), path, RawCodec)
         .await
         .map(tonic::Response::into_inner)
@@ -574,9 +584,7 @@ async fn stream_discloses(
     token: &str,
     body: Vec<u8>,
 ) -> bool {
-    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
-    grpc.ready().await.expect("ready");
-    let path = tonic::codegen::http::uri::PathAndQuery::from_str(&method.path).expect("path");
+    let (mut grpc, path) = ready_client(server, method).await;
     let Ok(response) = grpc
         .server_streaming(authorized(token, body), path, RawCodec)
         .await

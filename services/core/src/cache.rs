@@ -56,15 +56,6 @@ where
     pub fn insert(&self, key: K, value: V) {
         self.entries.insert(key, value);
     }
-
-    /// Forgets `key`.
-    pub fn remove<Q>(&self, key: &Q)
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.entries.invalidate(key);
-    }
 }
 
 #[cfg(test)]
@@ -81,7 +72,6 @@ mod tests {
         assert!(cache.entries.entry_count() <= 100);
         cache.insert(7, 14);
         assert_eq!(cache.get(&7), Some(14));
-        cache.remove(&7);
-        assert_eq!(cache.get(&7), None);
+        assert_eq!(cache.get(&1_001), None);
     }
 }

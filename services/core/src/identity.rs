@@ -152,11 +152,25 @@ impl NationalIdentityNumber {
     /// exist for it (about one individual number in eleven has none). For test people and
     /// load data: the result is valid, but belongs to whoever has it.
     pub fn synthesize(birth_date: NaiveDate, individual: u32) -> Option<Self> {
+        Self::synthesize_with_month_offset(birth_date, individual, 0)
+    }
+
+    /// Like [`NationalIdentityNumber::synthesize`], a synthetic person of the Tenor test
+    /// register (month + 80): accepted only under [`IdentityRules::accept_synthetic`].
+    pub fn synthesize_test_person(birth_date: NaiveDate, individual: u32) -> Option<Self> {
+        Self::synthesize_with_month_offset(birth_date, individual, 80)
+    }
+
+    fn synthesize_with_month_offset(
+        birth_date: NaiveDate,
+        individual: u32,
+        month_offset: u32,
+    ) -> Option<Self> {
         use chrono::Datelike as _;
         let first_nine = format!(
             "{:02}{:02}{:02}{:03}",
             birth_date.day(),
-            birth_date.month(),
+            birth_date.month() + month_offset,
             birth_date.year().rem_euclid(100),
             individual
         );
@@ -164,7 +178,10 @@ impl NationalIdentityNumber {
         digits.push(check_digit(&digits, &FIRST_CHECK_WEIGHTS)?);
         digits.push(check_digit(&digits, &SECOND_CHECK_WEIGHTS)?);
         let text: String = digits.iter().map(u32::to_string).collect();
-        Self::parse(&text)
+        let rules = IdentityRules {
+            accept_synthetic: month_offset > 0,
+        };
+        Self::parse_under(&text, rules)
             .ok()
             .filter(|number| number.birth_date == birth_date)
     }
@@ -236,12 +253,17 @@ mod tests {
     /// Builds a valid number from a date part and an individual number by computing its check
     /// digits, so the tests state their intent rather than magic numbers.
     fn with_check_digits(first_nine: &str) -> String {
+        try_check_digits(first_nine).expect("check digits defined")
+    }
+
+    /// `first_nine` with its check digits, if it has them.
+    fn try_check_digits(first_nine: &str) -> Option<String> {
         let digits: Vec<u32> = first_nine.bytes().map(|b| u32::from(b - b'0')).collect();
-        let k1 = check_digit(&digits, &FIRST_CHECK_WEIGHTS).expect("k1 defined");
+        let k1 = check_digit(&digits, &FIRST_CHECK_WEIGHTS)?;
         let mut ten = digits.clone();
         ten.push(k1);
-        let k2 = check_digit(&ten, &SECOND_CHECK_WEIGHTS).expect("k2 defined");
-        format!("{first_nine}{k1}{k2}")
+        let k2 = check_digit(&ten, &SECOND_CHECK_WEIGHTS)?;
+        Some(format!("{first_nine}{k1}{k2}"))
     }
 
     #[test]
@@ -323,15 +345,7 @@ mod tests {
     /// (the 1900s) that has check digits.
     fn any_with_date(first_six: &str) -> String {
         (100..500)
-            .map(|individual| format!("{first_six}{individual}"))
-            .find_map(|first_nine| {
-                let digits: Vec<u32> = first_nine.bytes().map(|b| u32::from(b - b'0')).collect();
-                let k1 = check_digit(&digits, &FIRST_CHECK_WEIGHTS)?;
-                let mut ten = digits.clone();
-                ten.push(k1);
-                let k2 = check_digit(&ten, &SECOND_CHECK_WEIGHTS)?;
-                Some(format!("{first_nine}{k1}{k2}"))
-            })
+            .find_map(|individual| try_check_digits(&format!("{first_six}{individual}")))
             .expect("some individual number has check digits")
     }
 
@@ -367,6 +381,12 @@ mod tests {
         }
         let real = testing.parse("01010750160").unwrap();
         assert!(!real.is_synthetic());
+        let born = NaiveDate::from_ymd_opt(1940, 3, 15).unwrap();
+        let made = (0..500)
+            .find_map(|individual| NationalIdentityNumber::synthesize_test_person(born, individual))
+            .unwrap();
+        assert!(made.is_synthetic());
+        assert_eq!(&made.expose()[2..4], "83");
     }
 
     #[test]
