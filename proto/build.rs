@@ -6,6 +6,7 @@ use std::path::PathBuf;
 const PROTOS: &[&str] = &[
     "homecare/appointments/v1/appointments.proto",
     "homecare/patients/v1/patients.proto",
+    "homecare/notifications/v1/notifications.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,6 +11,7 @@ mod m20261123_000003_proxies_and_terms;
 mod m20261125_000004_request_fingerprints;
 mod m20261125_000005_event_log;
 mod m20261125_000006_proxy_event_log;
+mod m20261126_000007_notifications;
 
 /// All migrations, oldest first.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_request_fingerprints::Migration),
             Box::new(m20261125_000005_event_log::Migration),
             Box::new(m20261125_000006_proxy_event_log::Migration),
+            Box::new(m20261126_000007_notifications::Migration),
         ]
     }
 }

@@ -19,5 +19,12 @@ pub mod patients {
     }
 }
 
+/// `homecare.notifications.v1`
+pub mod notifications {
+    pub mod v1 {
+        tonic::include_proto!("homecare.notifications.v1");
+    }
+}
+
 /// The encoded descriptors of every homecare contract, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("homecare_descriptor");
