@@ -49,6 +49,7 @@ enum Notices {
     Id,
     RecipientNationalId,
     PatientId,
+    OnBehalf,
     Kind,
     Channel,
     Status,
@@ -238,6 +239,7 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(ColumnDef::new(Notices::PatientId).uuid().not_null())
+                    .col(ColumnDef::new(Notices::OnBehalf).boolean().not_null())
                     .col(ColumnDef::new(Notices::Kind).string_len(32).not_null())
                     .col(ColumnDef::new(Notices::Channel).string_len(16).null())
                     .col(ColumnDef::new(Notices::Status).string_len(16).not_null())

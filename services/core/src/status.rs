@@ -43,6 +43,11 @@ impl FieldViolations {
         }
     }
 
+    /// The invalid fields, in the order found.
+    pub fn fields(&self) -> Vec<String> {
+        self.0.iter().map(|(field, _)| field.clone()).collect()
+    }
+
     /// Whether no field was invalid.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
