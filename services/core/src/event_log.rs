@@ -199,6 +199,9 @@ pub trait Consumer: Send + Sync + 'static {
         txn: &DatabaseTransaction,
         events: &[<Self::Log as EntityTrait>::Model],
     ) -> Result<(), DbErr>;
+
+    /// What [`Consumer::handle`] wrote has committed: tell whoever waits for it.
+    fn committed(&self) {}
 }
 
 /// Hands the next (at most `limit`) events after `consumer`'s cursor to it and moves the
@@ -259,6 +262,7 @@ pub async fn consume<H: Consumer>(
     .exec(&*txn)
     .await?;
     txn.commit().await?;
+    consumer.committed();
     Ok(events.len())
 }
 

@@ -9,6 +9,9 @@
 
 pub mod entity;
 pub mod kind;
+pub mod plan;
+pub mod queue;
 pub mod quiet;
 pub mod settings;
+pub mod sink;
 pub mod templates;

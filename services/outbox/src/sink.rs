@@ -47,6 +47,9 @@ pub trait Sink: Send + Sync + 'static {
     /// The sink's name in logs and metrics, e.g. `epj`.
     const NAME: &'static str;
 
+    /// The sink's rows, when it shares its table with other sinks (one per channel).
+    const PARTITION: Option<crate::store::Partition> = None;
+
     /// Sends one row once. Called outside any transaction.
     async fn send(&self, row: &Self::Row) -> Attempt;
 

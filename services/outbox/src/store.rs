@@ -79,6 +79,16 @@ fn column<E: EntityTrait>(name: &str) -> E::Column {
     })
 }
 
+/// The rows of a table that one sink delivers, when several sinks share a table (one per
+/// channel): those whose `column` holds `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    /// A column of the table.
+    pub column: &'static str,
+    /// The value that marks the sink's rows.
+    pub value: &'static str,
+}
+
 /// Takes up to `limit` due rows for one attempt each, holding them until `lease_until`.
 ///
 /// Each claimed row's `attempts` already counts the attempt about to be made, so a worker that
@@ -89,7 +99,26 @@ pub async fn claim<E: EntityTrait>(
     lease_until: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<E::Model>, DbErr> {
+    claim_in::<E>(db, None, now, lease_until, limit).await
+}
+
+/// [`claim`] within one sink's `partition` of the table.
+pub async fn claim_in<E: EntityTrait>(
+    db: &DatabaseConnection,
+    partition: Option<Partition>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<E::Model>, DbErr> {
     let table = E::default().table_name();
+    // The partition is the sink's own constant, checked to be a column of the table.
+    let partition = match partition {
+        Some(Partition { column: name, value }) => {
+            let name = sea_orm::IdenStatic::as_str(&column::<E>(name));
+            format!(" AND {name} = '{}'", value.replace('\'', "''"))
+        }
+        None => String::new(),
+    };
     let backend = db.get_database_backend();
     // Named, not `*`: with `RETURNING *`, sqlx's SQLite driver panicked (column index out
     // of bounds) once a later migration had added columns to a table.
@@ -102,7 +131,7 @@ pub async fn claim<E: EntityTrait>(
         DatabaseBackend::Postgres => format!(
             "UPDATE {table} SET lease_until = $1, attempts = attempts + 1, updated_at = $2 \
              WHERE id IN (SELECT id FROM {table} \
-                 WHERE state = '{pending}' AND next_attempt_at <= $2 \
+                 WHERE state = '{pending}' AND next_attempt_at <= $2{partition} \
                  AND (lease_until IS NULL OR lease_until <= $2) \
                  ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING {columns}"
@@ -110,7 +139,7 @@ pub async fn claim<E: EntityTrait>(
         _ => format!(
             "UPDATE {table} SET lease_until = ?1, attempts = attempts + 1, updated_at = ?2 \
              WHERE id IN (SELECT id FROM {table} \
-                 WHERE state = '{pending}' AND next_attempt_at <= ?2 \
+                 WHERE state = '{pending}' AND next_attempt_at <= ?2{partition} \
                  AND (lease_until IS NULL OR lease_until <= ?2) \
                  ORDER BY next_attempt_at LIMIT ?3) \
              RETURNING {columns}"
@@ -142,7 +171,19 @@ pub async fn claim<E: EntityTrait>(
 pub async fn next_due<E: EntityTrait>(
     db: &DatabaseConnection,
 ) -> Result<Option<DateTime<Utc>>, DbErr> {
-    let due: Option<Option<DateTime<Utc>>> = E::find()
+    next_due_in::<E>(db, None).await
+}
+
+/// [`next_due`] within one sink's `partition` of the table.
+pub async fn next_due_in<E: EntityTrait>(
+    db: &DatabaseConnection,
+    partition: Option<Partition>,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let mut select = E::find();
+    if let Some(partition) = partition {
+        select = select.filter(column::<E>(partition.column).eq(partition.value));
+    }
+    let due: Option<Option<DateTime<Utc>>> = select
         .select_only()
         .expr_as(
             Expr::cust(

@@ -123,7 +123,14 @@ impl<S: Sink> Worker<S> {
             let lease_until =
                 now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
             let claimed =
-                store::claim::<S::Entity>(&self.db, now, lease_until, self.batch_size()).await;
+                store::claim_in::<S::Entity>(
+                &self.db,
+                S::PARTITION,
+                now,
+                lease_until,
+                self.batch_size(),
+            )
+            .await;
             let rows = match claimed {
                 Ok(rows) => rows,
                 Err(error) => {
@@ -186,7 +193,7 @@ impl<S: Sink> Worker<S> {
 
     /// How long to sleep when nothing is due: until the next retry, at most `idle_poll`.
     async fn idle_wait(&self) -> Duration {
-        match store::next_due::<S::Entity>(&self.db).await {
+        match store::next_due_in::<S::Entity>(&self.db, S::PARTITION).await {
             Ok(Some(due)) => (due - self.clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)

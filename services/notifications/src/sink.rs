@@ -1,0 +1,432 @@
+//! Sending messages: one outbox sink per channel over the shared `notice_deliveries` table.
+//!
+//! A message is composed when it is sent, from the notices it carries and the recipient's
+//! settings as they are then: a changed phone number is used, an opt-out is respected (its
+//! notices are marked skipped). Once the provider has taken an SMS its id is stored at once,
+//! so that a later attempt (after a crash before the outcome was recorded) does not send it
+//! again; the window for a repeat is only between the provider's answer and that write.
+//! Twilio's Messages API takes no idempotency key; an e-mail carries its message's id as
+//! `Message-ID`, by which mail clients drop a repeat.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use homecare_email::{Email, EmailError, OutgoingEmail};
+use homecare_outbox::store::Partition;
+use homecare_outbox::{Attempt, Sink};
+use homecare_sms::{OutgoingSms, Sms, SmsError};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder,
+};
+use uuid::Uuid;
+
+use crate::entity::{delivery, notice};
+use crate::kind::{Channel, NoticeKind, NoticeStatus, SkipReason};
+use crate::queue::settings_of;
+use crate::quiet::QuietHours;
+use crate::templates::{Branding, NoticeContext, Rendered, Templates};
+
+/// What both channels need to compose a message.
+pub struct Composer {
+    db: DatabaseConnection,
+    templates: Arc<Templates>,
+    branding: Branding,
+    clock: Arc<dyn homecare_core::Clock>,
+}
+
+impl Composer {
+    /// Composes from `db` with `templates` and `branding`, timing by `clock`.
+    pub fn new(
+        db: DatabaseConnection,
+        templates: Arc<Templates>,
+        branding: Branding,
+        clock: Arc<dyn homecare_core::Clock>,
+    ) -> Self {
+        Self {
+            db,
+            templates,
+            branding,
+            clock,
+        }
+    }
+}
+
+/// A message ready to go: where, and what.
+struct Composed {
+    contact: String,
+    rendered: Rendered,
+}
+
+/// Why nothing is sent for a row.
+enum Nothing {
+    /// Every notice was skipped (the recipient opted out or has no contact now), or there is
+    /// none left to send.
+    Skipped,
+}
+
+impl Composer {
+    /// The message `row` carries on `channel`, or why there is none. Notices of a recipient
+    /// who has since opted out or removed the contact are marked skipped here.
+    async fn compose(
+        &self,
+        row: &delivery::Model,
+        channel: Channel,
+    ) -> Result<Result<Composed, Nothing>, DbErr> {
+        let notices = notice::Entity::find()
+            .filter(notice::Column::DeliveryId.eq(row.id))
+            .filter(notice::Column::Status.eq(NoticeStatus::Queued.as_stored()))
+            .order_by_asc(notice::Column::SubjectTime)
+            .all(&self.db)
+            .await?;
+        let Some(first) = notices.first() else {
+            return Ok(Err(Nothing::Skipped));
+        };
+        let settings = settings_of(&self.db, &row.recipient_national_id).await?;
+        let skip = match &settings {
+            None => Some(SkipReason::NoContact),
+            Some(settings) if !settings.channels.chosen().contains(&channel) => {
+                Some(SkipReason::OptedOut)
+            }
+            Some(settings) if settings.contact(channel).is_none() => Some(SkipReason::NoContact),
+            Some(_) => None,
+        };
+        let (Some(settings), None) = (settings, skip) else {
+            let reason = skip.unwrap_or(SkipReason::NoContact);
+            mark_skipped(&self.db, row.id, reason, self.clock.now()).await?;
+            return Ok(Err(Nothing::Skipped));
+        };
+        let kinds = notices
+            .iter()
+            .map(|notice| NoticeKind::from_stored(&notice.kind))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| DbErr::Custom(error.to_string()))?;
+        let on_behalf = notices.iter().all(|notice| notice.on_behalf);
+        let context = NoticeContext::new(first.subject_time, notices.len(), on_behalf, &self.branding);
+        let rendered = self
+            .templates
+            .render(settings.language, &kinds, &context)
+            .map_err(|error| DbErr::Custom(error.to_string()))?;
+        let contact = settings.contact(channel).unwrap_or_default().to_owned();
+        Ok(Ok(Composed { contact, rendered }))
+    }
+
+    /// A temporary failure when `quiet` holds now: the message waits until it ends.
+    fn quiet_now(&self, quiet: Option<&QuietHours>) -> Option<Attempt> {
+        let quiet = quiet?;
+        let now = self.clock.now();
+        quiet.contains(now).then(|| Attempt::Temporary {
+            reason: "quiet hours".to_owned(),
+            retry_after: (quiet.next_allowed(now) - now).to_std().ok(),
+        })
+    }
+}
+
+async fn mark_skipped<C: ConnectionTrait>(
+    db: &C,
+    delivery_id: Uuid,
+    reason: SkipReason,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    notice::Entity::update_many()
+        .col_expr(notice::Column::Status, NoticeStatus::Skipped.as_stored().into())
+        .col_expr(notice::Column::SkipReason, Some(reason.as_stored()).into())
+        .col_expr(notice::Column::UpdatedAt, now.into())
+        .filter(notice::Column::DeliveryId.eq(delivery_id))
+        .filter(notice::Column::Status.eq(NoticeStatus::Queued.as_stored()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Sets the status of the notices of `deliveries` that are still `from` to `to`.
+async fn advance<C: ConnectionTrait>(
+    db: &C,
+    deliveries: Vec<Uuid>,
+    from: &[NoticeStatus],
+    to: NoticeStatus,
+    error_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let mut update = notice::Entity::update_many()
+        .col_expr(notice::Column::Status, to.as_stored().into())
+        .col_expr(notice::Column::UpdatedAt, now.into());
+    if let Some(code) = error_code {
+        update = update.col_expr(notice::Column::ErrorCode, Expr::value(code));
+    }
+    Ok(update
+        .filter(notice::Column::DeliveryId.is_in(deliveries))
+        .filter(notice::Column::Status.is_in(from.iter().map(|status| status.as_stored())))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// What an outcome means for the notices, the same for both channels.
+async fn delivered(
+    txn: &DatabaseTransaction,
+    rows: &[delivery::Model],
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let ids = rows.iter().map(|row| row.id).collect();
+    advance(txn, ids, &[NoticeStatus::Queued], NoticeStatus::Sent, None, now).await?;
+    Ok(0)
+}
+
+async fn parked(
+    txn: &DatabaseTransaction,
+    row: &delivery::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    advance(
+        txn,
+        vec![row.id],
+        &[NoticeStatus::Queued],
+        NoticeStatus::Failed,
+        None,
+        now,
+    )
+    .await?;
+    Ok(false)
+}
+
+/// Sends SMS.
+pub struct SmsSink {
+    composer: Arc<Composer>,
+    sms: Arc<dyn Sms>,
+    quiet: Option<QuietHours>,
+}
+
+impl SmsSink {
+    /// Sends through `sms`, never in `quiet` hours.
+    pub fn new(composer: Arc<Composer>, sms: Arc<dyn Sms>, quiet: Option<QuietHours>) -> Self {
+        Self {
+            composer,
+            sms,
+            quiet,
+        }
+    }
+}
+
+fn temporary(error: &DbErr) -> Attempt {
+    tracing::warn!(%error, "could not compose a notice");
+    Attempt::Temporary {
+        reason: "the notice could not be composed".to_owned(),
+        retry_after: None,
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for SmsSink {
+    type Entity = delivery::Entity;
+    type Row = delivery::Model;
+    const NAME: &'static str = "sms";
+    const PARTITION: Option<Partition> = Some(Partition {
+        column: "channel",
+        value: "sms",
+    });
+
+    async fn send(&self, row: &delivery::Model) -> Attempt {
+        if row.provider_id.is_some() {
+            // An earlier attempt reached the provider; its outcome was not recorded.
+            return Attempt::Delivered;
+        }
+        if let Some(wait) = self.composer.quiet_now(self.quiet.as_ref()) {
+            return wait;
+        }
+        let composed = match self.composer.compose(row, Channel::Sms).await {
+            Ok(Ok(composed)) => composed,
+            Ok(Err(Nothing::Skipped)) => return Attempt::Delivered,
+            Err(error) => return temporary(&error),
+        };
+        let message = OutgoingSms {
+            to: composed.contact,
+            body: composed.rendered.text,
+        };
+        match self.sms.send(&message).await {
+            Ok(accepted) => {
+                let stored = delivery::Entity::update_many()
+                    .col_expr(delivery::Column::ProviderId, Some(accepted.provider_id).into())
+                    .filter(delivery::Column::Id.eq(row.id))
+                    .exec(&self.composer.db)
+                    .await;
+                if let Err(error) = stored {
+                    tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's id");
+                }
+                Attempt::Delivered
+            }
+            Err(SmsError::Temporary {
+                reason,
+                retry_after,
+            }) => Attempt::Temporary {
+                reason,
+                retry_after,
+            },
+            Err(SmsError::Refused { reason, code }) => {
+                let now = self.composer.clock.now();
+                if let Err(error) = advance(
+                    &self.composer.db,
+                    vec![row.id],
+                    &[NoticeStatus::Queued],
+                    NoticeStatus::Queued,
+                    code.as_deref(),
+                    now,
+                )
+                .await
+                {
+                    tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's error code");
+                }
+                Attempt::Refused { reason }
+            }
+        }
+    }
+
+    async fn on_delivered(
+        &self,
+        txn: &DatabaseTransaction,
+        rows: &[delivery::Model],
+    ) -> Result<usize, DbErr> {
+        delivered(txn, rows, self.composer.clock.now()).await
+    }
+
+    async fn on_parked(
+        &self,
+        txn: &DatabaseTransaction,
+        row: &delivery::Model,
+        _error: &str,
+        _refused: bool,
+    ) -> Result<bool, DbErr> {
+        parked(txn, row, self.composer.clock.now()).await
+    }
+}
+
+/// Sends e-mail.
+pub struct EmailSink {
+    composer: Arc<Composer>,
+    email: Arc<dyn Email>,
+    quiet: Option<QuietHours>,
+}
+
+impl EmailSink {
+    /// Sends through `email`, never in `quiet` hours.
+    pub fn new(composer: Arc<Composer>, email: Arc<dyn Email>, quiet: Option<QuietHours>) -> Self {
+        Self {
+            composer,
+            email,
+            quiet,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for EmailSink {
+    type Entity = delivery::Entity;
+    type Row = delivery::Model;
+    const NAME: &'static str = "email";
+    const PARTITION: Option<Partition> = Some(Partition {
+        column: "channel",
+        value: "email",
+    });
+
+    async fn send(&self, row: &delivery::Model) -> Attempt {
+        if let Some(wait) = self.composer.quiet_now(self.quiet.as_ref()) {
+            return wait;
+        }
+        let composed = match self.composer.compose(row, Channel::Email).await {
+            Ok(Ok(composed)) => composed,
+            Ok(Err(Nothing::Skipped)) => return Attempt::Delivered,
+            Err(error) => return temporary(&error),
+        };
+        let message = OutgoingEmail {
+            to: composed.contact,
+            subject: composed.rendered.subject,
+            text: composed.rendered.text,
+            html: composed.rendered.html,
+            message_id: row.id.to_string(),
+        };
+        match self.email.send(&message).await {
+            Ok(()) => Attempt::Delivered,
+            Err(EmailError::Temporary { reason }) => Attempt::Temporary {
+                reason,
+                retry_after: None,
+            },
+            Err(EmailError::Refused { reason }) => Attempt::Refused { reason },
+        }
+    }
+
+    async fn on_delivered(
+        &self,
+        txn: &DatabaseTransaction,
+        rows: &[delivery::Model],
+    ) -> Result<usize, DbErr> {
+        delivered(txn, rows, self.composer.clock.now()).await
+    }
+
+    async fn on_parked(
+        &self,
+        txn: &DatabaseTransaction,
+        row: &delivery::Model,
+        _error: &str,
+        _refused: bool,
+    ) -> Result<bool, DbErr> {
+        parked(txn, row, self.composer.clock.now()).await
+    }
+}
+
+/// A provider's report on a message it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderStatus {
+    /// Handed on to the network.
+    Sent,
+    /// On the phone.
+    Delivered,
+    /// The network could not deliver it.
+    Undelivered,
+    /// The provider could not send it.
+    Failed,
+}
+
+impl ProviderStatus {
+    /// Twilio's `MessageStatus`; statuses before `sent` tell nothing new.
+    pub fn from_twilio(status: &str) -> Option<Self> {
+        match status {
+            "sent" => Some(ProviderStatus::Sent),
+            "delivered" | "read" => Some(ProviderStatus::Delivered),
+            "undelivered" => Some(ProviderStatus::Undelivered),
+            "failed" => Some(ProviderStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Records a provider's report on the message with `provider_id`. Reports can come out of
+/// order: a notice only moves forward (queued, sent, then a final status). Returns whether
+/// the message is known.
+pub async fn record_report(
+    db: &DatabaseConnection,
+    provider_id: &str,
+    status: ProviderStatus,
+    error_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let Some(message) = delivery::Entity::find()
+        .filter(delivery::Column::ProviderId.eq(provider_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let (from, to): (&[NoticeStatus], NoticeStatus) = match status {
+        ProviderStatus::Sent => (&[NoticeStatus::Queued], NoticeStatus::Sent),
+        ProviderStatus::Delivered => (&[NoticeStatus::Queued, NoticeStatus::Sent], NoticeStatus::Delivered),
+        ProviderStatus::Undelivered => (&[NoticeStatus::Queued, NoticeStatus::Sent], NoticeStatus::Undelivered),
+        ProviderStatus::Failed => (&[NoticeStatus::Queued, NoticeStatus::Sent], NoticeStatus::Failed),
+    };
+    let code = match status {
+        ProviderStatus::Undelivered | ProviderStatus::Failed => error_code,
+        _ => None,
+    };
+    advance(db, vec![message.id], from, to, code, now).await?;
+    Ok(true)
+}
