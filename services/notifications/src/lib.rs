@@ -7,11 +7,15 @@
 //! wait in an outbox of messages ([`queue`]), merged per recipient and held through quiet
 //! hours, and a sink per channel ([`sink`]) sends them.
 
+pub mod callback;
 pub mod entity;
 pub mod kind;
 pub mod plan;
 pub mod queue;
 pub mod quiet;
+pub mod service;
 pub mod settings;
 pub mod sink;
 pub mod templates;
+
+pub use service::NotificationApi;

@@ -34,6 +34,10 @@ pub enum Action {
     WriteProxies,
     /// The access log itself was read.
     ReadAccessLog,
+    /// The notices sent about the patient were listed.
+    ReadNotifications,
+    /// A failed notice about the patient was sent again.
+    WriteNotifications,
 }
 
 // The stored name is also what the patient's access log shows.
@@ -43,6 +47,8 @@ homecare_core::stored_enum!(Action, "access log action", {
     ReadProxies => "proxies.read";
     WriteProxies => "proxies.write";
     ReadAccessLog => "access_log.read";
+    ReadNotifications => "notifications.read";
+    WriteNotifications => "notifications.write";
 });
 
 /// Records that `actor` did `action` to `patient_id`'s data, unless the actor is the patient.

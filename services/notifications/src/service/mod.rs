@@ -1,0 +1,357 @@
+//! `homecare.notifications.v1.NotificationService`: settings, proxy holders' choice, the
+//! history of notices, and staff's retry.
+
+mod convert;
+
+use std::sync::Arc;
+
+use homecare_core::paging::{self, Cursor, QueryKey};
+use homecare_core::status::{self, FieldViolations};
+use homecare_core::{Caller, Clock};
+use homecare_outbox::Wakeup;
+use homecare_patients::access_log::{Action, ReadLog};
+use homecare_patients::{Actor, Actors, Need, Scope, Via};
+use homecare_proto::notifications::v1 as pb;
+use pb::notification_service_server::NotificationService;
+use sea_orm::sea_query::{Condition, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::entity::{delivery, follow, notice, settings as settings_entity};
+use crate::kind::{Channel, NoticeStatus};
+use crate::settings::Settings;
+use convert::{notices_to_proto, settings_to_proto};
+
+/// The service.
+pub struct NotificationApi {
+    db: DatabaseConnection,
+    actors: Arc<Actors>,
+    read_log: ReadLog,
+    clock: Arc<dyn Clock>,
+    sms: Wakeup,
+    email: Wakeup,
+}
+
+impl std::fmt::Debug for NotificationApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationApi").finish_non_exhaustive()
+    }
+}
+
+impl NotificationApi {
+    /// The service over `db`, resolving callers with `actors`, waking the channels' workers.
+    pub fn new(
+        db: DatabaseConnection,
+        actors: Arc<Actors>,
+        read_log: ReadLog,
+        clock: Arc<dyn Clock>,
+        sms: Wakeup,
+        email: Wakeup,
+    ) -> Self {
+        Self {
+            db,
+            actors,
+            read_log,
+            clock,
+            sms,
+            email,
+        }
+    }
+
+    /// A page of notices matching `filter`, newest first, with their messages.
+    async fn page(
+        &self,
+        filter: Condition,
+        cursor: Option<Cursor>,
+        page_size: u64,
+    ) -> Result<(Vec<notice::Model>, Vec<delivery::Model>, Option<Cursor>), Status> {
+        let mut select = notice::Entity::find().filter(filter);
+        if let Some(cursor) = cursor {
+            select = select.filter(
+                Condition::any()
+                    .add(notice::Column::CreatedAt.lt(cursor.after))
+                    .add(
+                        Condition::all()
+                            .add(notice::Column::CreatedAt.eq(cursor.after))
+                            .add(notice::Column::Id.lt(cursor.id)),
+                    ),
+            );
+        }
+        let mut rows = select
+            .order_by_desc(notice::Column::CreatedAt)
+            .order_by_desc(notice::Column::Id)
+            .limit(page_size + 1)
+            .all(&self.db)
+            .await
+            .map_err(status::from_db)?;
+        let next = if rows.len() as u64 > page_size {
+            rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+            rows.last().map(|row| Cursor {
+                after: row.created_at,
+                id: row.id,
+            })
+        } else {
+            None
+        };
+        let deliveries = delivery::Entity::find()
+            .filter(delivery::Column::Id.is_in(rows.iter().filter_map(|row| row.delivery_id)))
+            .all(&self.db)
+            .await
+            .map_err(status::from_db)?;
+        Ok((rows, deliveries, next))
+    }
+
+    /// Staff of one of `patient_id`'s care units.
+    async fn staff_for(&self, caller: &Caller, patient_id: &str) -> Result<(Actor, Uuid), Status> {
+        Actor::staff(caller)?;
+        Ok(self
+            .actors
+            .for_patient(caller, patient_id, Need::Scope(Scope::ReadVisits))
+            .await?)
+    }
+}
+
+fn paging_of(
+    page_size: i32,
+    page_token: &str,
+    key: &QueryKey,
+    violations: &mut FieldViolations,
+) -> (Option<u64>, Option<Option<Cursor>>) {
+    (
+        violations.check("page_size", paging::page_size(page_size)),
+        violations.check("page_token", Cursor::decode(page_token, key)),
+    )
+}
+
+#[tonic::async_trait]
+impl NotificationService for NotificationApi {
+    #[tracing::instrument(skip_all)]
+    async fn get_notification_settings(
+        &self,
+        request: Request<pb::GetNotificationSettingsRequest>,
+    ) -> Result<Response<pb::NotificationSettings>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let pid = self.actors.citizen(caller).await?;
+        let stored = settings_entity::Entity::find_by_id(pid.expose().to_owned())
+            .one(&self.db)
+            .await
+            .map_err(status::from_db)?;
+        Ok(Response::new(settings_to_proto(stored.as_ref())?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_notification_settings(
+        &self,
+        request: Request<pb::UpdateNotificationSettingsRequest>,
+    ) -> Result<Response<pb::NotificationSettings>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let settings = Settings::try_from(request.get_ref())?;
+        let pid = self.actors.citizen(caller).await?;
+        let row = settings_entity::ActiveModel {
+            national_id: Set(pid.expose().to_owned()),
+            channels: Set(settings.channels.as_stored().to_owned()),
+            phone_number: Set(settings.phone.as_ref().map(|phone| phone.as_str().to_owned())),
+            email_address: Set(settings.email.as_ref().map(|email| email.as_str().to_owned())),
+            language: Set(settings.language.as_stored().to_owned()),
+            updated_at: Set(self.clock.now()),
+        };
+        let txn = homecare_core::db::begin_write(&self.db)
+            .await
+            .map_err(status::from_db)?;
+        settings_entity::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(settings_entity::Column::NationalId)
+                    .update_columns([
+                        settings_entity::Column::Channels,
+                        settings_entity::Column::PhoneNumber,
+                        settings_entity::Column::EmailAddress,
+                        settings_entity::Column::Language,
+                        settings_entity::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&*txn)
+            .await
+            .map_err(status::from_db)?;
+        let stored = settings_entity::Entity::find_by_id(pid.expose().to_owned())
+            .one(&*txn)
+            .await
+            .map_err(status::from_db)?;
+        txn.commit().await.map_err(status::from_db)?;
+        Ok(Response::new(settings_to_proto(stored.as_ref())?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_patient_notifications(
+        &self,
+        request: Request<pb::SetPatientNotificationsRequest>,
+    ) -> Result<Response<pb::SetPatientNotificationsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let message = request.get_ref();
+        let (actor, patient_id) = self
+            .actors
+            .for_patient(caller, &message.patient_id, Need::Scope(Scope::ReadVisits))
+            .await?;
+        if !matches!(actor.via, Via::Proxy { .. }) {
+            // The patient's own notices follow their settings; staff have none.
+            return Err(status::failed_precondition(
+                "NOT_A_PROXY_HOLDER",
+                "patient",
+                "only a proxy holder chooses notices about someone else",
+            ));
+        }
+        let pid = caller
+            .require_citizen()
+            .map_err(Status::from)?
+            .expose()
+            .to_owned();
+        let txn = homecare_core::db::begin_write(&self.db)
+            .await
+            .map_err(status::from_db)?;
+        follow::Entity::insert(follow::ActiveModel {
+            holder_national_id: Set(pid),
+            patient_id: Set(patient_id),
+            enabled: Set(message.enabled),
+            updated_at: Set(self.clock.now()),
+        })
+        .on_conflict(
+            OnConflict::columns([follow::Column::HolderNationalId, follow::Column::PatientId])
+                .update_columns([follow::Column::Enabled, follow::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(&*txn)
+        .await
+        .map_err(status::from_db)?;
+        txn.commit().await.map_err(status::from_db)?;
+        Ok(Response::new(pb::SetPatientNotificationsResponse {
+            patient_id: patient_id.to_string(),
+            enabled: message.enabled,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_my_notices(
+        &self,
+        request: Request<pb::ListMyNoticesRequest>,
+    ) -> Result<Response<pb::ListNoticesResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let message = request.get_ref();
+        let key = QueryKey::named("my-notices");
+        let mut violations = FieldViolations::new();
+        let (page_size, cursor) = paging_of(message.page_size, &message.page_token, &key, &mut violations);
+        let (page_size, cursor) = homecare_core::all_checked!(violations; page_size, cursor)?;
+        let pid = self.actors.citizen(caller).await?;
+        let (rows, deliveries, next) = self
+            .page(
+                Condition::all().add(notice::Column::RecipientNationalId.eq(pid.expose())),
+                cursor,
+                page_size,
+            )
+            .await?;
+        Ok(Response::new(pb::ListNoticesResponse {
+            notices: notices_to_proto(&rows, &deliveries, false)?,
+            next_page_token: next.map(|cursor| cursor.encode(&key)).unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_patient_notices(
+        &self,
+        request: Request<pb::ListPatientNoticesRequest>,
+    ) -> Result<Response<pb::ListNoticesResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let message = request.get_ref();
+        let key = QueryKey::named("patient-notices")
+            .with("patient", &message.patient_id)
+            .with("failed", message.only_failed);
+        let mut violations = FieldViolations::new();
+        let (page_size, cursor) = paging_of(message.page_size, &message.page_token, &key, &mut violations);
+        let (page_size, cursor) = homecare_core::all_checked!(violations; page_size, cursor)?;
+        let (actor, patient_id) = self.staff_for(caller, &message.patient_id).await?;
+        let mut filter = Condition::all().add(notice::Column::PatientId.eq(patient_id));
+        if message.only_failed {
+            filter = filter.add(notice::Column::Status.eq(NoticeStatus::Failed.as_stored()));
+        }
+        let (rows, deliveries, next) = self.page(filter, cursor, page_size).await?;
+        self.read_log
+            .record(&actor, [(patient_id, None)], Action::ReadNotifications, self.clock.now())
+            .await?;
+        Ok(Response::new(pb::ListNoticesResponse {
+            notices: notices_to_proto(&rows, &deliveries, true)?,
+            next_page_token: next.map(|cursor| cursor.encode(&key)).unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retry_notice(
+        &self,
+        request: Request<pb::RetryNoticeRequest>,
+    ) -> Result<Response<pb::Notice>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let message = request.get_ref();
+        let notice_id = homecare_core::identifier::parse_id(&message.notice_id, "notice_id")
+            .map_err(|error| status::invalid_argument("notice_id", &error.to_string()))?;
+        let (actor, patient_id) = self.staff_for(caller, &message.patient_id).await?;
+        let now = self.clock.now();
+        let txn = homecare_core::db::begin_write(&self.db)
+            .await
+            .map_err(status::from_db)?;
+        let found = notice::Entity::find_by_id(notice_id)
+            .filter(notice::Column::PatientId.eq(patient_id))
+            .one(&*txn)
+            .await
+            .map_err(status::from_db)?
+            .ok_or_else(|| status::not_found("notice"))?;
+        let (Some(delivery_id), Ok(NoticeStatus::Failed)) =
+            (found.delivery_id, NoticeStatus::from_stored(&found.status))
+        else {
+            return Err(status::failed_precondition(
+                "NOT_FAILED",
+                "notice",
+                "only a failed notice can be sent again",
+            ));
+        };
+        let message_row = homecare_outbox::store::unpark::<delivery::Entity, _>(&*txn, delivery_id, now)
+            .await
+            .map_err(status::from_db)?;
+        notice::Entity::update_many()
+            .col_expr(notice::Column::Status, NoticeStatus::Queued.as_stored().into())
+            .col_expr(notice::Column::ErrorCode, Option::<String>::None.into())
+            .col_expr(notice::Column::UpdatedAt, now.into())
+            .filter(notice::Column::DeliveryId.eq(delivery_id))
+            .filter(notice::Column::Status.eq(NoticeStatus::Failed.as_stored()))
+            .exec(&*txn)
+            .await
+            .map_err(status::from_db)?;
+        homecare_patients::access_log::record(
+            &*txn,
+            &actor,
+            patient_id,
+            Action::WriteNotifications,
+            Some(notice_id.to_string()),
+            now,
+        )
+        .await
+        .map_err(status::from_db)?;
+        let row = notice::Entity::find_by_id(notice_id)
+            .one(&*txn)
+            .await
+            .map_err(status::from_db)?
+            .ok_or_else(|| status::not_found("notice"))?;
+        txn.commit().await.map_err(status::from_db)?;
+        if let Some(message_row) = &message_row {
+            match Channel::from_stored(&message_row.channel) {
+                Ok(Channel::Sms) => self.sms.rows_queued(),
+                Ok(Channel::Email) => self.email.rows_queued(),
+                Err(_) => {}
+            }
+        }
+        let deliveries: Vec<delivery::Model> = message_row.into_iter().collect();
+        let mut notices = notices_to_proto(&[row], &deliveries, true)?;
+        Ok(Response::new(notices.remove(0)))
+    }
+}
