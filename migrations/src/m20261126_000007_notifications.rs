@@ -3,6 +3,7 @@
 //! outbox of messages that carry them (one message may carry several merged notices).
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{DatabaseBackend, Statement};
 
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
@@ -281,10 +282,50 @@ impl MigrationTrait for Migration {
             }
             manager.create_index(index.to_owned()).await?;
         }
+
+        // The notifiers tell of what happens from now on, not of the history before them;
+        // their cursors start at the end of each log now, so none races the first events.
+        let backend = manager.get_database_backend();
+        for (consumer, log) in [
+            ("notifications.visits", "appointment_events"),
+            ("notifications.proxies", "proxy_events"),
+        ] {
+            let last = |column: &str| {
+                format!(
+                    "COALESCE((SELECT {column} FROM {log} ORDER BY tx_order DESC, seq DESC \
+                     LIMIT 1), 0)"
+                )
+            };
+            let now = if backend == DatabaseBackend::Postgres {
+                "$1"
+            } else {
+                "?"
+            };
+            manager
+                .get_connection()
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    format!(
+                        "INSERT INTO event_cursors (name, tx_order, seq, updated_at) \
+                         SELECT '{consumer}', {}, {}, {now}",
+                        last("tx_order"),
+                        last("seq")
+                    ),
+                    [chrono::Utc::now().into()],
+                ))
+                .await?;
+        }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "DELETE FROM event_cursors WHERE name IN \
+                 ('notifications.visits', 'notifications.proxies')",
+            )
+            .await?;
         for table in [
             Notices::Table.into_iden(),
             NoticeDeliveries::Table.into_iden(),

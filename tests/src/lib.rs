@@ -457,6 +457,19 @@ impl TestServer {
         ChangeStream(stream)
     }
 
+    /// Waits (at most 10 seconds) until `table` has at least `count` rows, as a background
+    /// task writes them; the count then.
+    pub async fn until_rows(&self, table: &str, count: i64) -> i64 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let rows = self.count_rows(table).await;
+            if rows >= count || tokio::time::Instant::now() >= deadline {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The number of rows in `table`.
     pub async fn count_rows(&self, table: &str) -> i64 {
         let row = self

@@ -15,6 +15,7 @@ use std::str::FromStr as _;
 
 use bytes::{Buf as _, BufMut as _};
 use homecare_proto::appointments::v1 as appointments;
+use homecare_proto::notifications::v1 as notifications;
 use homecare_proto::patients::v1 as patients;
 use homecare_tests::epj::FakeEpj;
 use homecare_tests::people::{ASTRID, BJARNE, KARI, OLA};
@@ -163,6 +164,7 @@ fn encode_at(path: &[u32], value: &[u8]) -> Vec<u8> {
 fn valid_requests(ids: &Ids) -> BTreeMap<String, Vec<u8>> {
     let p = |name| format!("/homecare.patients.v1.PatientService/{name}");
     let a = |name| format!("/homecare.appointments.v1.AppointmentService/{name}");
+    let n = |name| format!("/homecare.notifications.v1.NotificationService/{name}");
     let mut grant = grant_request(&ids.patient, OLA, &[patients::Scope::ReadVisits]);
     grant.request_id = "grant-probe".into();
     let entries: Vec<(String, Vec<u8>)> = vec![
@@ -311,6 +313,48 @@ fn valid_requests(ids: &Ids) -> BTreeMap<String, Vec<u8>> {
             }
             .encode_to_vec(),
         ),
+        (
+            n("GetNotificationSettings"),
+            notifications::GetNotificationSettingsRequest {}.encode_to_vec(),
+        ),
+        (
+            n("UpdateNotificationSettings"),
+            notifications::UpdateNotificationSettingsRequest {
+                channels: notifications::Channels::SmsAndEmail.into(),
+                phone_number: "+4791234567".into(),
+                email_address: "astrid@example.no".into(),
+                language: notifications::Language::Nb.into(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            n("SetPatientNotifications"),
+            notifications::SetPatientNotificationsRequest {
+                patient_id: ids.patient.clone(),
+                enabled: true,
+            }
+            .encode_to_vec(),
+        ),
+        (
+            n("ListMyNotices"),
+            notifications::ListMyNoticesRequest::default().encode_to_vec(),
+        ),
+        (
+            n("ListPatientNotices"),
+            notifications::ListPatientNoticesRequest {
+                patient_id: ids.patient.clone(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            n("RetryNotice"),
+            notifications::RetryNoticeRequest {
+                patient_id: ids.patient.clone(),
+                notice_id: uuid::Uuid::new_v4().to_string(),
+            }
+            .encode_to_vec(),
+        ),
     ];
     entries.into_iter().collect()
 }
@@ -453,7 +497,12 @@ async fn no_string_field_of_any_rpc_comes_back_in_an_error(backend: Backend) {
 }
 
 /// Reads of the caller's own data only: nothing of a patient's is disclosed to another.
-const OWN_DATA: [&str; 2] = ["GetTermsStatus", "ListRepresentedPatients"];
+const OWN_DATA: [&str; 4] = [
+    "GetTermsStatus",
+    "ListRepresentedPatients",
+    "GetNotificationSettings",
+    "ListMyNotices",
+];
 
 /// The answer to a unary call of `method`: its bytes, or the status.
 async fn unary_answer(
@@ -516,6 +565,9 @@ async fn every_read_by_someone_else_goes_to_the_access_log(backend: Backend) {
         appointment,
         proxy,
     };
+    // The grant is told to its holder (a notice about the patient, skipped: no settings),
+    // so that staff have notices of the patient to list.
+    server.until_rows("notices", 1).await;
     let mut valid = valid_requests(&ids);
     // The day the visit is on, so that the unit's list shows it.
     let day = visit_at

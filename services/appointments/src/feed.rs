@@ -68,4 +68,8 @@ impl homecare_core::topic::Topic for ChangeFeed {
     fn changed_elsewhere(&self) {
         self.visits_changed_elsewhere();
     }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.subscribe_changes())
+    }
 }

@@ -267,8 +267,8 @@ pub async fn consume<H: Consumer>(
 }
 
 /// Runs `consumer` until `shutdown`: it hands over every event there is, then waits for
-/// `woken` (a topic's changes, made here or told by another process), for `poll` (changes no
-/// one told of), or for a second after a failure (which is logged; the events are handed over
+/// `woken` (a topic's changes, made here or told by another process; when its sender is gone,
+/// only polling is left), for `poll` (changes no one told of), or for a second after a failure (which is logged; the events are handed over
 /// again). `clock` stamps the cursor.
 pub fn run_consumer<H: Consumer>(
     db: DatabaseConnection,
@@ -289,10 +289,14 @@ pub fn run_consumer<H: Consumer>(
                     std::time::Duration::from_secs(1)
                 }
             };
+            // With no one left to wake it, the consumer polls.
+            let woken_up = async {
+                if woken.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
-                changed = woken.changed() => if changed.is_err() {
-                    return;
-                },
+                () = woken_up => {}
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.wait() => return,
             }

@@ -15,4 +15,10 @@ pub trait Topic: Send + Sync + 'static {
 
     /// Another process made such a change: wake whoever waits here.
     fn changed_elsewhere(&self);
+
+    /// Notified on each change, made here or elsewhere, for readers in other capabilities
+    /// (a durable consumer of the log the topic is about); none when the topic offers none.
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
 }

@@ -91,7 +91,15 @@ async fn report(
         return StatusCode::OK;
     };
     let error_code = value("ErrorCode").filter(|code| !code.is_empty());
-    match record_report(&reports.db, provider_id, status, error_code, reports.clock.now()).await {
+    match record_report(
+        &reports.db,
+        provider_id,
+        status,
+        error_code,
+        reports.clock.now(),
+    )
+    .await
+    {
         Ok(known) => {
             if !known {
                 tracing::info!("an SMS status report on an unknown message was ignored");

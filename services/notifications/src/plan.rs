@@ -17,9 +17,7 @@ use homecare_outbox::Wakeup;
 use homecare_patients::entity::{patient, proxy, proxy_event};
 use homecare_patients::proxy::{EventType as ProxyEvent, terms_of};
 use homecare_patients::scope::{self, Scope};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::entity::follow;
@@ -179,9 +177,10 @@ impl Consumer for VisitNotifier {
         let owners = national_ids(txn, events.iter().map(|event| event.patient_id)).await?;
         let mut tells = Vec::new();
         for event in events {
-            let (Some(visit), Some(owner)) =
-                (visits.get(&event.appointment_id), owners.get(&event.patient_id))
-            else {
+            let (Some(visit), Some(owner)) = (
+                visits.get(&event.appointment_id),
+                owners.get(&event.patient_id),
+            ) else {
                 continue;
             };
             let Some(kind) = visit_notice(event, visit, self.0.added_horizon) else {
@@ -239,9 +238,10 @@ impl Consumer for ProxyNotifier {
             let by_staff = event.actor_kind == "staff";
             let (to_holder, to_patient) = match event_type {
                 ProxyEvent::Granted => (Some(NoticeKind::ProxyGranted), None),
-                ProxyEvent::Registered => {
-                    (Some(NoticeKind::ProxyGranted), Some(NoticeKind::ProxyRegistered))
-                }
+                ProxyEvent::Registered => (
+                    Some(NoticeKind::ProxyGranted),
+                    Some(NoticeKind::ProxyRegistered),
+                ),
                 ProxyEvent::Changed => (Some(NoticeKind::ProxyChanged), None),
                 ProxyEvent::Ended => (
                     Some(NoticeKind::ProxyEnded),

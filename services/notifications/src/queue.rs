@@ -71,7 +71,8 @@ pub async fn settings_of<C: ConnectionTrait>(
 
 /// A stored settings row as values.
 pub fn read_settings(row: &settings::Model) -> Result<Settings, DbErr> {
-    let corrupt = |error: homecare_core::stored::UnknownStoredValue| DbErr::Custom(error.to_string());
+    let corrupt =
+        |error: homecare_core::stored::UnknownStoredValue| DbErr::Custom(error.to_string());
     Ok(Settings {
         channels: Channels::from_stored(&row.channels).map_err(corrupt)?,
         phone: row.phone_number.clone().map(PhoneNumber::stored),
@@ -143,7 +144,9 @@ pub async fn enqueue<C: ConnectionTrait>(
         }
     }
     if !notices.is_empty() {
-        notice::Entity::insert_many(notices).exec_without_returning(txn).await?;
+        notice::Entity::insert_many(notices)
+            .exec_without_returning(txn)
+            .await?;
     }
     let mut channels: Vec<Channel> = messages.keys().map(|(_, channel)| *channel).collect();
     channels.dedup();

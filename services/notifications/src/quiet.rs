@@ -58,7 +58,9 @@ mod tests {
 
     fn oslo(text: &str) -> DateTime<Utc> {
         chrono_tz::Europe::Oslo
-            .from_local_datetime(&chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap())
+            .from_local_datetime(
+                &chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap(),
+            )
             .single()
             .unwrap()
             .with_timezone(&Utc)
@@ -79,22 +81,43 @@ mod tests {
         let before = oslo("2026-12-01 20:59:59");
         assert!(!quiet.contains(before));
         assert_eq!(quiet.next_allowed(before), before);
-        assert_eq!(quiet.next_allowed(oslo("2026-12-01 21:00:00")), oslo("2026-12-02 08:00:00"));
-        assert_eq!(quiet.next_allowed(oslo("2026-12-01 23:59:59")), oslo("2026-12-02 08:00:00"));
+        assert_eq!(
+            quiet.next_allowed(oslo("2026-12-01 21:00:00")),
+            oslo("2026-12-02 08:00:00")
+        );
+        assert_eq!(
+            quiet.next_allowed(oslo("2026-12-01 23:59:59")),
+            oslo("2026-12-02 08:00:00")
+        );
     }
 
     #[test]
     fn across_midnight_the_same_morning_is_the_end() {
         let quiet = sms();
-        assert_eq!(quiet.next_allowed(oslo("2026-12-02 00:00:00")), oslo("2026-12-02 08:00:00"));
-        assert_eq!(quiet.next_allowed(oslo("2026-12-02 07:59:59")), oslo("2026-12-02 08:00:00"));
+        assert_eq!(
+            quiet.next_allowed(oslo("2026-12-02 00:00:00")),
+            oslo("2026-12-02 08:00:00")
+        );
+        assert_eq!(
+            quiet.next_allowed(oslo("2026-12-02 07:59:59")),
+            oslo("2026-12-02 08:00:00")
+        );
         let eight = oslo("2026-12-02 08:00:00");
         assert_eq!(quiet.next_allowed(eight), eight);
         // Over the new year, and in summer time (UTC+2).
-        assert_eq!(quiet.next_allowed(oslo("2026-12-31 22:00:00")), oslo("2027-01-01 08:00:00"));
-        assert_eq!(quiet.next_allowed(oslo("2027-06-30 21:30:00")), oslo("2027-07-01 08:00:00"));
+        assert_eq!(
+            quiet.next_allowed(oslo("2026-12-31 22:00:00")),
+            oslo("2027-01-01 08:00:00")
+        );
+        assert_eq!(
+            quiet.next_allowed(oslo("2027-06-30 21:30:00")),
+            oslo("2027-07-01 08:00:00")
+        );
         // The night the clocks go forward.
-        assert_eq!(quiet.next_allowed(oslo("2027-03-27 23:00:00")), oslo("2027-03-28 08:00:00"));
+        assert_eq!(
+            quiet.next_allowed(oslo("2027-03-27 23:00:00")),
+            oslo("2027-03-28 08:00:00")
+        );
     }
 
     #[test]
@@ -105,7 +128,10 @@ mod tests {
             chrono_tz::Europe::Oslo,
         )
         .unwrap();
-        assert_eq!(lunch.next_allowed(oslo("2026-12-01 11:30:00")), oslo("2026-12-01 12:00:00"));
+        assert_eq!(
+            lunch.next_allowed(oslo("2026-12-01 11:30:00")),
+            oslo("2026-12-01 12:00:00")
+        );
         let ten_to_eleven = oslo("2026-12-01 10:59:00");
         assert_eq!(lunch.next_allowed(ten_to_eleven), ten_to_eleven);
         let noon = NaiveTime::from_hms_opt(12, 0, 0).unwrap();

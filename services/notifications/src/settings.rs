@@ -86,11 +86,14 @@ impl PhoneNumber {
         {
             return Err(BAD);
         }
-        let number = phonenumber::parse(Some(phonenumber::country::Id::NO), text).map_err(|_| BAD)?;
+        let number =
+            phonenumber::parse(Some(phonenumber::country::Id::NO), text).map_err(|_| BAD)?;
         if !phonenumber::is_valid(&number) {
             return Err(BAD);
         }
-        Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Self(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
 
     /// A number already stored (E.164).
@@ -207,11 +210,30 @@ mod tests {
 
     #[test]
     fn norwegian_numbers_are_accepted_as_typed_and_stored_in_e164() {
-        for typed in ["91234567", "912 34 567", "+4791234567", "+47 912 34 567", "004791234567"] {
-            assert_eq!(PhoneNumber::parse(typed).map(|n| n.0), Ok("+4791234567".to_owned()), "{typed}");
+        for typed in [
+            "91234567",
+            "912 34 567",
+            "+4791234567",
+            "+47 912 34 567",
+            "004791234567",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(typed).map(|n| n.0),
+                Ok("+4791234567".to_owned()),
+                "{typed}"
+            );
         }
-        assert_eq!(PhoneNumber::parse("+46701234567").map(|n| n.0), Ok("+46701234567".to_owned()));
-        for bad in ["1234", "+47 1234", "nine", "+4791234567\u{202e}", "9123456789012345678901234567890123"] {
+        assert_eq!(
+            PhoneNumber::parse("+46701234567").map(|n| n.0),
+            Ok("+46701234567".to_owned())
+        );
+        for bad in [
+            "1234",
+            "+47 1234",
+            "nine",
+            "+4791234567\u{202e}",
+            "9123456789012345678901234567890123",
+        ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
         }
     }
@@ -225,7 +247,11 @@ mod tests {
         assert!(EmailAddress::parse(&format!("{}@example.no", "a".repeat(250))).is_err());
     }
 
-    fn request(channels: pb::Channels, phone: &str, email: &str) -> pb::UpdateNotificationSettingsRequest {
+    fn request(
+        channels: pb::Channels,
+        phone: &str,
+        email: &str,
+    ) -> pb::UpdateNotificationSettingsRequest {
         pb::UpdateNotificationSettingsRequest {
             channels: channels as i32,
             phone_number: phone.to_owned(),
@@ -240,10 +266,28 @@ mod tests {
 
     #[test]
     fn a_chosen_channel_needs_its_contact_and_each_bad_field_is_named() {
-        assert_eq!(fields(Settings::try_from(&request(pb::Channels::Sms, "", ""))), ["phone_number"]);
-        assert_eq!(fields(Settings::try_from(&request(pb::Channels::SmsAndEmail, "", ""))), ["phone_number", "email_address"]);
-        assert_eq!(fields(Settings::try_from(&request(pb::Channels::Unspecified, "12", "x"))), ["channels", "phone_number", "email_address"]);
-        let settings = Settings::try_from(&request(pb::Channels::Email, "", "kari@example.no")).unwrap();
+        assert_eq!(
+            fields(Settings::try_from(&request(pb::Channels::Sms, "", ""))),
+            ["phone_number"]
+        );
+        assert_eq!(
+            fields(Settings::try_from(&request(
+                pb::Channels::SmsAndEmail,
+                "",
+                ""
+            ))),
+            ["phone_number", "email_address"]
+        );
+        assert_eq!(
+            fields(Settings::try_from(&request(
+                pb::Channels::Unspecified,
+                "12",
+                "x"
+            ))),
+            ["channels", "phone_number", "email_address"]
+        );
+        let settings =
+            Settings::try_from(&request(pb::Channels::Email, "", "kari@example.no")).unwrap();
         assert_eq!(settings.language, Language::Nb);
         assert_eq!(settings.contact(Channel::Email), Some("kari@example.no"));
         assert_eq!(settings.contact(Channel::Sms), None);

@@ -103,7 +103,8 @@ impl Composer {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| DbErr::Custom(error.to_string()))?;
         let on_behalf = notices.iter().all(|notice| notice.on_behalf);
-        let context = NoticeContext::new(first.subject_time, notices.len(), on_behalf, &self.branding);
+        let context =
+            NoticeContext::new(first.subject_time, notices.len(), on_behalf, &self.branding);
         let rendered = self
             .templates
             .render(settings.language, &kinds, &context)
@@ -130,7 +131,10 @@ async fn mark_skipped<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     notice::Entity::update_many()
-        .col_expr(notice::Column::Status, NoticeStatus::Skipped.as_stored().into())
+        .col_expr(
+            notice::Column::Status,
+            NoticeStatus::Skipped.as_stored().into(),
+        )
         .col_expr(notice::Column::SkipReason, Some(reason.as_stored()).into())
         .col_expr(notice::Column::UpdatedAt, now.into())
         .filter(notice::Column::DeliveryId.eq(delivery_id))
@@ -170,7 +174,15 @@ async fn delivered(
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
     let ids = rows.iter().map(|row| row.id).collect();
-    advance(txn, ids, &[NoticeStatus::Queued], NoticeStatus::Sent, None, now).await?;
+    advance(
+        txn,
+        ids,
+        &[NoticeStatus::Queued],
+        NoticeStatus::Sent,
+        None,
+        now,
+    )
+    .await?;
     Ok(0)
 }
 
@@ -247,7 +259,10 @@ impl Sink for SmsSink {
         match self.sms.send(&message).await {
             Ok(accepted) => {
                 let stored = delivery::Entity::update_many()
-                    .col_expr(delivery::Column::ProviderId, Some(accepted.provider_id).into())
+                    .col_expr(
+                        delivery::Column::ProviderId,
+                        Some(accepted.provider_id).into(),
+                    )
                     .filter(delivery::Column::Id.eq(row.id))
                     .exec(&self.composer.db)
                     .await;
@@ -419,9 +434,18 @@ pub async fn record_report(
     };
     let (from, to): (&[NoticeStatus], NoticeStatus) = match status {
         ProviderStatus::Sent => (&[NoticeStatus::Queued], NoticeStatus::Sent),
-        ProviderStatus::Delivered => (&[NoticeStatus::Queued, NoticeStatus::Sent], NoticeStatus::Delivered),
-        ProviderStatus::Undelivered => (&[NoticeStatus::Queued, NoticeStatus::Sent], NoticeStatus::Undelivered),
-        ProviderStatus::Failed => (&[NoticeStatus::Queued, NoticeStatus::Sent], NoticeStatus::Failed),
+        ProviderStatus::Delivered => (
+            &[NoticeStatus::Queued, NoticeStatus::Sent],
+            NoticeStatus::Delivered,
+        ),
+        ProviderStatus::Undelivered => (
+            &[NoticeStatus::Queued, NoticeStatus::Sent],
+            NoticeStatus::Undelivered,
+        ),
+        ProviderStatus::Failed => (
+            &[NoticeStatus::Queued, NoticeStatus::Sent],
+            NoticeStatus::Failed,
+        ),
     };
     let code = match status {
         ProviderStatus::Undelivered | ProviderStatus::Failed => error_code,

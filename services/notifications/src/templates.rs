@@ -25,17 +25,65 @@ const MERGED: &str = "merged";
 macro_rules! language {
     ($lang:literal) => {
         [
-            ($lang, "visit_completed", include_str!(concat!("../templates/", $lang, "/visit_completed.hbs"))),
-            ($lang, "visit_changed", include_str!(concat!("../templates/", $lang, "/visit_changed.hbs"))),
-            ($lang, "visit_cancelled", include_str!(concat!("../templates/", $lang, "/visit_cancelled.hbs"))),
-            ($lang, "visit_added", include_str!(concat!("../templates/", $lang, "/visit_added.hbs"))),
-            ($lang, "cancellation_confirmed", include_str!(concat!("../templates/", $lang, "/cancellation_confirmed.hbs"))),
-            ($lang, "cancellation_failed", include_str!(concat!("../templates/", $lang, "/cancellation_failed.hbs"))),
-            ($lang, "proxy_granted", include_str!(concat!("../templates/", $lang, "/proxy_granted.hbs"))),
-            ($lang, "proxy_changed", include_str!(concat!("../templates/", $lang, "/proxy_changed.hbs"))),
-            ($lang, "proxy_ended", include_str!(concat!("../templates/", $lang, "/proxy_ended.hbs"))),
-            ($lang, "proxy_registered", include_str!(concat!("../templates/", $lang, "/proxy_registered.hbs"))),
-            ($lang, "merged", include_str!(concat!("../templates/", $lang, "/merged.hbs"))),
+            (
+                $lang,
+                "visit_completed",
+                include_str!(concat!("../templates/", $lang, "/visit_completed.hbs")),
+            ),
+            (
+                $lang,
+                "visit_changed",
+                include_str!(concat!("../templates/", $lang, "/visit_changed.hbs")),
+            ),
+            (
+                $lang,
+                "visit_cancelled",
+                include_str!(concat!("../templates/", $lang, "/visit_cancelled.hbs")),
+            ),
+            (
+                $lang,
+                "visit_added",
+                include_str!(concat!("../templates/", $lang, "/visit_added.hbs")),
+            ),
+            (
+                $lang,
+                "cancellation_confirmed",
+                include_str!(concat!(
+                    "../templates/",
+                    $lang,
+                    "/cancellation_confirmed.hbs"
+                )),
+            ),
+            (
+                $lang,
+                "cancellation_failed",
+                include_str!(concat!("../templates/", $lang, "/cancellation_failed.hbs")),
+            ),
+            (
+                $lang,
+                "proxy_granted",
+                include_str!(concat!("../templates/", $lang, "/proxy_granted.hbs")),
+            ),
+            (
+                $lang,
+                "proxy_changed",
+                include_str!(concat!("../templates/", $lang, "/proxy_changed.hbs")),
+            ),
+            (
+                $lang,
+                "proxy_ended",
+                include_str!(concat!("../templates/", $lang, "/proxy_ended.hbs")),
+            ),
+            (
+                $lang,
+                "proxy_registered",
+                include_str!(concat!("../templates/", $lang, "/proxy_registered.hbs")),
+            ),
+            (
+                $lang,
+                "merged",
+                include_str!(concat!("../templates/", $lang, "/merged.hbs")),
+            ),
         ]
     };
 }
@@ -141,7 +189,10 @@ impl Templates {
                     })?;
                     (path.display().to_string(), source)
                 }
-                _ => (format!("built-in {}", key(language, name)), (*built_in).to_owned()),
+                _ => (
+                    format!("built-in {}", key(language, name)),
+                    (*built_in).to_owned(),
+                ),
             };
             for registry in [&mut text, &mut html] {
                 registry
@@ -220,7 +271,9 @@ impl Templates {
 }
 
 fn override_path(folder: &Path, language: Language, name: &str) -> PathBuf {
-    folder.join(language.as_stored()).join(format!("{name}.hbs"))
+    folder
+        .join(language.as_stored())
+        .join(format!("{name}.hbs"))
 }
 
 /// The subject line and the text after the empty line.
@@ -255,13 +308,19 @@ mod tests {
     fn every_kind_has_a_template_in_every_language_and_nothing_else_is_shipped() {
         for languages in BUILT_IN {
             let names: Vec<&str> = languages.iter().map(|(_, name, _)| *name).collect();
-            let mut expected: Vec<&str> = NoticeKind::ALL.iter().map(|kind| kind.as_stored()).collect();
+            let mut expected: Vec<&str> = NoticeKind::ALL
+                .iter()
+                .map(|kind| kind.as_stored())
+                .collect();
             expected.push(MERGED);
             assert_eq!(names, expected);
         }
         assert_eq!(
             BUILT_IN.map(|languages| languages[0].0).to_vec(),
-            Language::ALL.iter().map(|language| language.as_stored()).collect::<Vec<_>>()
+            Language::ALL
+                .iter()
+                .map(|language| language.as_stored())
+                .collect::<Vec<_>>()
         );
     }
 
@@ -271,30 +330,64 @@ mod tests {
         // 07:30 UTC is 08:30 in Oslo in winter.
         let when = "2026-12-24T07:30:00Z".parse().unwrap();
         for language in Language::ALL {
-            for kinds in NoticeKind::ALL.iter().map(std::slice::from_ref).chain([NoticeKind::ALL]) {
+            for kinds in NoticeKind::ALL
+                .iter()
+                .map(std::slice::from_ref)
+                .chain([NoticeKind::ALL])
+            {
                 for on_behalf in [false, true] {
                     let context = NoticeContext::new(when, kinds.len(), on_behalf, &branding());
                     let rendered = templates.render(*language, kinds, &context).unwrap();
                     let what = format!("{language:?} {kinds:?}");
-                    assert!(rendered.text.starts_with("Hjemmetjenesten i Ås: "), "{what}: {}", rendered.text);
+                    assert!(
+                        rendered.text.starts_with("Hjemmetjenesten i Ås: "),
+                        "{what}: {}",
+                        rendered.text
+                    );
                     assert!(rendered.text.contains("https://helsenorge.no"), "{what}");
-                    assert!(rendered.text.contains("24.12.2026") || kinds.len() > 1, "{what}");
-                    assert_eq!(homecare_sms::segments(&rendered.text).encoding, homecare_sms::Encoding::Gsm7, "{what}: {}", rendered.text);
+                    assert!(
+                        rendered.text.contains("24.12.2026") || kinds.len() > 1,
+                        "{what}"
+                    );
+                    assert_eq!(
+                        homecare_sms::segments(&rendered.text).encoding,
+                        homecare_sms::Encoding::Gsm7,
+                        "{what}: {}",
+                        rendered.text
+                    );
                     assert!(homecare_sms::segments(&rendered.text).count <= 2, "{what}");
-                    assert!(rendered.html.contains("<p>Hjemmetjenesten i Ås: "), "{what}");
-                    assert!(!rendered.subject.is_empty() && !rendered.subject.contains('{'), "{what}");
+                    assert!(
+                        rendered.html.contains("<p>Hjemmetjenesten i Ås: "),
+                        "{what}"
+                    );
+                    assert!(
+                        !rendered.subject.is_empty() && !rendered.subject.contains('{'),
+                        "{what}"
+                    );
                 }
             }
         }
         let visit = templates
-            .render(Language::Nb, &[NoticeKind::VisitChanged], &NoticeContext::new(when, 1, false, &branding()))
+            .render(
+                Language::Nb,
+                &[NoticeKind::VisitChanged],
+                &NoticeContext::new(when, 1, false, &branding()),
+            )
             .unwrap();
         assert_eq!(
             visit.text,
             "Hjemmetjenesten i Ås: Et besøk hos deg er flyttet til 24.12.2026 kl. 08:30. Logg inn på https://helsenorge.no for å se."
         );
         let merged = templates
-            .render(Language::En, &[NoticeKind::VisitChanged, NoticeKind::VisitAdded, NoticeKind::ProxyGranted], &NoticeContext::new(when, 3, false, &branding()))
+            .render(
+                Language::En,
+                &[
+                    NoticeKind::VisitChanged,
+                    NoticeKind::VisitAdded,
+                    NoticeKind::ProxyGranted,
+                ],
+                &NoticeContext::new(when, 3, false, &branding()),
+            )
             .unwrap();
         assert_eq!(merged.subject, "3 changes");
     }
@@ -302,12 +395,23 @@ mod tests {
     #[test]
     fn html_escapes_and_text_does_not() {
         let templates = Templates::load(None).unwrap();
-        let branding = Branding { service_name: "Pleie & omsorg <Ås>".to_owned(), ..branding() };
+        let branding = Branding {
+            service_name: "Pleie & omsorg <Ås>".to_owned(),
+            ..branding()
+        };
         let rendered = templates
-            .render(Language::Nb, &[NoticeKind::ProxyGranted], &NoticeContext::new(DateTime::UNIX_EPOCH, 1, true, &branding))
+            .render(
+                Language::Nb,
+                &[NoticeKind::ProxyGranted],
+                &NoticeContext::new(DateTime::UNIX_EPOCH, 1, true, &branding),
+            )
             .unwrap();
         assert!(rendered.text.starts_with("Pleie & omsorg <Ås>: "));
-        assert!(rendered.html.contains("Pleie &amp; omsorg &lt;Ås&gt;: "), "{}", rendered.html);
+        assert!(
+            rendered.html.contains("Pleie &amp; omsorg &lt;Ås&gt;: "),
+            "{}",
+            rendered.html
+        );
     }
 
     #[test]
@@ -318,9 +422,16 @@ mod tests {
         std::fs::write(&file, "Nytt!\n\n{{service_name}}: nytt besøk {{date}}.\n").unwrap();
         let templates = Templates::load(Some(folder.path())).unwrap();
         let rendered = templates
-            .render(Language::Nb, &[NoticeKind::VisitAdded], &NoticeContext::new(DateTime::UNIX_EPOCH, 1, false, &branding()))
+            .render(
+                Language::Nb,
+                &[NoticeKind::VisitAdded],
+                &NoticeContext::new(DateTime::UNIX_EPOCH, 1, false, &branding()),
+            )
             .unwrap();
-        assert_eq!(rendered.text, "Hjemmetjenesten i Ås: nytt besøk 01.01.1970.");
+        assert_eq!(
+            rendered.text,
+            "Hjemmetjenesten i Ås: nytt besøk 01.01.1970."
+        );
 
         std::fs::write(&file, "Nytt!\n\n{{#if on_behalf}}\nunclosed {{date}\n").unwrap();
         let error = Templates::load(Some(folder.path())).unwrap_err();

@@ -113,7 +113,10 @@ pub async fn claim_in<E: EntityTrait>(
     let table = E::default().table_name();
     // The partition is the sink's own constant, checked to be a column of the table.
     let partition = match partition {
-        Some(Partition { column: name, value }) => {
+        Some(Partition {
+            column: name,
+            value,
+        }) => {
             let name = sea_orm::IdenStatic::as_str(&column::<E>(name));
             format!(" AND {name} = '{}'", value.replace('\'', "''"))
         }

@@ -122,8 +122,7 @@ impl<S: Sink> Worker<S> {
             let now = self.clock.now();
             let lease_until =
                 now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
-            let claimed =
-                store::claim_in::<S::Entity>(
+            let claimed = store::claim_in::<S::Entity>(
                 &self.db,
                 S::PARTITION,
                 now,

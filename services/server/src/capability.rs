@@ -61,6 +61,7 @@ pub fn all() -> Vec<Box<dyn Capability>> {
     vec![
         Box::new(crate::capabilities::Patients),
         Box::new(crate::capabilities::Appointments),
+        Box::new(crate::capabilities::notifications::Notifications),
     ]
 }
 
@@ -126,6 +127,15 @@ impl Parts {
     pub fn topic(&mut self, topic: Arc<dyn Topic>) -> &mut Self {
         self.topics.push(topic);
         self
+    }
+
+    /// The changes of the topic `name` that an earlier capability added, made here or
+    /// elsewhere, if it offers them.
+    pub fn topic_changes(&self, name: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.topics
+            .iter()
+            .find(|topic| topic.name() == name)
+            .and_then(|topic| topic.changes())
     }
 
     /// The names of the gRPC services, for health checks.

@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use crate::capabilities::appointments::{CancellationConfig, EpjConfig};
+pub use crate::capabilities::notifications::NotificationsConfig;
 pub use crate::capabilities::patients::TermsConfig;
 
 /// The whole configuration of the service.
@@ -46,6 +47,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Which identity numbers are accepted.
     pub identity: IdentityConfig,
+    /// Notices by SMS and e-mail.
+    pub notifications: NotificationsConfig,
 }
 
 /// Which identity numbers are accepted.
@@ -162,6 +165,7 @@ impl Default for Config {
             identity: IdentityConfig {
                 accept_synthetic: None,
             },
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -209,7 +213,7 @@ impl Config {
 
     /// Checks what the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.time_zone()?;
+        self.notifications.validate(self.time_zone()?)?;
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "database_max_connections",

@@ -60,6 +60,9 @@ pub enum ServerError {
     /// The EPJ client could not be built.
     #[error("EPJ client: {0}")]
     Epj(reqwest::Error),
+    /// Notifications could not be set up (a template, a provider's settings).
+    #[error("notifications: {0}")]
+    Notifications(String),
     /// The metrics address could not be bound.
     #[error("metrics.listen_addr: {0}")]
     MetricsListener(std::io::Error),

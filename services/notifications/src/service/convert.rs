@@ -29,8 +29,14 @@ pub(super) fn settings_to_proto(
     let settings = read_settings(row).map_err(corrupt)?;
     Ok(pb::NotificationSettings {
         channels: settings.channels.to_proto() as i32,
-        phone_number: settings.phone.map(|phone| phone.as_str().to_owned()).unwrap_or_default(),
-        email_address: settings.email.map(|email| email.as_str().to_owned()).unwrap_or_default(),
+        phone_number: settings
+            .phone
+            .map(|phone| phone.as_str().to_owned())
+            .unwrap_or_default(),
+        email_address: settings
+            .email
+            .map(|email| email.as_str().to_owned())
+            .unwrap_or_default(),
         language: settings.language.to_proto() as i32,
         update_time: Some(timestamp::to_proto(row.updated_at)),
     })
@@ -48,7 +54,9 @@ pub(super) fn notices_to_proto(
             let message = row.delivery_id.and_then(|id| deliveries.get(&id));
             Ok(pb::Notice {
                 id: row.id.to_string(),
-                kind: NoticeKind::from_stored(&row.kind).map_err(corrupt)?.to_proto() as i32,
+                kind: NoticeKind::from_stored(&row.kind)
+                    .map_err(corrupt)?
+                    .to_proto() as i32,
                 channel: row
                     .channel
                     .as_deref()
@@ -56,7 +64,9 @@ pub(super) fn notices_to_proto(
                     .transpose()
                     .map_err(corrupt)?
                     .map_or(0, |channel| channel.to_proto() as i32),
-                status: NoticeStatus::from_stored(&row.status).map_err(corrupt)?.to_proto() as i32,
+                status: NoticeStatus::from_stored(&row.status)
+                    .map_err(corrupt)?
+                    .to_proto() as i32,
                 skip_reason: row
                     .skip_reason
                     .as_deref()

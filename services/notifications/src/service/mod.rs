@@ -154,8 +154,14 @@ impl NotificationService for NotificationApi {
         let row = settings_entity::ActiveModel {
             national_id: Set(pid.expose().to_owned()),
             channels: Set(settings.channels.as_stored().to_owned()),
-            phone_number: Set(settings.phone.as_ref().map(|phone| phone.as_str().to_owned())),
-            email_address: Set(settings.email.as_ref().map(|email| email.as_str().to_owned())),
+            phone_number: Set(settings
+                .phone
+                .as_ref()
+                .map(|phone| phone.as_str().to_owned())),
+            email_address: Set(settings
+                .email
+                .as_ref()
+                .map(|email| email.as_str().to_owned())),
             language: Set(settings.language.as_stored().to_owned()),
             updated_at: Set(self.clock.now()),
         };
@@ -242,7 +248,12 @@ impl NotificationService for NotificationApi {
         let message = request.get_ref();
         let key = QueryKey::named("my-notices");
         let mut violations = FieldViolations::new();
-        let (page_size, cursor) = paging_of(message.page_size, &message.page_token, &key, &mut violations);
+        let (page_size, cursor) = paging_of(
+            message.page_size,
+            &message.page_token,
+            &key,
+            &mut violations,
+        );
         let (page_size, cursor) = homecare_core::all_checked!(violations; page_size, cursor)?;
         let pid = self.actors.citizen(caller).await?;
         let (rows, deliveries, next) = self
@@ -269,7 +280,12 @@ impl NotificationService for NotificationApi {
             .with("patient", &message.patient_id)
             .with("failed", message.only_failed);
         let mut violations = FieldViolations::new();
-        let (page_size, cursor) = paging_of(message.page_size, &message.page_token, &key, &mut violations);
+        let (page_size, cursor) = paging_of(
+            message.page_size,
+            &message.page_token,
+            &key,
+            &mut violations,
+        );
         let (page_size, cursor) = homecare_core::all_checked!(violations; page_size, cursor)?;
         let (actor, patient_id) = self.staff_for(caller, &message.patient_id).await?;
         let mut filter = Condition::all().add(notice::Column::PatientId.eq(patient_id));
@@ -278,7 +294,12 @@ impl NotificationService for NotificationApi {
         }
         let (rows, deliveries, next) = self.page(filter, cursor, page_size).await?;
         self.read_log
-            .record(&actor, [(patient_id, None)], Action::ReadNotifications, self.clock.now())
+            .record(
+                &actor,
+                [(patient_id, None)],
+                Action::ReadNotifications,
+                self.clock.now(),
+            )
             .await?;
         Ok(Response::new(pb::ListNoticesResponse {
             notices: notices_to_proto(&rows, &deliveries, true)?,
@@ -315,11 +336,15 @@ impl NotificationService for NotificationApi {
                 "only a failed notice can be sent again",
             ));
         };
-        let message_row = homecare_outbox::store::unpark::<delivery::Entity, _>(&*txn, delivery_id, now)
-            .await
-            .map_err(status::from_db)?;
+        let message_row =
+            homecare_outbox::store::unpark::<delivery::Entity, _>(&*txn, delivery_id, now)
+                .await
+                .map_err(status::from_db)?;
         notice::Entity::update_many()
-            .col_expr(notice::Column::Status, NoticeStatus::Queued.as_stored().into())
+            .col_expr(
+                notice::Column::Status,
+                NoticeStatus::Queued.as_stored().into(),
+            )
             .col_expr(notice::Column::ErrorCode, Option::<String>::None.into())
             .col_expr(notice::Column::UpdatedAt, now.into())
             .filter(notice::Column::DeliveryId.eq(delivery_id))

@@ -7,6 +7,8 @@ pub mod appointments {
     pub use config::{CancellationConfig, EpjConfig};
 }
 
+pub mod notifications;
+
 pub mod patients {
     //! Patients, proxies, terms of use.
     mod config;

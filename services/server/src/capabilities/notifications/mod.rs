@@ -1,0 +1,175 @@
+//! Notices by SMS and e-mail: durable consumers of the visits' and proxies' histories, one
+//! outbox worker per channel, the provider's status reports, and the gRPC service.
+
+mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use homecare_core::event_log::run_consumer;
+use homecare_notifications::NotificationApi;
+use homecare_notifications::callback::StatusReports;
+use homecare_notifications::entity::delivery;
+use homecare_notifications::plan::{Notifier, ProxyNotifier, VisitNotifier};
+use homecare_notifications::sink::{Composer, EmailSink, SmsSink};
+use homecare_notifications::templates::{Branding, Templates};
+use homecare_outbox::{Sink, Wakeup, Worker};
+use homecare_proto::notifications::v1::notification_service_server::NotificationServiceServer;
+use secrecy::SecretString;
+
+pub use config::{EmailConfig, NotificationsConfig, Pacing, QuietHoursConfig, SmsConfig};
+
+use crate::ServerError;
+use crate::capability::{Capability, Context, MAX_REQUEST_BYTES, Parts};
+
+/// Notices by SMS and e-mail.
+pub struct Notifications;
+
+impl Capability for Notifications {
+    fn name(&self) -> &'static str {
+        "notifications"
+    }
+
+    fn build(self: Box<Self>, context: &Context, parts: &mut Parts) -> Result<(), ServerError> {
+        let config = &context.config.notifications;
+        let zone = context.config.time_zone()?;
+        let templates = Templates::load(config.templates_dir.as_deref())
+            .map_err(|error| ServerError::Notifications(error.to_string()))?;
+        let timing = config.timing(zone)?;
+        let sms_wakeup = Wakeup::new("sms_outbox");
+        let email_wakeup = Wakeup::new("email_outbox");
+        parts
+            .topic(Arc::new(sms_wakeup.clone()))
+            .topic(Arc::new(email_wakeup.clone()));
+
+        let notifier = Notifier {
+            timing: timing.clone(),
+            added_horizon: Duration::from_secs(config.added_horizon_hours * 3600),
+            sms: sms_wakeup.clone(),
+            email: email_wakeup.clone(),
+            clock: context.clock.clone(),
+        };
+        let poll = Duration::from_millis(config.poll_millis);
+        // Visits wake the consumer as they change; proxies change seldom and are polled.
+        let visits_changed = parts
+            .topic_changes("visits")
+            .unwrap_or_else(|| tokio::sync::watch::channel(0).1);
+        parts.task(
+            "visit notices",
+            run_consumer(
+                context.db.clone(),
+                Arc::new(VisitNotifier(notifier.clone())),
+                visits_changed,
+                context.clock.clone(),
+                poll,
+                context.shutdown.clone(),
+            ),
+        );
+        parts.task(
+            "proxy notices",
+            run_consumer(
+                context.db.clone(),
+                Arc::new(ProxyNotifier(notifier)),
+                tokio::sync::watch::channel(0).1,
+                context.clock.clone(),
+                poll,
+                context.shutdown.clone(),
+            ),
+        );
+
+        let composer = Arc::new(Composer::new(
+            context.db.clone(),
+            Arc::new(templates),
+            Branding {
+                service_name: config.service_name.clone(),
+                portal_url: config.portal_url.clone(),
+                zone,
+            },
+            context.clock.clone(),
+        ));
+        match config.twilio()? {
+            Some(twilio) => {
+                let sink = SmsSink::new(composer.clone(), Arc::new(twilio), timing.sms_quiet);
+                parts.task(
+                    "SMS delivery",
+                    worker(context, sink, &sms_wakeup, config.sms_settings()),
+                );
+            }
+            None => tracing::warn!(
+                "no SMS provider configured (notifications.sms.base_url): SMS notices wait \
+                 until a server with one starts"
+            ),
+        }
+        match config.smtp()? {
+            Some(smtp) => {
+                let sink = EmailSink::new(composer, Arc::new(smtp), timing.email_quiet);
+                parts.task(
+                    "e-mail delivery",
+                    worker(context, sink, &email_wakeup, config.email_settings()),
+                );
+            }
+            None => tracing::warn!(
+                "no SMTP server configured (notifications.email.host): e-mail notices wait \
+                 until a server with one starts"
+            ),
+        }
+        parts.task(
+            "notice outbox metrics",
+            homecare_outbox::gauges::sample_every::<delivery::Entity>(
+                "notices",
+                context.db.clone(),
+                context.clock.clone(),
+                Duration::from_secs(context.config.metrics.sample_seconds.max(1)),
+                context.shutdown.clone(),
+            ),
+        );
+
+        let auth_token: Option<SecretString> = config.sms.auth_token.clone();
+        if config.sms.status_callback_url.is_some() && auth_token.is_none() {
+            tracing::warn!(
+                "notifications.sms.auth_token is not set: SMS status reports cannot be \
+                 checked and are refused"
+            );
+        }
+        parts.http(
+            StatusReports::new(
+                context.db.clone(),
+                context.clock.clone(),
+                auth_token,
+                config.sms.status_callback_url.clone().unwrap_or_default(),
+            )
+            .routes(),
+        );
+
+        let api = NotificationApi::new(
+            context.db.clone(),
+            context.actors.clone(),
+            context.read_log.clone(),
+            context.clock.clone(),
+            sms_wakeup,
+            email_wakeup,
+        );
+        parts
+            .grpc(NotificationServiceServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES));
+        Ok(())
+    }
+}
+
+/// Starts a channel's outbox worker. Notices are scheduled by the business clock, which is
+/// the machine's in production (and a test's hand-set clock in tests, for quiet hours).
+fn worker<S: Sink>(
+    context: &Context,
+    sink: S,
+    wakeup: &Wakeup,
+    settings: homecare_outbox::Settings,
+) -> tokio::task::JoinHandle<()> {
+    let worker = Worker::new(
+        context.db.clone(),
+        Arc::new(sink),
+        context.clock.clone(),
+        wakeup.clone(),
+        context.shutdown.clone(),
+        settings,
+    );
+    tokio::spawn(worker.run())
+}
