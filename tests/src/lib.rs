@@ -20,6 +20,7 @@ use tonic::Request;
 use tonic::transport::Channel;
 
 pub mod epj;
+pub mod notices;
 
 /// The environment variable naming the PostgreSQL database for the PostgreSQL runs.
 pub const POSTGRES_URL_VAR: &str = "HOMECARE_TEST_DATABASE_URL";
@@ -299,6 +300,25 @@ impl TestServer {
             .grant_proxy(authorized(&self.citizen_token(pid), request))
             .await
             .map(|response| response.into_inner().proxy.expect("proxy"))
+    }
+
+    /// Stops the server gracefully and starts it again on the same database, with its
+    /// configuration after `adjust` and its clock where it was: a restart.
+    pub async fn restart(mut self, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        let mut next = Self::serve(config, self._data_dir.clone()).await;
+        next.postgres_schema = self.postgres_schema.take();
+        next.clock.set(homecare_core::Clock::now(&*self.clock));
+        next
     }
 
     /// Stops the server gracefully, checks it stopped cleanly, and drops the test schema.

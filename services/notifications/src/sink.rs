@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use homecare_core::db::begin_write;
 use homecare_email::{Email, EmailError, OutgoingEmail};
 use homecare_outbox::store::Partition;
 use homecare_outbox::{Attempt, Sink};
@@ -124,12 +125,13 @@ impl Composer {
     }
 }
 
-async fn mark_skipped<C: ConnectionTrait>(
-    db: &C,
+async fn mark_skipped(
+    db: &DatabaseConnection,
     delivery_id: Uuid,
     reason: SkipReason,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    let txn = begin_write(db).await?;
     notice::Entity::update_many()
         .col_expr(
             notice::Column::Status,
@@ -139,9 +141,37 @@ async fn mark_skipped<C: ConnectionTrait>(
         .col_expr(notice::Column::UpdatedAt, now.into())
         .filter(notice::Column::DeliveryId.eq(delivery_id))
         .filter(notice::Column::Status.eq(NoticeStatus::Queued.as_stored()))
-        .exec(db)
+        .exec(&*txn)
         .await?;
-    Ok(())
+    txn.commit().await
+}
+
+/// Stores what the provider said of a message at once, outside the outcome's transaction
+/// (through the writer gate on SQLite, like every write).
+async fn store_answer(
+    db: &DatabaseConnection,
+    delivery_id: Uuid,
+    provider_id: Option<String>,
+    error_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let txn = begin_write(db).await?;
+    if let Some(provider_id) = provider_id {
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::ProviderId, Some(provider_id).into())
+            .filter(delivery::Column::Id.eq(delivery_id))
+            .exec(&*txn)
+            .await?;
+    }
+    if let Some(code) = error_code {
+        notice::Entity::update_many()
+            .col_expr(notice::Column::ErrorCode, Expr::value(code))
+            .col_expr(notice::Column::UpdatedAt, now.into())
+            .filter(notice::Column::DeliveryId.eq(delivery_id))
+            .exec(&*txn)
+            .await?;
+    }
+    txn.commit().await
 }
 
 /// Sets the status of the notices of `deliveries` that are still `from` to `to`.
@@ -258,14 +288,15 @@ impl Sink for SmsSink {
         };
         match self.sms.send(&message).await {
             Ok(accepted) => {
-                let stored = delivery::Entity::update_many()
-                    .col_expr(
-                        delivery::Column::ProviderId,
-                        Some(accepted.provider_id).into(),
-                    )
-                    .filter(delivery::Column::Id.eq(row.id))
-                    .exec(&self.composer.db)
-                    .await;
+                let now = self.composer.clock.now();
+                let stored = store_answer(
+                    &self.composer.db,
+                    row.id,
+                    Some(accepted.provider_id),
+                    None,
+                    now,
+                )
+                .await;
                 if let Err(error) = stored {
                     tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's id");
                 }
@@ -280,15 +311,8 @@ impl Sink for SmsSink {
             },
             Err(SmsError::Refused { reason, code }) => {
                 let now = self.composer.clock.now();
-                if let Err(error) = advance(
-                    &self.composer.db,
-                    vec![row.id],
-                    &[NoticeStatus::Queued],
-                    NoticeStatus::Queued,
-                    code.as_deref(),
-                    now,
-                )
-                .await
+                if let Err(error) =
+                    store_answer(&self.composer.db, row.id, None, code.as_deref(), now).await
                 {
                     tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's error code");
                 }
@@ -451,6 +475,8 @@ pub async fn record_report(
         ProviderStatus::Undelivered | ProviderStatus::Failed => error_code,
         _ => None,
     };
-    advance(db, vec![message.id], from, to, code, now).await?;
+    let txn = begin_write(db).await?;
+    advance(&*txn, vec![message.id], from, to, code, now).await?;
+    txn.commit().await?;
     Ok(true)
 }
