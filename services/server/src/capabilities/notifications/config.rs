@@ -390,11 +390,13 @@ mod tests {
     fn the_defaults_are_valid_and_bad_quiet_hours_are_named() {
         let zone = chrono_tz::Europe::Oslo;
         NotificationsConfig::default().validate(zone).unwrap();
-        let mut config = NotificationsConfig::default();
-        config.sms_quiet_hours = Some(QuietHoursConfig {
-            start: "9pm".to_owned(),
-            end: "08:00".to_owned(),
-        });
+        let config = NotificationsConfig {
+            sms_quiet_hours: Some(QuietHoursConfig {
+                start: "9pm".to_owned(),
+                end: "08:00".to_owned(),
+            }),
+            ..NotificationsConfig::default()
+        };
         let error = config.validate(zone).unwrap_err().to_string();
         assert!(error.contains("notifications.sms_quiet_hours"), "{error}");
     }
