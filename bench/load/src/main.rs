@@ -39,6 +39,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 mod cancel;
 mod epj;
+mod notices;
 mod proxy;
 mod replicas;
 
@@ -80,6 +81,20 @@ struct Args {
     /// Changes timed across replicas.
     #[arg(long, default_value_t = 300)]
     replica_changes: usize,
+    /// Run the notification scenario instead of the others: this many citizens, each told
+    /// by SMS of one visit completed.
+    #[arg(long)]
+    notices: Option<usize>,
+    /// With `--notices`: the server's SMS rate limit (messages per second).
+    #[arg(long)]
+    sms_rate: Option<u32>,
+    /// With `--notices`: quiet hours cover the run, so every notice waits; reports RSS.
+    #[arg(long)]
+    notices_in_quiet_hours: bool,
+    /// With `--notices`: how long to wait for the last SMS (or, in quiet hours, for the
+    /// notices to be written) after the last completion.
+    #[arg(long, default_value_t = 120)]
+    notice_patience_seconds: u64,
 }
 
 struct ScenarioResult {
@@ -107,6 +122,13 @@ async fn main() -> anyhow::Result<()> {
     };
     if args.replicas > 1 && args.database_url.is_none() {
         bail!("--replicas needs --database-url: SQLite has one server process");
+    }
+    if let Some(count) = args.notices {
+        let result = notice_run(&args, count, data_dir.path(), schema.as_deref()).await;
+        if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
+            drop_schema(url, schema).await?;
+        }
+        return result;
     }
     let epj = epj::FakeEpj::start().await;
     let port = free_port()?;
@@ -142,6 +164,98 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
+/// The notification scenario alone, on a server whose SMS go to a stand-in on loopback.
+async fn notice_run(
+    args: &Args,
+    count: usize,
+    data_dir: &std::path::Path,
+    schema: Option<&str>,
+) -> anyhow::Result<()> {
+    let twilio = notices::FakeTwilio::start().await;
+    let port = free_port()?;
+    let mut command = server_command(args, data_dir, schema, port);
+    command
+        .env("HOMECARE_NOTIFICATIONS__SMS__BASE_URL", twilio.uri())
+        .env("HOMECARE_NOTIFICATIONS__SMS__ACCOUNT_SID", notices::ACCOUNT)
+        .env("HOMECARE_NOTIFICATIONS__SMS__AUTH_TOKEN", "load-token")
+        .env("HOMECARE_NOTIFICATIONS__SMS__FROM", "LoadTest");
+    // Quiet hours either cover the whole run or none of it.
+    let (start, end) = if args.notices_in_quiet_hours {
+        let now = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Oslo);
+        let from = now - chrono::Duration::hours(1);
+        let to = now + chrono::Duration::hours(3);
+        (
+            from.format("%H:00").to_string(),
+            to.format("%H:00").to_string(),
+        )
+    } else {
+        ("00:00".to_owned(), "00:00".to_owned())
+    };
+    command
+        .env("HOMECARE_NOTIFICATIONS__SMS_QUIET_HOURS__START", start)
+        .env("HOMECARE_NOTIFICATIONS__SMS_QUIET_HOURS__END", end);
+    if let Some(rate) = args.sms_rate {
+        command.env(
+            "HOMECARE_NOTIFICATIONS__SMS__RATE_PER_SECOND",
+            rate.to_string(),
+        );
+    }
+    let mut server = command
+        .spawn()
+        .with_context(|| format!("starting {}", args.server_bin.display()))?;
+    let server_pid = server.id().context("server pid")?;
+    let result = async {
+        let channel = connect(port).await?;
+        let key = DevKey::load(&data_dir.join("dev-signing-key.pem"))?;
+        let tokens = TokenMinter::new(key, &Config::default().auth);
+        let epj = tokens.staff(
+            "load-epj",
+            &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
+            &[],
+            chrono::Duration::hours(2),
+        )?;
+        let pids = identity_numbers(count);
+        let result = notices::run(
+            &channel,
+            &epj,
+            &tokens,
+            &pids,
+            args.concurrency,
+            &twilio,
+            args.notices_in_quiet_hours,
+            Duration::from_secs(args.notice_patience_seconds),
+        )
+        .await?;
+        let (peak_rss, rss) = server_memory(server_pid)?;
+        println!(
+            "backend: {}  concurrency: {}  citizens: {count}  SMS rate limit: {}",
+            if args.database_url.is_some() {
+                "postgres"
+            } else {
+                "sqlite"
+            },
+            args.concurrency,
+            args.sms_rate
+                .map_or("none".to_owned(), |rate| format!("{rate}/s")),
+        );
+        result.print();
+        println!(
+            "server RSS: peak {:.1} MB, now {:.1} MB",
+            peak_rss as f64 / 1024.0,
+            rss as f64 / 1024.0
+        );
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Some(pid) = server.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let _ = server.wait().await;
+    result
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -157,6 +271,23 @@ fn spawn_server(
     port: u16,
     epj: Option<&epj::FakeEpj>,
 ) -> anyhow::Result<tokio::process::Child> {
+    let mut command = server_command(args, data_dir, schema, port);
+    if let Some(epj) = epj {
+        command.env("HOMECARE_EPJ__BASE_URL", format!("{}/fhir", epj.uri()));
+    }
+    command
+        .spawn()
+        .with_context(|| format!("starting {}", args.server_bin.display()))
+}
+
+/// The server binary's command on `port`, on the fresh SQLite file in `data_dir` or in
+/// `schema` of the PostgreSQL.
+fn server_command(
+    args: &Args,
+    data_dir: &std::path::Path,
+    schema: Option<&str>,
+    port: u16,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(&args.server_bin);
     command
         .arg("serve")
@@ -169,9 +300,6 @@ fn spawn_server(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    if let Some(epj) = epj {
-        command.env("HOMECARE_EPJ__BASE_URL", format!("{}/fhir", epj.uri()));
-    }
     if let (Some(url), Some(schema)) = (&args.database_url, schema) {
         command
             .env("HOMECARE_DATABASE_URL", url)
@@ -180,8 +308,6 @@ fn spawn_server(
             .env("HOMECARE_AUTH__DEV_KEYS", "true");
     }
     command
-        .spawn()
-        .with_context(|| format!("starting {}", args.server_bin.display()))
 }
 
 async fn measure(

@@ -1,0 +1,288 @@
+//! The notification scenario (`--notices N`): N citizens, each with SMS settings and one
+//! visit; the EPJ reports every visit completed, as fast as the server takes it, and a
+//! Twilio stand-in on loopback notes when each citizen's SMS arrives. It reports notices
+//! delivered per second (first completion sent to last SMS received), the time from each
+//! completion's commit (its RPC's answer) to its SMS (p50, p99), the most SMS in any one
+//! second (for `--sms-rate`), and the server's RSS.
+//!
+//! With `--notices-in-quiet-hours` the quiet hours cover the run: nothing is sent, and the
+//! server's RSS is read once every notice waits in the outbox.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use homecare_proto::appointments::v1::appointment_service_client::AppointmentServiceClient;
+use homecare_proto::appointments::v1::{AppointmentStatus, ServiceType, UpsertAppointmentRequest};
+use homecare_proto::notifications::v1::notification_service_client::NotificationServiceClient;
+use homecare_proto::notifications::v1::{Channels, Language, UpdateNotificationSettingsRequest};
+use homecare_server::dev_keys::TokenMinter;
+use tonic::transport::Channel;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::{authorized, timestamp};
+
+/// The stand-in's account.
+pub(crate) const ACCOUNT: &str = "AC00000000000000000000000000000002";
+
+/// When each SMS arrived, by recipient.
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+struct Take(Arrivals, std::sync::atomic::AtomicUsize);
+
+impl Respond for Take {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let arrived = Instant::now();
+        let to = form_field(&request.body, "To").unwrap_or_default();
+        self.0
+            .lock()
+            .expect("arrivals")
+            .entry(to)
+            .or_insert(arrived);
+        let n = self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ResponseTemplate::new(201)
+            .set_body_json(serde_json::json!({"sid": format!("SM{n:032x}"), "status": "queued"}))
+    }
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    body.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.replace("%2B", "+"))
+    })
+}
+
+/// The Twilio stand-in.
+pub(crate) struct FakeTwilio {
+    server: MockServer,
+    arrivals: Arrivals,
+}
+
+impl FakeTwilio {
+    pub(crate) async fn start() -> FakeTwilio {
+        let server = MockServer::builder()
+            .disable_request_recording()
+            .start()
+            .await;
+        let arrivals = Arrivals::default();
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(Take(arrivals.clone(), Default::default()))
+            .mount(&server)
+            .await;
+        FakeTwilio { server, arrivals }
+    }
+
+    pub(crate) fn uri(&self) -> String {
+        self.server.uri()
+    }
+}
+
+fn phone(index: usize) -> String {
+    format!("+479{index:07}")
+}
+
+/// One citizen's visit, ready to be reported completed.
+struct Job {
+    completed: UpsertAppointmentRequest,
+    phone: String,
+}
+
+/// Seeds a visit, accepted terms and SMS settings for each of `pids`.
+async fn seed(
+    channel: &Channel,
+    epj: &str,
+    tokens: &TokenMinter,
+    pids: &[String],
+) -> anyhow::Result<Vec<Job>> {
+    let start = chrono::Utc::now() - chrono::Duration::hours(2);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut jobs = Vec::with_capacity(pids.len());
+    for (index, pid) in pids.iter().enumerate() {
+        let channel = channel.clone();
+        let epj = epj.to_owned();
+        let pid = pid.clone();
+        let citizen = tokens.citizen(&pid, chrono::Duration::hours(2))?;
+        tasks.spawn(async move {
+            let planned = UpsertAppointmentRequest {
+                epj_id: format!("notice-{index}"),
+                patient_national_id: pid.clone(),
+                care_unit_id: format!("unit-{}", index % 10),
+                window_start: Some(timestamp(start)),
+                window_end: Some(timestamp(start + chrono::Duration::minutes(30))),
+                service_type: ServiceType::HomeNursing.into(),
+                status: AppointmentStatus::Planned.into(),
+                citizen_cancellable: true,
+                epj_version_id: String::new(),
+            };
+            AppointmentServiceClient::new(channel.clone())
+                .upsert_appointment(authorized(&epj, planned.clone()))
+                .await?;
+            crate::accept_terms(&channel, &citizen).await?;
+            NotificationServiceClient::new(channel)
+                .update_notification_settings(authorized(
+                    &citizen,
+                    UpdateNotificationSettingsRequest {
+                        channels: Channels::Sms.into(),
+                        phone_number: phone(index),
+                        email_address: String::new(),
+                        language: Language::Nb.into(),
+                    },
+                ))
+                .await?;
+            Ok::<_, anyhow::Error>(Job {
+                completed: UpsertAppointmentRequest {
+                    status: AppointmentStatus::Completed.into(),
+                    ..planned
+                },
+                phone: phone(index),
+            })
+        });
+        if tasks.len() >= 32 {
+            jobs.push(tasks.join_next().await.context("seed task")???);
+        }
+    }
+    while let Some(job) = tasks.join_next().await {
+        jobs.push(job??);
+    }
+    Ok(jobs)
+}
+
+pub(crate) struct NoticeResult {
+    notices: usize,
+    delivered: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    max_in_a_second: usize,
+    quiet: bool,
+}
+
+impl NoticeResult {
+    pub(crate) fn print(&self) {
+        if self.quiet {
+            println!(
+                "notices: {} completions committed in quiet hours; {} SMS sent (expected 0)",
+                self.notices, self.delivered
+            );
+            return;
+        }
+        println!(
+            "notices: {} of {} delivered in {:.1}s: {:.0} notices/s end to end; \
+             commit to provider p50 {:.0} ms, p99 {:.0} ms; most SMS in one second: {}",
+            self.delivered,
+            self.notices,
+            self.elapsed.as_secs_f64(),
+            self.delivered as f64 / self.elapsed.as_secs_f64(),
+            self.p50.as_secs_f64() * 1e3,
+            self.p99.as_secs_f64() * 1e3,
+            self.max_in_a_second,
+        );
+    }
+}
+
+/// Seeds `pids`, then reports each visit completed from `concurrency` tasks and waits (at
+/// most `patience`) for the SMS.
+pub(crate) async fn run(
+    channel: &Channel,
+    epj: &str,
+    tokens: &TokenMinter,
+    pids: &[String],
+    concurrency: usize,
+    twilio: &FakeTwilio,
+    quiet: bool,
+    patience: Duration,
+) -> anyhow::Result<NoticeResult> {
+    let seeded = Instant::now();
+    let jobs = seed(channel, epj, tokens, pids).await?;
+    eprintln!(
+        "seeded {} citizens with a visit and SMS settings in {:.1}s",
+        jobs.len(),
+        seeded.elapsed().as_secs_f64()
+    );
+    let notices = jobs.len();
+    let queue = Arc::new(Mutex::new(jobs));
+    let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let queue = queue.clone();
+        let committed = committed.clone();
+        let mut client = AppointmentServiceClient::new(channel.clone());
+        let epj = epj.to_owned();
+        tasks.spawn(async move {
+            loop {
+                let Some(job) = queue.lock().expect("queue").pop() else {
+                    return Ok::<_, tonic::Status>(());
+                };
+                client
+                    .upsert_appointment(authorized(&epj, job.completed))
+                    .await?;
+                committed
+                    .lock()
+                    .expect("committed")
+                    .insert(job.phone, Instant::now());
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let all_committed = started.elapsed();
+    eprintln!(
+        "{notices} completions committed in {:.1}s",
+        all_committed.as_secs_f64()
+    );
+    if quiet {
+        // Every notice is written by the consumer; give it the time it takes, then look.
+        tokio::time::sleep(patience).await;
+        let delivered = twilio.arrivals.lock().expect("arrivals").len();
+        return Ok(NoticeResult {
+            notices,
+            delivered,
+            elapsed: all_committed,
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            max_in_a_second: 0,
+            quiet,
+        });
+    }
+    let deadline = Instant::now() + patience;
+    while twilio.arrivals.lock().expect("arrivals").len() < notices && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let arrivals = twilio.arrivals.lock().expect("arrivals").clone();
+    let committed = committed.lock().expect("committed").clone();
+    let mut latencies: Vec<Duration> = arrivals
+        .iter()
+        .filter_map(|(to, arrived)| Some(arrived.saturating_duration_since(*committed.get(to)?)))
+        .collect();
+    latencies.sort_unstable();
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let mut times: Vec<Instant> = arrivals.values().copied().collect();
+    times.sort_unstable();
+    let last = times.last().copied().unwrap_or(started);
+    let mut max_in_a_second = 0;
+    let mut first = 0;
+    for (index, at) in times.iter().enumerate() {
+        while at.duration_since(times[first]) >= Duration::from_secs(1) {
+            first += 1;
+        }
+        max_in_a_second = max_in_a_second.max(index + 1 - first);
+    }
+    Ok(NoticeResult {
+        notices,
+        delivered: arrivals.len(),
+        elapsed: last.duration_since(started),
+        p50: percentile(0.5),
+        p99: percentile(0.99),
+        max_in_a_second,
+        quiet,
+    })
+}
