@@ -220,10 +220,12 @@ async fn notice_run(
             &epj,
             &tokens,
             &pids,
-            args.concurrency,
             &twilio,
-            args.notices_in_quiet_hours,
-            Duration::from_secs(args.notice_patience_seconds),
+            notices::Pace {
+                concurrency: args.concurrency,
+                quiet: args.notices_in_quiet_hours,
+                patience: Duration::from_secs(args.notice_patience_seconds),
+            },
         )
         .await?;
         let (peak_rss, rss) = server_memory(server_pid)?;

@@ -182,18 +182,28 @@ impl NoticeResult {
     }
 }
 
-/// Seeds `pids`, then reports each visit completed from `concurrency` tasks and waits (at
-/// most `patience`) for the SMS.
+/// How a run goes: completions from `concurrency` tasks, in quiet hours or not, waiting at
+/// most `patience` for the SMS.
+pub(crate) struct Pace {
+    pub(crate) concurrency: usize,
+    pub(crate) quiet: bool,
+    pub(crate) patience: Duration,
+}
+
+/// Seeds `pids`, then reports each visit completed and waits for the SMS.
 pub(crate) async fn run(
     channel: &Channel,
     epj: &str,
     tokens: &TokenMinter,
     pids: &[String],
-    concurrency: usize,
     twilio: &FakeTwilio,
-    quiet: bool,
-    patience: Duration,
+    pace: Pace,
 ) -> anyhow::Result<NoticeResult> {
+    let Pace {
+        concurrency,
+        quiet,
+        patience,
+    } = pace;
     let seeded = Instant::now();
     let jobs = seed(channel, epj, tokens, pids).await?;
     eprintln!(
