@@ -437,11 +437,13 @@ async fn a_holder_who_asked_hears_of_the_patients_visits_and_one_who_did_not_doe
     server.stop().await;
 }
 
-/// When the message carrying `notice_kind`'s notice to `pid` is due.
+/// When the SMS messages still waiting are due.
 async fn due_of_queued(server: &TestServer) -> Vec<DateTime<Utc>> {
+    use homecare_notifications::entity::delivery;
     use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
-    homecare_notifications::entity::delivery::Entity::find()
-        .filter(homecare_notifications::entity::delivery::Column::State.eq("pending"))
+    delivery::Entity::find()
+        .filter(delivery::Column::State.eq("pending"))
+        .filter(delivery::Column::Channel.eq("sms"))
         .all(&server.db)
         .await
         .expect("deliveries")
@@ -682,7 +684,9 @@ async fn a_refusal_fails_the_notice_for_staff_who_send_it_again(backend: Backend
         ))
         .await
         .expect("retry")
-        .into_inner();
+        .into_inner()
+        .notice
+        .expect("the notice");
     assert_eq!(retried.status(), Status::Queued);
     server.until_notices(ASTRID, 1, sent).await;
     assert_eq!(twilio.until(2).await.len(), 2);
@@ -892,7 +896,9 @@ async fn settings_are_checked_field_by_field_and_read_back_as_stored(backend: Ba
     })
     .await
     .expect("stored")
-    .into_inner();
+    .into_inner()
+    .settings
+    .expect("settings");
     assert_eq!(stored.phone_number, PHONE);
     let read = server
         .notifications()
@@ -902,7 +908,9 @@ async fn settings_are_checked_field_by_field_and_read_back_as_stored(backend: Ba
         ))
         .await
         .expect("read")
-        .into_inner();
+        .into_inner()
+        .settings
+        .expect("settings");
     assert_eq!(read, stored);
     assert_eq!(read.language(), pb::Language::Nn);
     // Staff have no settings of their own here.

@@ -16,7 +16,7 @@ use homecare_core::event_log::Consumer;
 use homecare_outbox::Wakeup;
 use homecare_patients::entity::{patient, proxy, proxy_event};
 use homecare_patients::proxy::{EventType as ProxyEvent, terms_of};
-use homecare_patients::scope::{self, Scope};
+use homecare_patients::scope::{self, ProxyTerms, Scope};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -75,42 +75,70 @@ async fn national_ids<C: ConnectionTrait>(
         .collect())
 }
 
-/// The patient and every proxy holder who asked for the patient's notices and whose proxy
-/// lets them see visits at `at`: (identity number, acting for the patient).
-async fn followers<C: ConnectionTrait>(
-    db: &C,
-    patient_id: Uuid,
-    patient_national_id: &str,
-    at: DateTime<Utc>,
-) -> Result<Vec<(String, bool)>, DbErr> {
-    let mut recipients = vec![(patient_national_id.to_owned(), false)];
-    let holders: Vec<String> = follow::Entity::find()
-        .filter(follow::Column::PatientId.eq(patient_id))
-        .filter(follow::Column::Enabled.eq(true))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| row.holder_national_id)
-        .collect();
-    if holders.is_empty() {
-        return Ok(recipients);
-    }
-    let proxies = proxy::Entity::find()
-        .filter(proxy::Column::PatientId.eq(patient_id))
-        .filter(proxy::Column::HolderNationalId.is_in(holders.clone()))
-        .all(db)
-        .await?;
-    for holder in holders {
-        let terms = proxies
-            .iter()
-            .filter(|proxy| proxy.holder_national_id == holder)
-            .map(terms_of)
-            .collect::<Result<Vec<_>, _>>()?;
-        if scope::authorize(&terms, Scope::ReadVisits, at).is_ok() {
-            recipients.push((holder, true));
+/// The proxy holders who asked for notices about some patients, with the terms of their
+/// proxies: read once per batch of events.
+struct Followers {
+    /// Per patient, the holders who asked.
+    asked: HashMap<Uuid, Vec<String>>,
+    /// Per patient and holder, the terms of every proxy between them.
+    terms: HashMap<(Uuid, String), Vec<ProxyTerms>>,
+}
+
+impl Followers {
+    async fn of<C: ConnectionTrait>(
+        db: &C,
+        patients: impl IntoIterator<Item = Uuid>,
+    ) -> Result<Self, DbErr> {
+        let patients: Vec<Uuid> = patients.into_iter().collect();
+        let mut asked: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for row in follow::Entity::find()
+            .filter(follow::Column::PatientId.is_in(patients.clone()))
+            .filter(follow::Column::Enabled.eq(true))
+            .all(db)
+            .await?
+        {
+            asked
+                .entry(row.patient_id)
+                .or_default()
+                .push(row.holder_national_id);
         }
+        let mut terms: HashMap<(Uuid, String), Vec<ProxyTerms>> = HashMap::new();
+        if !asked.is_empty() {
+            for proxy in proxy::Entity::find()
+                .filter(proxy::Column::PatientId.is_in(asked.keys().copied()))
+                .all(db)
+                .await?
+            {
+                terms
+                    .entry((proxy.patient_id, proxy.holder_national_id.clone()))
+                    .or_default()
+                    .push(terms_of(&proxy)?);
+            }
+        }
+        Ok(Self { asked, terms })
     }
-    Ok(recipients)
+
+    /// The patient and every holder who asked for the patient's notices and whose proxy
+    /// lets them see visits at `at`: (identity number, acting for the patient).
+    fn of_patient(
+        &self,
+        patient_id: Uuid,
+        patient_national_id: &str,
+        at: DateTime<Utc>,
+    ) -> Vec<(String, bool)> {
+        let mut recipients = vec![(patient_national_id.to_owned(), false)];
+        for holder in self.asked.get(&patient_id).into_iter().flatten() {
+            let terms = self
+                .terms
+                .get(&(patient_id, holder.clone()))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if scope::authorize(terms, Scope::ReadVisits, at).is_ok() {
+                recipients.push((holder.clone(), true));
+            }
+        }
+        recipients
+    }
 }
 
 /// The kind of notice a visit's event gives, if any, and the time it tells of.
@@ -175,6 +203,7 @@ impl Consumer for VisitNotifier {
             .map(|visit| (visit.id, visit))
             .collect();
         let owners = national_ids(txn, events.iter().map(|event| event.patient_id)).await?;
+        let followers = Followers::of(txn, owners.keys().copied()).await?;
         let mut tells = Vec::new();
         for event in events {
             let (Some(visit), Some(owner)) = (
@@ -187,7 +216,7 @@ impl Consumer for VisitNotifier {
                 continue;
             };
             for (recipient, on_behalf) in
-                followers(txn, event.patient_id, owner, event.occurred_at).await?
+                followers.of_patient(event.patient_id, owner, event.occurred_at)
             {
                 tells.push(Tell {
                     recipient,

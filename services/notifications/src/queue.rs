@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -86,69 +85,82 @@ pub fn read_settings(row: &settings::Model) -> Result<Settings, DbErr> {
     })
 }
 
-/// Writes the notices of `tells` (and the messages that will carry them) in `txn`. Returns
-/// the channels that got messages, to wake their workers once `txn` commits.
+/// Writes the notices of `tells` (and the messages that will carry them) in `txn`, with a
+/// fixed number of statements whatever the number of tells. Returns the channels that got
+/// messages, to wake their workers once `txn` commits.
 pub async fn enqueue<C: ConnectionTrait>(
     txn: &C,
     tells: &[Tell],
     timing: &Timing,
     now: DateTime<Utc>,
 ) -> Result<Vec<Channel>, DbErr> {
-    let mut settings: HashMap<&str, Option<Settings>> = HashMap::new();
-    let mut messages: HashMap<(&str, Channel), Uuid> = HashMap::new();
+    let recipients: Vec<&str> = {
+        let mut unique: Vec<&str> = tells.iter().map(|tell| tell.recipient.as_str()).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        unique
+    };
+    let mut settings: HashMap<String, Settings> = HashMap::new();
+    for row in settings::Entity::find()
+        .filter(settings::Column::NationalId.is_in(recipients.iter().copied()))
+        .all(txn)
+        .await?
+    {
+        settings.insert(row.national_id.clone(), read_settings(&row)?);
+    }
+    // Where each tell goes: a channel with a contact, or why it is skipped.
     let mut notices = Vec::new();
+    let mut to_send: Vec<(&Tell, Channel)> = Vec::new();
     for tell in tells {
-        if !settings.contains_key(tell.recipient.as_str()) {
-            let stored = settings_of(txn, &tell.recipient).await?;
-            settings.insert(&tell.recipient, stored);
-        }
-        let chosen = match &settings[tell.recipient.as_str()] {
-            None => {
-                notices.push(skipped(tell, None, SkipReason::NoContact, now));
-                continue;
-            }
+        match settings.get(&tell.recipient) {
+            None => notices.push(skipped(tell, None, SkipReason::NoContact, now)),
             Some(chosen) if chosen.channels == Channels::None => {
                 notices.push(skipped(tell, None, SkipReason::OptedOut, now));
-                continue;
             }
-            Some(chosen) => chosen,
-        };
-        for &channel in chosen.channels.chosen() {
-            if chosen.contact(channel).is_none() {
-                notices.push(skipped(tell, Some(channel), SkipReason::NoContact, now));
-                continue;
-            }
-            let message = match messages.get(&(tell.recipient.as_str(), channel)) {
-                Some(message) => *message,
-                None => {
-                    let message = open_message(txn, &tell.recipient, channel, timing, now).await?;
-                    messages.insert((&tell.recipient, channel), message);
-                    message
+            Some(chosen) => {
+                for &channel in chosen.channels.chosen() {
+                    if chosen.contact(channel).is_some() {
+                        to_send.push((tell, channel));
+                    } else {
+                        notices.push(skipped(tell, Some(channel), SkipReason::NoContact, now));
+                    }
                 }
-            };
-            notices.push(notice::ActiveModel {
-                id: Set(homecare_core::ids::new_id(now)),
-                recipient_national_id: Set(tell.recipient.clone()),
-                patient_id: Set(tell.patient_id),
-                on_behalf: Set(tell.on_behalf),
-                kind: Set(tell.kind.as_stored().to_owned()),
-                channel: Set(Some(channel.as_stored().to_owned())),
-                status: Set(NoticeStatus::Queued.as_stored().to_owned()),
-                skip_reason: Set(None),
-                subject_time: Set(tell.subject_time),
-                delivery_id: Set(Some(message)),
-                error_code: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            });
+            }
         }
+    }
+    let messages = messages_for(
+        txn,
+        to_send
+            .iter()
+            .map(|(tell, channel)| (tell.recipient.as_str(), *channel)),
+        timing,
+        now,
+    )
+    .await?;
+    for (tell, channel) in &to_send {
+        notices.push(notice::ActiveModel {
+            id: Set(homecare_core::ids::new_id(now)),
+            recipient_national_id: Set(tell.recipient.clone()),
+            patient_id: Set(tell.patient_id),
+            on_behalf: Set(tell.on_behalf),
+            kind: Set(tell.kind.as_stored().to_owned()),
+            channel: Set(Some(channel.as_stored().to_owned())),
+            status: Set(NoticeStatus::Queued.as_stored().to_owned()),
+            skip_reason: Set(None),
+            subject_time: Set(tell.subject_time),
+            delivery_id: Set(messages.get(&(tell.recipient.clone(), *channel)).copied()),
+            error_code: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
     }
     if !notices.is_empty() {
         notice::Entity::insert_many(notices)
             .exec_without_returning(txn)
             .await?;
     }
-    let mut channels: Vec<Channel> = messages.keys().map(|(_, channel)| *channel).collect();
+    let mut channels: Vec<Channel> = to_send.iter().map(|(_, channel)| *channel).collect();
+    channels.sort_by_key(|channel| channel.as_stored());
     channels.dedup();
     Ok(channels)
 }
@@ -176,61 +188,97 @@ fn skipped(
     }
 }
 
-/// The message to `recipient` on `channel` that new notices join: the one not yet tried, or
-/// a new one.
+/// The message each (recipient, channel) of `wanted` joins: the one not yet tried, or a new
+/// one.
 ///
-/// On PostgreSQL the row found is locked: a worker claiming it (`FOR UPDATE SKIP LOCKED`)
-/// passes it over until this transaction ends, and once a worker has claimed it, its
+/// On PostgreSQL the rows found are locked: a worker claiming one (`FOR UPDATE SKIP LOCKED`)
+/// passes it over until this transaction ends, and once a worker has claimed one, its
 /// `attempts` is no longer 0 and it is not found here. On SQLite both go through the writer
 /// gate, one at a time.
-async fn open_message<C: ConnectionTrait>(
+async fn messages_for<'a, C: ConnectionTrait>(
     txn: &C,
-    recipient: &str,
-    channel: Channel,
+    wanted: impl Iterator<Item = (&'a str, Channel)>,
     timing: &Timing,
     now: DateTime<Utc>,
-) -> Result<Uuid, DbErr> {
-    let mine = || {
-        delivery::Entity::find()
-            .filter(delivery::Column::RecipientNationalId.eq(recipient))
-            .filter(delivery::Column::Channel.eq(channel.as_stored()))
+) -> Result<HashMap<(String, Channel), Uuid>, DbErr> {
+    let mut wanted: Vec<(&str, Channel)> = wanted.collect();
+    wanted.sort_unstable_by_key(|(recipient, channel)| (*recipient, channel.as_stored()));
+    wanted.dedup();
+    let mut found: HashMap<(String, Channel), Uuid> = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let recipients: Vec<&str> = wanted.iter().map(|(recipient, _)| *recipient).collect();
+    let key = |recipient: &str, channel: &str| {
+        Channel::from_stored(channel)
+            .map(|channel| (recipient.to_owned(), channel))
+            .map_err(|error| DbErr::Custom(error.to_string()))
     };
-    let open = mine()
+    for open in delivery::Entity::find()
+        .filter(delivery::Column::RecipientNationalId.is_in(recipients.iter().copied()))
         .filter(delivery::Column::State.eq(homecare_outbox::RowState::Pending.as_stored()))
         .filter(delivery::Column::Attempts.eq(0))
         .lock_exclusive()
-        .one(txn)
+        .all(txn)
+        .await?
+    {
+        found.insert(key(&open.recipient_national_id, &open.channel)?, open.id);
+    }
+    let missing: Vec<(&str, Channel)> = wanted
+        .into_iter()
+        .filter(|(recipient, channel)| !found.contains_key(&((*recipient).to_owned(), *channel)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    // When each recipient's latest message on each channel was made or due.
+    let latest: Vec<(String, String, DateTime<Utc>, DateTime<Utc>)> = delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::RecipientNationalId)
+        .column(delivery::Column::Channel)
+        .expr(delivery::Column::CreatedAt.max())
+        .expr(delivery::Column::NextAttemptAt.max())
+        .filter(
+            delivery::Column::RecipientNationalId
+                .is_in(missing.iter().map(|(recipient, _)| *recipient)),
+        )
+        .group_by(delivery::Column::RecipientNationalId)
+        .group_by(delivery::Column::Channel)
+        .into_tuple()
+        .all(txn)
         .await?;
-    if let Some(open) = open {
-        return Ok(open.id);
+    let mut previous: HashMap<(String, Channel), DateTime<Utc>> = HashMap::new();
+    for (recipient, channel, created, due) in latest {
+        previous.insert(key(&recipient, &channel)?, created.max(due));
     }
-    let previous = mine()
-        .order_by_desc(delivery::Column::CreatedAt)
-        .one(txn)
+    let window = chrono::Duration::from_std(timing.merge_window).unwrap_or_default();
+    let mut new_messages = Vec::with_capacity(missing.len());
+    for (recipient, channel) in missing {
+        let mut due = now;
+        if let Some(previous) = previous.get(&(recipient.to_owned(), channel)) {
+            due = due.max(*previous + window);
+        }
+        if let Some(quiet) = timing.quiet(channel) {
+            due = quiet.next_allowed(due);
+        }
+        let id = homecare_core::ids::new_id(now);
+        found.insert((recipient.to_owned(), channel), id);
+        new_messages.push(delivery::ActiveModel {
+            id: Set(id),
+            recipient_national_id: Set(recipient.to_owned()),
+            channel: Set(channel.as_stored().to_owned()),
+            provider_id: Set(None),
+            state: Set(homecare_outbox::RowState::Pending.as_stored().to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(due),
+            lease_until: Set(None),
+            last_error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+    }
+    delivery::Entity::insert_many(new_messages)
+        .exec_without_returning(txn)
         .await?;
-    let mut due = now;
-    if let Some(previous) = previous {
-        let window = chrono::Duration::from_std(timing.merge_window).unwrap_or_default();
-        due = due.max(previous.created_at.max(previous.next_attempt_at) + window);
-    }
-    if let Some(quiet) = timing.quiet(channel) {
-        due = quiet.next_allowed(due);
-    }
-    let id = homecare_core::ids::new_id(now);
-    delivery::Entity::insert(delivery::ActiveModel {
-        id: Set(id),
-        recipient_national_id: Set(recipient.to_owned()),
-        channel: Set(channel.as_stored().to_owned()),
-        provider_id: Set(None),
-        state: Set(homecare_outbox::RowState::Pending.as_stored().to_owned()),
-        attempts: Set(0),
-        next_attempt_at: Set(due),
-        lease_until: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(id)
+    Ok(found)
 }

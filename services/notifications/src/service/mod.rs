@@ -133,21 +133,23 @@ impl NotificationService for NotificationApi {
     async fn get_notification_settings(
         &self,
         request: Request<pb::GetNotificationSettingsRequest>,
-    ) -> Result<Response<pb::NotificationSettings>, Status> {
+    ) -> Result<Response<pb::GetNotificationSettingsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let pid = self.actors.citizen(caller).await?;
         let stored = settings_entity::Entity::find_by_id(pid.expose().to_owned())
             .one(&self.db)
             .await
             .map_err(status::from_db)?;
-        Ok(Response::new(settings_to_proto(stored.as_ref())?))
+        Ok(Response::new(pb::GetNotificationSettingsResponse {
+            settings: Some(settings_to_proto(stored.as_ref())?),
+        }))
     }
 
     #[tracing::instrument(skip_all)]
     async fn update_notification_settings(
         &self,
         request: Request<pb::UpdateNotificationSettingsRequest>,
-    ) -> Result<Response<pb::NotificationSettings>, Status> {
+    ) -> Result<Response<pb::UpdateNotificationSettingsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let settings = Settings::try_from(request.get_ref())?;
         let pid = self.actors.citizen(caller).await?;
@@ -188,7 +190,9 @@ impl NotificationService for NotificationApi {
             .await
             .map_err(status::from_db)?;
         txn.commit().await.map_err(status::from_db)?;
-        Ok(Response::new(settings_to_proto(stored.as_ref())?))
+        Ok(Response::new(pb::UpdateNotificationSettingsResponse {
+            settings: Some(settings_to_proto(stored.as_ref())?),
+        }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -243,7 +247,7 @@ impl NotificationService for NotificationApi {
     async fn list_my_notices(
         &self,
         request: Request<pb::ListMyNoticesRequest>,
-    ) -> Result<Response<pb::ListNoticesResponse>, Status> {
+    ) -> Result<Response<pb::ListMyNoticesResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
         let key = QueryKey::named("my-notices");
@@ -263,7 +267,7 @@ impl NotificationService for NotificationApi {
                 page_size,
             )
             .await?;
-        Ok(Response::new(pb::ListNoticesResponse {
+        Ok(Response::new(pb::ListMyNoticesResponse {
             notices: notices_to_proto(&rows, &deliveries, false)?,
             next_page_token: next.map(|cursor| cursor.encode(&key)).unwrap_or_default(),
         }))
@@ -273,7 +277,7 @@ impl NotificationService for NotificationApi {
     async fn list_patient_notices(
         &self,
         request: Request<pb::ListPatientNoticesRequest>,
-    ) -> Result<Response<pb::ListNoticesResponse>, Status> {
+    ) -> Result<Response<pb::ListPatientNoticesResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
         let key = QueryKey::named("patient-notices")
@@ -301,7 +305,7 @@ impl NotificationService for NotificationApi {
                 self.clock.now(),
             )
             .await?;
-        Ok(Response::new(pb::ListNoticesResponse {
+        Ok(Response::new(pb::ListPatientNoticesResponse {
             notices: notices_to_proto(&rows, &deliveries, true)?,
             next_page_token: next.map(|cursor| cursor.encode(&key)).unwrap_or_default(),
         }))
@@ -311,7 +315,7 @@ impl NotificationService for NotificationApi {
     async fn retry_notice(
         &self,
         request: Request<pb::RetryNoticeRequest>,
-    ) -> Result<Response<pb::Notice>, Status> {
+    ) -> Result<Response<pb::RetryNoticeResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
         let notice_id = homecare_core::identifier::parse_id(&message.notice_id, "notice_id")
@@ -377,6 +381,8 @@ impl NotificationService for NotificationApi {
         }
         let deliveries: Vec<delivery::Model> = message_row.into_iter().collect();
         let mut notices = notices_to_proto(&[row], &deliveries, true)?;
-        Ok(Response::new(notices.remove(0)))
+        Ok(Response::new(pb::RetryNoticeResponse {
+            notice: Some(notices.remove(0)),
+        }))
     }
 }
