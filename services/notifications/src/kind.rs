@@ -56,6 +56,16 @@ homecare_core::stored_enum!(Channel, "notice channel", pb::Channel, {
     Email => "email", Email;
 });
 
+impl Channel {
+    /// [`Channel::as_stored`] where a constant is needed (a sink's partition).
+    pub const fn as_stored_const(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+}
+
 /// Where a notice stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoticeStatus {

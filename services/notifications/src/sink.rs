@@ -55,7 +55,7 @@ impl Composer {
 }
 
 /// A message ready to go: where, and what.
-struct Composed {
+pub struct Composed {
     contact: String,
     rendered: Rendered,
 }
@@ -233,19 +233,41 @@ async fn parked(
     Ok(false)
 }
 
-/// Sends SMS.
-pub struct SmsSink {
+/// A provider of one channel: how a composed message goes out.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The channel it carries.
+    const CHANNEL: Channel;
+    /// The sink's name in logs and metrics.
+    const NAME: &'static str;
+
+    /// Sends `composed` for `row` once.
+    async fn deliver(
+        &self,
+        composer: &Composer,
+        row: &delivery::Model,
+        composed: Composed,
+    ) -> Attempt;
+
+    /// Whether an earlier attempt at `row` already reached the provider.
+    fn already_taken(_row: &delivery::Model) -> bool {
+        false
+    }
+}
+
+/// Sends one channel's messages: the outbox sink of its rows of `notice_deliveries`.
+pub struct NoticeSink<P: Provider> {
     composer: Arc<Composer>,
-    sms: Arc<dyn Sms>,
+    provider: P,
     quiet: Option<QuietHours>,
 }
 
-impl SmsSink {
-    /// Sends through `sms`, never in `quiet` hours.
-    pub fn new(composer: Arc<Composer>, sms: Arc<dyn Sms>, quiet: Option<QuietHours>) -> Self {
+impl<P: Provider> NoticeSink<P> {
+    /// Sends through `provider`, never in `quiet` hours.
+    pub fn new(composer: Arc<Composer>, provider: P, quiet: Option<QuietHours>) -> Self {
         Self {
             composer,
-            sms,
+            provider,
             quiet,
         }
     }
@@ -260,43 +282,76 @@ fn temporary(error: &DbErr) -> Attempt {
 }
 
 #[async_trait::async_trait]
-impl Sink for SmsSink {
+impl<P: Provider> Sink for NoticeSink<P> {
     type Entity = delivery::Entity;
     type Row = delivery::Model;
-    const NAME: &'static str = "sms";
+    const NAME: &'static str = P::NAME;
     const PARTITION: Option<Partition> = Some(Partition {
         column: "channel",
-        value: "sms",
+        value: P::CHANNEL.as_stored_const(),
     });
 
     async fn send(&self, row: &delivery::Model) -> Attempt {
-        if row.provider_id.is_some() {
+        if P::already_taken(row) {
             // An earlier attempt reached the provider; its outcome was not recorded.
             return Attempt::Delivered;
         }
         if let Some(wait) = self.composer.quiet_now(self.quiet.as_ref()) {
             return wait;
         }
-        let composed = match self.composer.compose(row, Channel::Sms).await {
-            Ok(Ok(composed)) => composed,
-            Ok(Err(Nothing::Skipped)) => return Attempt::Delivered,
-            Err(error) => return temporary(&error),
-        };
+        match self.composer.compose(row, P::CHANNEL).await {
+            Ok(Ok(composed)) => self.provider.deliver(&self.composer, row, composed).await,
+            Ok(Err(Nothing::Skipped)) => Attempt::Delivered,
+            Err(error) => temporary(&error),
+        }
+    }
+
+    async fn on_delivered(
+        &self,
+        txn: &DatabaseTransaction,
+        rows: &[delivery::Model],
+    ) -> Result<usize, DbErr> {
+        delivered(txn, rows, self.composer.clock.now()).await
+    }
+
+    async fn on_parked(
+        &self,
+        txn: &DatabaseTransaction,
+        row: &delivery::Model,
+        _error: &str,
+        _refused: bool,
+    ) -> Result<bool, DbErr> {
+        parked(txn, row, self.composer.clock.now()).await
+    }
+}
+
+/// SMS through an [`Sms`] provider.
+pub struct SmsProvider(pub Arc<dyn Sms>);
+
+#[async_trait::async_trait]
+impl Provider for SmsProvider {
+    const CHANNEL: Channel = Channel::Sms;
+    const NAME: &'static str = "sms";
+
+    fn already_taken(row: &delivery::Model) -> bool {
+        row.provider_id.is_some()
+    }
+
+    async fn deliver(
+        &self,
+        composer: &Composer,
+        row: &delivery::Model,
+        composed: Composed,
+    ) -> Attempt {
         let message = OutgoingSms {
             to: composed.contact,
             body: composed.rendered.text,
         };
-        match self.sms.send(&message).await {
+        let now = composer.clock.now();
+        match self.0.send(&message).await {
             Ok(accepted) => {
-                let now = self.composer.clock.now();
-                let stored = store_answer(
-                    &self.composer.db,
-                    row.id,
-                    Some(accepted.provider_id),
-                    None,
-                    now,
-                )
-                .await;
+                let stored =
+                    store_answer(&composer.db, row.id, Some(accepted.provider_id), None, now).await;
                 if let Err(error) = stored {
                     tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's id");
                 }
@@ -310,9 +365,8 @@ impl Sink for SmsSink {
                 retry_after,
             },
             Err(SmsError::Refused { reason, code }) => {
-                let now = self.composer.clock.now();
                 if let Err(error) =
-                    store_answer(&self.composer.db, row.id, None, code.as_deref(), now).await
+                    store_answer(&composer.db, row.id, None, code.as_deref(), now).await
                 {
                     tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's error code");
                 }
@@ -320,63 +374,22 @@ impl Sink for SmsSink {
             }
         }
     }
-
-    async fn on_delivered(
-        &self,
-        txn: &DatabaseTransaction,
-        rows: &[delivery::Model],
-    ) -> Result<usize, DbErr> {
-        delivered(txn, rows, self.composer.clock.now()).await
-    }
-
-    async fn on_parked(
-        &self,
-        txn: &DatabaseTransaction,
-        row: &delivery::Model,
-        _error: &str,
-        _refused: bool,
-    ) -> Result<bool, DbErr> {
-        parked(txn, row, self.composer.clock.now()).await
-    }
 }
 
-/// Sends e-mail.
-pub struct EmailSink {
-    composer: Arc<Composer>,
-    email: Arc<dyn Email>,
-    quiet: Option<QuietHours>,
-}
-
-impl EmailSink {
-    /// Sends through `email`, never in `quiet` hours.
-    pub fn new(composer: Arc<Composer>, email: Arc<dyn Email>, quiet: Option<QuietHours>) -> Self {
-        Self {
-            composer,
-            email,
-            quiet,
-        }
-    }
-}
+/// E-mail through an [`Email`] sender; the message's id is its `Message-ID`.
+pub struct EmailProvider(pub Arc<dyn Email>);
 
 #[async_trait::async_trait]
-impl Sink for EmailSink {
-    type Entity = delivery::Entity;
-    type Row = delivery::Model;
+impl Provider for EmailProvider {
+    const CHANNEL: Channel = Channel::Email;
     const NAME: &'static str = "email";
-    const PARTITION: Option<Partition> = Some(Partition {
-        column: "channel",
-        value: "email",
-    });
 
-    async fn send(&self, row: &delivery::Model) -> Attempt {
-        if let Some(wait) = self.composer.quiet_now(self.quiet.as_ref()) {
-            return wait;
-        }
-        let composed = match self.composer.compose(row, Channel::Email).await {
-            Ok(Ok(composed)) => composed,
-            Ok(Err(Nothing::Skipped)) => return Attempt::Delivered,
-            Err(error) => return temporary(&error),
-        };
+    async fn deliver(
+        &self,
+        _composer: &Composer,
+        row: &delivery::Model,
+        composed: Composed,
+    ) -> Attempt {
         let message = OutgoingEmail {
             to: composed.contact,
             subject: composed.rendered.subject,
@@ -384,7 +397,7 @@ impl Sink for EmailSink {
             html: composed.rendered.html,
             message_id: row.id.to_string(),
         };
-        match self.email.send(&message).await {
+        match self.0.send(&message).await {
             Ok(()) => Attempt::Delivered,
             Err(EmailError::Temporary { reason }) => Attempt::Temporary {
                 reason,
@@ -392,24 +405,6 @@ impl Sink for EmailSink {
             },
             Err(EmailError::Refused { reason }) => Attempt::Refused { reason },
         }
-    }
-
-    async fn on_delivered(
-        &self,
-        txn: &DatabaseTransaction,
-        rows: &[delivery::Model],
-    ) -> Result<usize, DbErr> {
-        delivered(txn, rows, self.composer.clock.now()).await
-    }
-
-    async fn on_parked(
-        &self,
-        txn: &DatabaseTransaction,
-        row: &delivery::Model,
-        _error: &str,
-        _refused: bool,
-    ) -> Result<bool, DbErr> {
-        parked(txn, row, self.composer.clock.now()).await
     }
 }
 

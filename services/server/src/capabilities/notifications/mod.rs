@@ -11,7 +11,7 @@ use homecare_notifications::NotificationApi;
 use homecare_notifications::callback::StatusReports;
 use homecare_notifications::entity::delivery;
 use homecare_notifications::plan::{Notifier, ProxyNotifier, VisitNotifier};
-use homecare_notifications::sink::{Composer, EmailSink, SmsSink};
+use homecare_notifications::sink::{Composer, EmailProvider, NoticeSink, SmsProvider};
 use homecare_notifications::templates::{Branding, Templates};
 use homecare_outbox::{Sink, Wakeup, Worker};
 use homecare_proto::notifications::v1::notification_service_server::NotificationServiceServer;
@@ -89,7 +89,11 @@ impl Capability for Notifications {
         ));
         match config.twilio()? {
             Some(twilio) => {
-                let sink = SmsSink::new(composer.clone(), Arc::new(twilio), timing.sms_quiet);
+                let sink = NoticeSink::new(
+                    composer.clone(),
+                    SmsProvider(Arc::new(twilio)),
+                    timing.sms_quiet,
+                );
                 parts.task(
                     "SMS delivery",
                     worker(context, sink, &sms_wakeup, config.sms_settings()),
@@ -102,7 +106,8 @@ impl Capability for Notifications {
         }
         match config.smtp()? {
             Some(smtp) => {
-                let sink = EmailSink::new(composer, Arc::new(smtp), timing.email_quiet);
+                let sink =
+                    NoticeSink::new(composer, EmailProvider(Arc::new(smtp)), timing.email_quiet);
                 parts.task(
                     "e-mail delivery",
                     worker(context, sink, &email_wakeup, config.email_settings()),
