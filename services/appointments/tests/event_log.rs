@@ -126,10 +126,17 @@ async fn a_failed_consumer_is_handed_the_same_events_again_and_its_writes_are_un
 
     *notifier.fail.lock().unwrap() = true;
     assert!(consume(&db, &notifier, 100, t0()).await.is_err());
-    let cursors = cursor::Entity::find().all(&db).await.unwrap();
+    let names: Vec<String> = cursor::Entity::find()
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.name)
+        .filter(|name| !name.starts_with("notifications."))
+        .collect();
     assert_eq!(
-        cursors.len(),
-        1,
+        names,
+        [Notifier::NAME],
         "the failed consumer's write was rolled back"
     );
 
@@ -177,7 +184,12 @@ async fn a_running_consumer_hears_of_a_change_when_woken_and_stops_on_shutdown()
     );
     // The consumer's cursor exists once it has run: from then on it hears of every change.
     let started = std::time::Instant::now();
-    while cursor::Entity::find().all(&db).await.unwrap().is_empty() {
+    while cursor::Entity::find_by_id(Notifier::NAME.to_owned())
+        .one(&db)
+        .await
+        .unwrap()
+        .is_none()
+    {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         tokio::task::yield_now().await;
     }
