@@ -44,11 +44,9 @@ impl Notifier {
         if tells.is_empty() {
             return Ok(());
         }
-        let channels = queue::enqueue(txn, tells, &self.timing, self.clock.now()).await?;
-        // A hint only: the worker finds nothing until this commits, and looks again when
-        // woken after the commit (`committed`) or at its next poll.
-        self.wake(&channels);
-        Ok(())
+        // The workers are woken once this commits (`Consumer::committed`): before, they
+        // would find nothing.
+        queue::enqueue(txn, tells, &self.timing, self.clock.now()).await
     }
 
     fn wake(&self, channels: &[Channel]) {

@@ -86,14 +86,13 @@ pub fn read_settings(row: &settings::Model) -> Result<Settings, DbErr> {
 }
 
 /// Writes the notices of `tells` (and the messages that will carry them) in `txn`, with a
-/// fixed number of statements whatever the number of tells. Returns the channels that got
-/// messages, to wake their workers once `txn` commits.
+/// fixed number of statements whatever the number of tells.
 pub async fn enqueue<C: ConnectionTrait>(
     txn: &C,
     tells: &[Tell],
     timing: &Timing,
     now: DateTime<Utc>,
-) -> Result<Vec<Channel>, DbErr> {
+) -> Result<(), DbErr> {
     let recipients: Vec<&str> = {
         let mut unique: Vec<&str> = tells.iter().map(|tell| tell.recipient.as_str()).collect();
         unique.sort_unstable();
@@ -159,10 +158,7 @@ pub async fn enqueue<C: ConnectionTrait>(
             .exec_without_returning(txn)
             .await?;
     }
-    let mut channels: Vec<Channel> = to_send.iter().map(|(_, channel)| *channel).collect();
-    channels.sort_by_key(|channel| channel.as_stored());
-    channels.dedup();
-    Ok(channels)
+    Ok(())
 }
 
 fn skipped(
