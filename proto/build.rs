@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "homecare/appointments/v1/appointments.proto",
     "homecare/patients/v1/patients.proto",
     "homecare/notifications/v1/notifications.proto",
+    "homecare/messaging/v1/messaging.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

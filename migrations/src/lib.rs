@@ -12,6 +12,7 @@ mod m20261125_000004_request_fingerprints;
 mod m20261125_000005_event_log;
 mod m20261125_000006_proxy_event_log;
 mod m20261126_000007_notifications;
+mod m20261126_000008_messaging;
 
 /// All migrations, oldest first.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_event_log::Migration),
             Box::new(m20261125_000006_proxy_event_log::Migration),
             Box::new(m20261126_000007_notifications::Migration),
+            Box::new(m20261126_000008_messaging::Migration),
         ]
     }
 }

@@ -26,5 +26,12 @@ pub mod notifications {
     }
 }
 
+/// `homecare.messaging.v1`
+pub mod messaging {
+    pub mod v1 {
+        tonic::include_proto!("homecare.messaging.v1");
+    }
+}
+
 /// The encoded descriptors of every homecare contract, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("homecare_descriptor");

@@ -124,6 +124,8 @@ pub enum EventType {
     CancellationRetried,
     /// The EPJ sent the visit as carried out.
     Completed,
+    /// The citizen asked the care service by message to cancel (see the messaging service).
+    CancellationRequestSent,
 }
 
 stored_enum!(EventType, "event type", pb::AppointmentEventType, {
@@ -134,6 +136,7 @@ stored_enum!(EventType, "event type", pb::AppointmentEventType, {
     CancellationFailed => "cancellation_failed", CancellationFailed;
     CancellationRetried => "cancellation_retried", CancellationRetried;
     Completed => "completed", Completed;
+    CancellationRequestSent => "cancellation_request_sent", CancellationRequestSent;
 });
 
 /// The planned window of a visit: start strictly before end, at most [`MAX_WINDOW`] long.

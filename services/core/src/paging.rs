@@ -65,7 +65,8 @@ impl QueryKey {
         self
     }
 
-    fn as_str(&self) -> &str {
+    /// The key as text, for tokens that carry it.
+    pub fn as_str(&self) -> &str {
         &self.0
     }
 }

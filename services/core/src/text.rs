@@ -98,9 +98,38 @@ pub fn parse_optional_text(text: &str, max_chars: usize) -> Result<Option<String
     Ok(Some(text))
 }
 
+/// A message's text, checked but kept exactly as sent (a message is stored as its author
+/// wrote it): not empty or only spaces, at most `max_chars` characters, line breaks and tabs
+/// allowed, nothing invisible.
+pub fn check_message_text(text: &str, max_chars: usize) -> Result<(), TextError> {
+    if text.trim().is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text.chars().count() > max_chars {
+        return Err(TextError::TooLong(max_chars));
+    }
+    check_characters(text, &['\n', '\r', '\t'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_text_is_checked_and_kept_as_sent() {
+        assert_eq!(check_message_text("  Hei!\n\nMvh Kari  ", 20), Ok(()));
+        assert_eq!(check_message_text(" \n\t ", 20), Err(TextError::Empty));
+        assert_eq!(
+            check_message_text(&"ø".repeat(21), 20),
+            Err(TextError::TooLong(20))
+        );
+        assert_eq!(check_message_text(&"ø".repeat(20), 20), Ok(()));
+        assert_eq!(
+            check_message_text("Hei\u{202E}draH", 20),
+            Err(TextError::Invisible)
+        );
+        assert_eq!(check_message_text("Hei\u{7}", 20), Err(TextError::Control));
+    }
 
     #[test]
     fn names_are_one_trimmed_line() {

@@ -22,3 +22,56 @@ pub trait Topic: Send + Sync + 'static {
         None
     }
 }
+
+/// A topic whose readers are woken on each change, made here or elsewhere: a change feed
+/// (visits changed, messages written).
+#[derive(Debug, Clone)]
+pub struct Broadcast {
+    name: &'static str,
+    changes: std::sync::Arc<watch::Sender<u64>>,
+    made_here: std::sync::Arc<watch::Sender<u64>>,
+}
+
+impl Broadcast {
+    /// A feed of the topic `name` no one listens to yet.
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            changes: std::sync::Arc::new(watch::Sender::new(0)),
+            made_here: std::sync::Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    /// Something changed in this process (after the commit): wake the readers here, and
+    /// tell other processes.
+    pub fn changed_here(&self) {
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+        self.made_here
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Notified on each change, made here or elsewhere.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+impl Topic for Broadcast {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn made_here(&self) -> watch::Receiver<u64> {
+        self.made_here.subscribe()
+    }
+
+    fn changed_elsewhere(&self) {
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.subscribe())
+    }
+}

@@ -38,6 +38,10 @@ pub enum Action {
     ReadNotifications,
     /// A failed notice about the patient was sent again.
     WriteNotifications,
+    /// Message threads, messages or attachments about the patient were read.
+    ReadMessages,
+    /// A message about the patient was written, or a thread moved or closed.
+    WriteMessages,
 }
 
 // The stored name is also what the patient's access log shows.
@@ -49,6 +53,8 @@ homecare_core::stored_enum!(Action, "access log action", {
     ReadAccessLog => "access_log.read";
     ReadNotifications => "notifications.read";
     WriteNotifications => "notifications.write";
+    ReadMessages => "messages.read";
+    WriteMessages => "messages.write";
 });
 
 /// Records that `actor` did `action` to `patient_id`'s data, unless the actor is the patient.

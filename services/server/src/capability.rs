@@ -62,6 +62,7 @@ pub fn all() -> Vec<Box<dyn Capability>> {
         Box::new(crate::capabilities::Patients),
         Box::new(crate::capabilities::Appointments),
         Box::new(crate::capabilities::notifications::Notifications),
+        Box::new(crate::capabilities::messaging::Messaging),
     ]
 }
 

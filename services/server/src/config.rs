@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use crate::capabilities::appointments::{CancellationConfig, EpjConfig};
+pub use crate::capabilities::messaging::MessagingConfig;
 pub use crate::capabilities::notifications::NotificationsConfig;
 pub use crate::capabilities::patients::TermsConfig;
 
@@ -49,6 +50,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Notices by SMS and e-mail.
     pub notifications: NotificationsConfig,
+    /// Secure messaging.
+    pub messaging: MessagingConfig,
 }
 
 /// Which identity numbers are accepted.
@@ -166,6 +169,7 @@ impl Default for Config {
                 accept_synthetic: None,
             },
             notifications: NotificationsConfig::default(),
+            messaging: MessagingConfig::default(),
         }
     }
 }
@@ -214,6 +218,7 @@ impl Config {
     /// Checks what the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.notifications.validate(self.time_zone()?)?;
+        self.messaging.validate()?;
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "database_max_connections",

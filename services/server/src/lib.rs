@@ -63,6 +63,9 @@ pub enum ServerError {
     /// Notifications could not be set up (a template, a provider's settings).
     #[error("notifications: {0}")]
     Notifications(String),
+    /// Messaging could not be set up (its blob store).
+    #[error("messaging: {0}")]
+    Messaging(String),
     /// The metrics address could not be bound.
     #[error("metrics.listen_addr: {0}")]
     MetricsListener(std::io::Error),

@@ -189,6 +189,12 @@ fn is_staff(actor: &Actor) -> bool {
     matches!(actor.via, Via::Staff { .. } | Via::System { .. })
 }
 
+/// What a refused citizen can do instead: ask the care service by a message linked to the
+/// visit (homecare.messaging.v1 CreateThread with appointment_id).
+fn late_cancellation_by_message() -> (&'static str, String) {
+    ("alternative", "SEND_CANCELLATION_REQUEST".to_owned())
+}
+
 fn refusal_status(refusal: Refusal) -> Status {
     let message = refusal.to_string();
     match refusal {
@@ -199,16 +205,22 @@ fn refusal_status(refusal: Refusal) -> Status {
                 "{message}: it had to be cancelled before {}",
                 deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
-            &[(
-                "deadline",
-                deadline.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            )],
+            &[
+                (
+                    "deadline",
+                    deadline.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                ),
+                late_cancellation_by_message(),
+            ],
         ),
         Refusal::NotCitizenCancellable => status::failed_precondition_with(
             refusal.reason(),
             "appointment",
             &message,
-            &[("action", "CALL_CARE_SERVICE".to_owned())],
+            &[
+                ("action", "CALL_CARE_SERVICE".to_owned()),
+                late_cancellation_by_message(),
+            ],
         ),
         _ => status::failed_precondition(refusal.reason(), "appointment", &message),
     }

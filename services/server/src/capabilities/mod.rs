@@ -7,6 +7,7 @@ pub mod appointments {
     pub use config::{CancellationConfig, EpjConfig};
 }
 
+pub mod messaging;
 pub mod notifications;
 
 pub mod patients {

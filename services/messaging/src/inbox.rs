@@ -1,0 +1,148 @@
+//! The staff inbox: open threads of some units, cancellation requests waiting for an answer
+//! first, then the others waiting for one, then the answered ones; each group oldest due
+//! first. Paged by an opaque key over that order.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use homecare_core::paging::{PagingError, QueryKey};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::entity::thread::{self, Column};
+use crate::thread::ThreadStatus;
+
+/// Where the next page of an inbox starts: after the thread with this place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxCursor {
+    priority: i16,
+    due_at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl InboxCursor {
+    /// Right after `thread`.
+    pub fn after(thread: &thread::Model) -> Self {
+        Self {
+            priority: thread.priority,
+            due_at: thread.due_at.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            id: thread.id,
+        }
+    }
+
+    /// An opaque token for this place within `query`.
+    pub fn encode(&self, query: &QueryKey) -> String {
+        let plain = format!(
+            "i1|{}|{}|{}|{}",
+            self.priority,
+            self.due_at.timestamp_micros(),
+            self.id.as_simple(),
+            query.as_str()
+        );
+        URL_SAFE_NO_PAD.encode(plain)
+    }
+
+    /// The place in `token`, which must have been issued for `query`; none for the first
+    /// page.
+    pub fn decode(token: &str, query: &QueryKey) -> Result<Option<Self>, PagingError> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let bad = PagingError::InvalidToken;
+        let plain =
+            String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| bad)?).map_err(|_| bad)?;
+        let mut parts = plain.splitn(5, '|');
+        let (Some("i1"), Some(priority), Some(micros), Some(id), Some(token_query)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(bad);
+        };
+        if token_query != query.as_str() {
+            return Err(bad);
+        }
+        Ok(Some(Self {
+            priority: priority.parse().map_err(|_| bad)?,
+            due_at: DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad)?).ok_or(bad)?,
+            id: Uuid::parse_str(id).map_err(|_| bad)?,
+        }))
+    }
+}
+
+/// A page of the open threads of `units`, after `cursor`; the next cursor when there is more.
+pub async fn page<C: ConnectionTrait>(
+    db: &C,
+    units: &[String],
+    cursor: Option<InboxCursor>,
+    page_size: u64,
+) -> Result<(Vec<thread::Model>, Option<InboxCursor>), DbErr> {
+    let mut select = thread::Entity::find()
+        .filter(Column::CareUnitId.is_in(units.iter().cloned()))
+        .filter(Column::Status.is_in([
+            ThreadStatus::Sent.as_stored(),
+            ThreadStatus::Answered.as_stored(),
+        ]));
+    if let Some(cursor) = cursor {
+        select = select.filter(
+            Condition::any()
+                .add(Column::Priority.gt(cursor.priority))
+                .add(
+                    Condition::all()
+                        .add(Column::Priority.eq(cursor.priority))
+                        .add(Column::DueAt.gt(cursor.due_at)),
+                )
+                .add(
+                    Condition::all()
+                        .add(Column::Priority.eq(cursor.priority))
+                        .add(Column::DueAt.eq(cursor.due_at))
+                        .add(Column::Id.gt(cursor.id)),
+                ),
+        );
+    }
+    let mut rows = select
+        .order_by_asc(Column::Priority)
+        .order_by_asc(Column::DueAt)
+        .order_by_asc(Column::Id)
+        .limit(page_size + 1)
+        .all(db)
+        .await?;
+    let next = if rows.len() as u64 > page_size {
+        rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+        rows.last().map(InboxCursor::after)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_bound_to_its_query() {
+        let cursor = InboxCursor {
+            priority: 1,
+            due_at: DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        let mine = QueryKey::named("inbox").with("units", "frogner");
+        let token = cursor.encode(&mine);
+        assert_eq!(InboxCursor::decode(&token, &mine), Ok(Some(cursor)));
+        let other = QueryKey::named("inbox").with("units", "sagene");
+        assert_eq!(
+            InboxCursor::decode(&token, &other),
+            Err(PagingError::InvalidToken)
+        );
+        assert_eq!(
+            InboxCursor::decode("garbage", &mine),
+            Err(PagingError::InvalidToken)
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! Attachments: uploaded by client streaming into the blob store (type read from the bytes,
+//! size bounded, nothing kept of an upload that fails), downloaded by server streaming.
+
+use futures_util::StreamExt as _;
+use homecare_blob::BlobUpload;
+use homecare_core::status::{self, FieldViolations};
+use homecare_core::{Caller, all_checked};
+use homecare_proto::messaging::v1 as pb;
+use sea_orm::{ActiveValue::Set, EntityTrait};
+use tonic::{Status, Streaming};
+use uuid::Uuid;
+
+use super::requests::id;
+use super::{MessagingApi, ServerStream};
+use crate::content::{
+    AttachmentError, FileType, MAX_ATTACHMENT_BYTES, MAX_CHUNK_BYTES, SNIFF_BYTES,
+    check_name_matches, parse_file_name,
+};
+use crate::entity::{attachment, message, thread};
+use crate::error::MessagingError;
+use crate::participant::Participant;
+use crate::thread::ThreadStatus;
+
+/// Whom an upload is for: a citizen's patient, or a staff member's thread.
+enum UploadFor {
+    Patient(Uuid),
+    Thread(Uuid),
+}
+
+fn refused(error: AttachmentError) -> Status {
+    status::invalid_argument("attachment", &error.to_string())
+}
+
+/// Receives one attachment: `info` first, then chunks.
+pub(super) async fn upload(
+    api: &MessagingApi,
+    caller: &Caller,
+    mut parts: Streaming<pb::UploadAttachmentRequest>,
+) -> Result<attachment::Model, Status> {
+    let first = parts
+        .message()
+        .await?
+        .and_then(|part| part.part)
+        .ok_or_else(|| status::invalid_argument("info", "must come first"))?;
+    let pb::upload_attachment_request::Part::Info(info) = first else {
+        return Err(status::invalid_argument("info", "must come first"));
+    };
+    let mut violations = FieldViolations::new();
+    let file_name = violations.check("info.file_name", parse_file_name(&info.file_name));
+    let (file_name,) = all_checked!(violations; file_name).map_err(Status::from)?;
+    let (by, target) = uploader(api, caller, &info).await?;
+
+    let mut upload = api.blobs.upload().await.map_err(MessagingError::from)?;
+    match receive(&mut upload, &mut parts).await {
+        Ok(kind) => {
+            if let Err(error) = check_name_matches(&file_name, kind) {
+                abort(upload).await;
+                return Err(refused(error));
+            }
+            let size = upload.size();
+            let stored = upload.finish().await.map_err(MessagingError::from)?;
+            let now = api.desk.now();
+            let row = attachment::Model {
+                id: homecare_core::ids::new_id(now),
+                owner_key: by.key.clone(),
+                patient_id: match target {
+                    UploadFor::Patient(patient) => Some(patient),
+                    UploadFor::Thread(_) => None,
+                },
+                thread_id: match target {
+                    UploadFor::Thread(thread) => Some(thread),
+                    UploadFor::Patient(_) => None,
+                },
+                message_id: None,
+                file_name,
+                media_type: kind.media_type().to_owned(),
+                size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+                sha256: stored.sha256,
+                created_at: now,
+            };
+            attachment::Entity::insert(attachment::ActiveModel {
+                id: Set(row.id),
+                owner_key: Set(row.owner_key.clone()),
+                patient_id: Set(row.patient_id),
+                thread_id: Set(row.thread_id),
+                message_id: Set(None),
+                file_name: Set(row.file_name.clone()),
+                media_type: Set(row.media_type.clone()),
+                size_bytes: Set(row.size_bytes),
+                sha256: Set(row.sha256.clone()),
+                created_at: Set(now),
+            })
+            .exec_without_returning(api.desk.db())
+            .await
+            .map_err(status::from_db)?;
+            Ok(row)
+        }
+        Err(error) => {
+            abort(upload).await;
+            Err(error)
+        }
+    }
+}
+
+/// Who uploads, for whom: a citizen for the patient they act for (messaging scope), staff
+/// for a thread of their units.
+async fn uploader(
+    api: &MessagingApi,
+    caller: &Caller,
+    info: &pb::AttachmentInfo,
+) -> Result<(Participant, UploadFor), Status> {
+    match caller {
+        Caller::Citizen { .. } => {
+            let (by, patient) = api.citizen(caller, &info.patient_id).await?;
+            Ok((by, UploadFor::Patient(patient)))
+        }
+        Caller::Staff(_) => {
+            let (by, thread) =
+                api.thread_for(caller, "", &info.thread_id)
+                    .await
+                    .map_err(|error| match error {
+                        MessagingError::Invalid(_) => {
+                            status::invalid_argument("info.thread_id", "is not a valid id")
+                        }
+                        other => other.into(),
+                    })?;
+            Ok((by, UploadFor::Thread(thread.id)))
+        }
+    }
+}
+
+async fn abort(upload: BlobUpload) {
+    if let Err(error) = upload.abort().await {
+        tracing::warn!(%error, "an aborted upload could not be removed from the blob store");
+    }
+}
+
+/// Streams the chunks into `upload`, telling the type from the first bytes.
+async fn receive(
+    upload: &mut BlobUpload,
+    parts: &mut Streaming<pb::UploadAttachmentRequest>,
+) -> Result<FileType, Status> {
+    // The start of the file, held until its type is known.
+    let mut start: Vec<u8> = Vec::new();
+    let mut kind: Option<FileType> = None;
+    while let Some(part) = parts.message().await? {
+        let Some(pb::upload_attachment_request::Part::Chunk(chunk)) = part.part else {
+            return Err(status::invalid_argument("info", "must come only first"));
+        };
+        if chunk.len() > MAX_CHUNK_BYTES {
+            return Err(refused(AttachmentError::ChunkTooLarge));
+        }
+        if upload.size() + start.len() as u64 + chunk.len() as u64 > MAX_ATTACHMENT_BYTES {
+            return Err(refused(AttachmentError::TooLarge));
+        }
+        if kind.is_some() {
+            upload.write(&chunk).await.map_err(MessagingError::from)?;
+            continue;
+        }
+        start.extend_from_slice(&chunk);
+        if start.len() >= SNIFF_BYTES {
+            kind = Some(FileType::of_bytes(&start).ok_or(refused(AttachmentError::Type))?);
+            upload.write(&start).await.map_err(MessagingError::from)?;
+            start = Vec::new();
+        }
+    }
+    match kind {
+        Some(kind) => Ok(kind),
+        None if start.is_empty() => Err(refused(AttachmentError::Empty)),
+        None => {
+            let kind = FileType::of_bytes(&start).ok_or(refused(AttachmentError::Type))?;
+            upload.write(&start).await.map_err(MessagingError::from)?;
+            Ok(kind)
+        }
+    }
+}
+
+/// Sends an attachment the caller may read: on a sent message of a thread they see, on
+/// their own draft, or their own upload not yet attached.
+pub(super) async fn download(
+    api: &MessagingApi,
+    caller: &Caller,
+    request: &pb::DownloadAttachmentRequest,
+) -> Result<ServerStream<pb::DownloadAttachmentResponse>, Status> {
+    let mut violations = FieldViolations::new();
+    let attachment_id = violations.check("attachment_id", id(&request.attachment_id));
+    let (attachment_id,) = all_checked!(violations; attachment_id).map_err(Status::from)?;
+    let (by, patient) = api.resolve_any(caller, &request.patient_id).await?;
+    let db = api.desk.db();
+    let not_found = || Status::from(MessagingError::AttachmentNotFound);
+    let found = attachment::Entity::find_by_id(attachment_id)
+        .one(db)
+        .await
+        .map_err(status::from_db)?
+        .ok_or_else(not_found)?;
+    let thread = match found.message_id {
+        Some(message_id) => {
+            let message = message::Entity::find_by_id(message_id)
+                .one(db)
+                .await
+                .map_err(status::from_db)?
+                .ok_or_else(not_found)?;
+            if message.sent_at.is_none() && message.author_key != by.key {
+                return Err(not_found());
+            }
+            thread::Entity::find_by_id(message.thread_id)
+                .one(db)
+                .await
+                .map_err(status::from_db)?
+        }
+        None if found.owner_key == by.key => match found.thread_id {
+            Some(thread_id) => thread::Entity::find_by_id(thread_id)
+                .one(db)
+                .await
+                .map_err(status::from_db)?,
+            None => None,
+        },
+        None => return Err(not_found()),
+    };
+    let reachable = match (&thread, patient) {
+        (Some(thread), Some(patient)) => thread.patient_id == patient,
+        (Some(thread), None) => {
+            by.reaches_unit(&thread.care_unit_id)
+                && thread.status != ThreadStatus::Draft.as_stored()
+        }
+        (None, Some(patient)) => found.patient_id == Some(patient),
+        (None, None) => false,
+    };
+    if !reachable {
+        return Err(not_found());
+    }
+    if let Some(thread) = &thread {
+        api.log_reads(&by, [thread]).await?;
+    }
+    let bytes = api
+        .blobs
+        .download(&found.sha256)
+        .await
+        .map_err(MessagingError::from)?;
+    let info = pb::DownloadAttachmentResponse {
+        part: Some(pb::download_attachment_response::Part::Info(
+            super::convert::attachment_to_proto(&found),
+        )),
+    };
+    let chunks = bytes.map(|part| match part {
+        Ok(chunk) => Ok(pb::DownloadAttachmentResponse {
+            part: Some(pb::download_attachment_response::Part::Chunk(
+                chunk.to_vec(),
+            )),
+        }),
+        Err(error) => Err(Status::from(MessagingError::from(error))),
+    });
+    Ok(Box::pin(tokio_stream::once(Ok(info)).chain(chunks)))
+}

@@ -1,0 +1,55 @@
+//! The messaging capability's configuration: where general inquiries go, and where
+//! attachment bytes are kept.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// Secure messaging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessagingConfig {
+    /// The care unit that receives threads no other unit fits ("general inquiries"); staff
+    /// of this unit answer them.
+    pub general_inquiries_unit: String,
+    /// Where attachment bytes are kept: empty for the directory `attachments` in `data_dir`,
+    /// or a URL `object_store` opens, e.g. `s3://bucket/attachments`.
+    pub blob_store_url: String,
+    /// Options of that store (`aws_region`, `aws_endpoint`, ...). Credentials are best left
+    /// to the environment (`AWS_ACCESS_KEY_ID`, ...), which is read as well.
+    pub blob_store_options: BTreeMap<String, String>,
+    /// The size of each part written to the store: what one upload holds in memory. S3
+    /// needs at least 5 MiB.
+    pub blob_part_bytes: usize,
+}
+
+impl Default for MessagingConfig {
+    fn default() -> Self {
+        Self {
+            general_inquiries_unit: "general-inquiries".into(),
+            blob_store_url: String::new(),
+            blob_store_options: BTreeMap::new(),
+            blob_part_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl MessagingConfig {
+    /// Checks what the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        homecare_core::identifier::parse_identifier(&self.general_inquiries_unit, 64).map_err(
+            |error| ConfigError::Invalid {
+                key: "messaging.general_inquiries_unit",
+                reason: error.to_string(),
+            },
+        )?;
+        if self.blob_part_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid {
+                key: "messaging.blob_part_bytes",
+                reason: "must be at least 65536".into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,66 @@
+//! Secure messaging: the gRPC service, its blob store and the inbox topic.
+
+mod config;
+
+use std::sync::Arc;
+
+use homecare_blob::BlobStore;
+use homecare_messaging::desk::Desk;
+use homecare_messaging::{InboxFeed, MessagingApi};
+use homecare_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
+
+pub use config::MessagingConfig;
+
+use crate::ServerError;
+use crate::capability::{Capability, Context, Parts};
+
+/// The largest request: an upload's chunk (128 KiB) or a message's text (10,000 characters)
+/// with room to spare.
+const MAX_MESSAGING_REQUEST_BYTES: usize = 256 * 1024;
+
+/// Secure messaging.
+pub struct Messaging;
+
+impl Capability for Messaging {
+    fn name(&self) -> &'static str {
+        "messaging"
+    }
+
+    fn build(self: Box<Self>, context: &Context, parts: &mut Parts) -> Result<(), ServerError> {
+        let config = &context.config.messaging;
+        let blobs = if config.blob_store_url.is_empty() {
+            BlobStore::local(
+                &context.config.data_dir.join("attachments"),
+                config.blob_part_bytes,
+            )
+        } else {
+            let mut options: Vec<(String, String)> = std::env::vars()
+                .filter(|(key, _)| key.starts_with("AWS_"))
+                .map(|(key, value)| (key.to_ascii_lowercase(), value))
+                .collect();
+            options.extend(config.blob_store_options.clone());
+            BlobStore::at_url(&config.blob_store_url, options, config.blob_part_bytes)
+        }
+        .map_err(|error| ServerError::Messaging(error.to_string()))?;
+        let feed = InboxFeed::new();
+        parts.topic(Arc::new(feed.topic()));
+        let desk = Desk::new(
+            context.db.clone(),
+            context.clock.clone(),
+            context.config.time_zone()?,
+            config.general_inquiries_unit.clone(),
+        );
+        let api = MessagingApi::new(
+            desk,
+            context.actors.clone(),
+            context.read_log.clone(),
+            blobs,
+            feed,
+            context.shutdown.clone(),
+        );
+        parts.grpc(
+            MessagingServiceServer::new(api).max_decoding_message_size(MAX_MESSAGING_REQUEST_BYTES),
+        );
+        Ok(())
+    }
+}
