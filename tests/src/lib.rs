@@ -20,6 +20,7 @@ use tonic::Request;
 use tonic::transport::Channel;
 
 pub mod epj;
+pub mod messages;
 pub mod notices;
 
 /// The environment variable naming the PostgreSQL database for the PostgreSQL runs.
