@@ -15,9 +15,11 @@ use std::str::FromStr as _;
 
 use bytes::{Buf as _, BufMut as _};
 use homecare_proto::appointments::v1 as appointments;
+use homecare_proto::messaging::v1 as messaging;
 use homecare_proto::notifications::v1 as notifications;
 use homecare_proto::patients::v1 as patients;
 use homecare_tests::epj::FakeEpj;
+use homecare_tests::messages::{new_thread, pdf_bytes};
 use homecare_tests::people::{ASTRID, BJARNE, KARI, OLA};
 use homecare_tests::{
     Backend, TestServer, authorized, grant_request, on_every_backend, test_now, visit,
@@ -165,6 +167,7 @@ fn valid_requests(ids: &Ids) -> BTreeMap<String, Vec<u8>> {
     let p = |name| format!("/homecare.patients.v1.PatientService/{name}");
     let a = |name| format!("/homecare.appointments.v1.AppointmentService/{name}");
     let n = |name| format!("/homecare.notifications.v1.NotificationService/{name}");
+    let m = |name| format!("/homecare.messaging.v1.MessagingService/{name}");
     let mut grant = grant_request(&ids.patient, OLA, &[patients::Scope::ReadVisits]);
     grant.request_id = "grant-probe".into();
     let entries: Vec<(String, Vec<u8>)> = vec![
@@ -355,6 +358,136 @@ fn valid_requests(ids: &Ids) -> BTreeMap<String, Vec<u8>> {
             }
             .encode_to_vec(),
         ),
+        (
+            m("ListMessageRecipients"),
+            messaging::ListMessageRecipientsRequest {
+                patient_id: ids.patient.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("UploadAttachment"),
+            messaging::UploadAttachmentRequest {
+                part: Some(messaging::upload_attachment_request::Part::Info(
+                    messaging::AttachmentInfo {
+                        patient_id: ids.patient.clone(),
+                        thread_id: ids.thread.clone(),
+                        file_name: "vedtak.pdf".into(),
+                    },
+                )),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("DownloadAttachment"),
+            messaging::DownloadAttachmentRequest {
+                patient_id: ids.patient.clone(),
+                attachment_id: ids.attachment.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("CreateThread"),
+            messaging::CreateThreadRequest {
+                request_id: "create-probe".into(),
+                ..new_thread(&ids.patient, "unit-a", "Spørsmål", "Hei")
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("ReplyToThread"),
+            messaging::ReplyToThreadRequest {
+                patient_id: ids.patient.clone(),
+                thread_id: ids.thread.clone(),
+                text: "Hei igjen".into(),
+                request_id: "reply-probe".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("UpdateDraft"),
+            messaging::UpdateDraftRequest {
+                patient_id: ids.patient.clone(),
+                message_id: ids.draft.clone(),
+                text: "Utkast".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("SendDraft"),
+            messaging::SendDraftRequest {
+                patient_id: ids.patient.clone(),
+                message_id: ids.draft.clone(),
+                request_id: "send-probe".into(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("DeleteDraft"),
+            messaging::DeleteDraftRequest {
+                patient_id: ids.patient.clone(),
+                message_id: ids.draft.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("ListThreads"),
+            messaging::ListThreadsRequest {
+                patient_id: ids.patient.clone(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("GetThread"),
+            messaging::GetThreadRequest {
+                patient_id: ids.patient.clone(),
+                thread_id: ids.thread.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("MarkThreadRead"),
+            messaging::MarkThreadReadRequest {
+                patient_id: ids.patient.clone(),
+                thread_id: ids.thread.clone(),
+                read: true,
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("ListInbox"),
+            messaging::ListInboxRequest {
+                care_unit_id: "unit-a".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("ReassignThread"),
+            messaging::ReassignThreadRequest {
+                thread_id: ids.thread.clone(),
+                care_unit_id: "unit-a".into(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("CloseThread"),
+            messaging::CloseThreadRequest {
+                thread_id: uuid::Uuid::new_v4().to_string(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            m("WatchInbox"),
+            messaging::WatchInboxRequest {
+                care_unit_id: "unit-a".into(),
+                resume_token: String::new(),
+            }
+            .encode_to_vec(),
+        ),
     ];
     entries.into_iter().collect()
 }
@@ -363,6 +496,56 @@ struct Ids {
     patient: String,
     appointment: String,
     proxy: String,
+    thread: String,
+    draft: String,
+    attachment: String,
+}
+
+/// A thread of the patient's in unit-a with an attachment, and a reply draft of hers.
+async fn messaging_ids(server: &TestServer, patient: &str) -> (String, String, String) {
+    let token = server.citizen_token(ASTRID);
+    let attachment = server
+        .upload(
+            &token,
+            messaging::AttachmentInfo {
+                patient_id: patient.into(),
+                thread_id: String::new(),
+                file_name: "vedtak.pdf".into(),
+            },
+            &pdf_bytes(4096),
+            1024,
+        )
+        .await
+        .expect("upload")
+        .id;
+    let mut request = new_thread(patient, "unit-a", "Spørsmål", "Hei");
+    request.attachment_ids = vec![attachment.clone()];
+    let thread = server
+        .create_thread(ASTRID, request)
+        .await
+        .expect("thread")
+        .thread
+        .expect("thread")
+        .id;
+    let draft = server
+        .messaging()
+        .reply_to_thread(authorized(
+            &token,
+            messaging::ReplyToThreadRequest {
+                patient_id: patient.into(),
+                thread_id: thread.clone(),
+                text: "Utkast".into(),
+                draft: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("draft")
+        .into_inner()
+        .message
+        .expect("message")
+        .id;
+    (thread, draft, attachment)
 }
 
 /// A client for any method, ready, and the path of `method`.
@@ -418,10 +601,14 @@ async fn no_string_field_of_any_rpc_comes_back_in_an_error(backend: Backend) {
         .await
         .expect("grant")
         .id;
+    let (thread, draft, attachment) = messaging_ids(&server, &patient).await;
     let ids = Ids {
         patient,
         appointment,
         proxy,
+        thread,
+        draft,
+        attachment,
     };
     let valid = valid_requests(&ids);
     let (methods, messages) = contracts();
@@ -555,15 +742,23 @@ async fn every_read_by_someone_else_goes_to_the_access_log(backend: Backend) {
             ASTRID,
             &patient,
             KARI,
-            &[patients::Scope::ReadVisits, patients::Scope::ReadAccessLog],
+            &[
+                patients::Scope::ReadVisits,
+                patients::Scope::ReadAccessLog,
+                patients::Scope::Messaging,
+            ],
         )
         .await
         .expect("grant")
         .id;
+    let (thread, draft, attachment) = messaging_ids(&server, &patient).await;
     let ids = Ids {
         patient,
         appointment,
         proxy,
+        thread,
+        draft,
+        attachment,
     };
     // The grant is told to its holder (a notice about the patient, skipped: no settings),
     // so that staff have notices of the patient to list.
@@ -602,7 +797,14 @@ async fn every_read_by_someone_else_goes_to_the_access_log(backend: Backend) {
         for (who, token) in &others {
             let before = server.count_rows("access_log").await;
             let disclosed = if method.server_streaming {
-                stream_discloses(&server, method, token, valid[&method.path].clone()).await
+                stream_discloses(
+                    &server,
+                    method,
+                    token,
+                    valid[&method.path].clone(),
+                    &ids.patient,
+                )
+                .await
             } else {
                 matches!(
                     unary_answer(&server, method, token, valid[&method.path].clone()).await,
@@ -629,12 +831,14 @@ async fn every_read_by_someone_else_goes_to_the_access_log(backend: Backend) {
     server.stop().await;
 }
 
-/// Whether a stream of `method` delivers a message once a visit of unit-a changes.
+/// Whether a stream of `method` delivers a message once a visit of unit-a changes and the
+/// patient `patient` writes to unit-a.
 async fn stream_discloses(
     server: &TestServer,
     method: &Method,
     token: &str,
     body: Vec<u8>,
+    patient: &str,
 ) -> bool {
     let (mut grpc, path) = ready_client(server, method).await;
     let Ok(response) = grpc
@@ -645,6 +849,10 @@ async fn stream_discloses(
     };
     let mut stream = response.into_inner();
     server.upsert(visit("v-stream", BJARNE, "unit-a", 96)).await;
+    server
+        .create_thread(ASTRID, new_thread(patient, "unit-a", "Strøm", "Hei"))
+        .await
+        .expect("a thread");
     matches!(
         tokio::time::timeout(std::time::Duration::from_secs(10), stream.message()).await,
         Ok(Ok(Some(_)))

@@ -203,7 +203,16 @@ impl MessagingService for MessagingApi {
         request: Request<pb::ListMessageRecipientsRequest>,
     ) -> Result<Response<pb::ListMessageRecipientsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
-        let (_, patient_id) = self.citizen(caller, &request.get_ref().patient_id).await?;
+        let (by, patient_id) = self.citizen(caller, &request.get_ref().patient_id).await?;
+        // The units come from the patient's visits: a read of their data.
+        self.read_log
+            .record(
+                &by.actor,
+                [(patient_id, None)],
+                Action::ReadMessages,
+                self.desk.now(),
+            )
+            .await?;
         let units = self
             .desk
             .recipients(patient_id)
