@@ -10,6 +10,7 @@ use homecare_proto::notifications::v1::{
 };
 use homecare_proto::patients::v1 as patients;
 use homecare_tests::epj::FakeEpj;
+use homecare_tests::messages::{new_thread, reply};
 use homecare_tests::notices::{
     AUTH_TOKEN, CALLBACK_URL, FakeTwilio, MailServer, SENDER, configure_email, sid,
 };
@@ -34,6 +35,7 @@ on_every_backend!(
     status_reports_count_only_with_the_providers_signature,
     an_email_notice_has_subject_text_and_html_and_nothing_sensitive,
     settings_are_checked_field_by_field_and_read_back_as_stored,
+    a_reply_is_told_and_a_receipt_goes_by_email_without_subject_or_text,
 );
 
 const PHONE: &str = "+4791234567";
@@ -363,7 +365,12 @@ async fn a_holder_who_asked_hears_of_the_patients_visits_and_one_who_did_not_doe
     backend: Backend,
 ) {
     let twilio = FakeTwilio::accepting().await;
-    let server = TestServer::start_with(backend, |config| twilio.configure(config)).await;
+    let server = TestServer::start_with(backend, |config| {
+        twilio.configure(config);
+        // Each notice its own message, to see each text.
+        config.notifications.merge_window_seconds = 0;
+    })
+    .await;
     server.upsert(visit("v-1", ASTRID, "unit-a", 72)).await;
     let patient = server.own_patient_id(ASTRID).await;
     server.choose(KARI, Channels::Sms, "+4798765432", "").await;
@@ -373,11 +380,11 @@ async fn a_holder_who_asked_hears_of_the_patients_visits_and_one_who_did_not_doe
         .await
         .expect("grant");
     server
-        .grant(ASTRID, &patient, OLA, &[patients::Scope::Messaging])
+        .grant(ASTRID, &patient, OLA, &[patients::Scope::ReadAccessLog])
         .await
         .expect("grant");
     follow(&server, KARI, &patient, true).await.expect("follow");
-    // Without the scope to see visits, a holder cannot ask for their notices.
+    // Without a scope to see visits or messages, a holder cannot ask for notices.
     let refused = follow(&server, OLA, &patient, true)
         .await
         .expect_err("refused");
@@ -392,11 +399,18 @@ async fn a_holder_who_asked_hears_of_the_patients_visits_and_one_who_did_not_doe
         .await
         .expect_err("refused");
     assert_eq!(unknown.code(), Code::NotFound);
+    // The grant's SMS has gone, so the visit's notice is a message of its own.
+    server
+        .until_notices(KARI, 1, |notice| {
+            notice.kind() == Kind::ProxyGranted && sent(notice)
+        })
+        .await;
 
     server.upsert(visit("v-soon", ASTRID, "unit-a", 24)).await;
     let kari = server
         .until_notices(KARI, 2, |notice| {
-            notice.kind() == Kind::ProxyGranted || notice.kind() == Kind::VisitAdded && sent(notice)
+            (notice.kind() == Kind::ProxyGranted || notice.kind() == Kind::VisitAdded)
+                && sent(notice)
         })
         .await;
     assert_eq!(kinds(&kari), [Kind::VisitAdded, Kind::ProxyGranted]);
@@ -923,5 +937,131 @@ async fn settings_are_checked_field_by_field_and_read_back_as_stored(backend: Ba
         .await
         .expect_err("citizens only");
     assert_eq!(staff.code(), Code::PermissionDenied);
+    server.stop().await;
+}
+
+async fn a_reply_is_told_and_a_receipt_goes_by_email_without_subject_or_text(backend: Backend) {
+    let twilio = FakeTwilio::accepting().await;
+    let mail = MailServer::start();
+    let server = TestServer::start_with(backend, |config| {
+        twilio.configure(config);
+        configure_email(&mail, config);
+        config.notifications.merge_window_seconds = 0;
+    })
+    .await;
+    let patient = server
+        .own_patient_id_after(&visit("v-1", ASTRID, "unit-a", 72))
+        .await;
+    server
+        .choose(
+            ASTRID,
+            Channels::SmsAndEmail,
+            "912 34 567",
+            "astrid@example.no",
+        )
+        .await;
+    // Kari follows her mother with the messaging scope, by SMS only, with no address.
+    server
+        .grant(ASTRID, &patient, KARI, &[patients::Scope::Messaging])
+        .await
+        .expect("grant");
+    server.choose(KARI, Channels::Sms, "+4791111111", "").await;
+    server
+        .notifications()
+        .set_patient_notifications(authorized(
+            &server.citizen_token(KARI),
+            pb::SetPatientNotificationsRequest {
+                patient_id: patient.clone(),
+                enabled: true,
+            },
+        ))
+        .await
+        .expect("with the messaging scope, Kari follows the answers");
+
+    // Astrid writes: a receipt by e-mail only.
+    let thread = server
+        .create_thread(
+            ASTRID,
+            new_thread(&patient, "unit-a", "Sårbehandling", "Såret blør igjen"),
+        )
+        .await
+        .expect("sent")
+        .thread
+        .expect("thread");
+    let notices = server
+        .until_notices(ASTRID, 1, |notice| {
+            notice.kind() == Kind::MessageReceived && sent(notice)
+        })
+        .await;
+    let receipts: Vec<&pb::Notice> = notices
+        .iter()
+        .filter(|notice| notice.kind() == Kind::MessageReceived)
+        .collect();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].channel(), Channel::Email);
+    // Kari writes too (SMS only, no address): her receipt is skipped for want of one.
+    server
+        .messaging()
+        .reply_to_thread(authorized(
+            &server.citizen_token(KARI),
+            reply(&patient, &thread.id, "Hun trenger hjelp i dag"),
+        ))
+        .await
+        .expect("Kari writes");
+    let karis = server
+        .until_notices(KARI, 1, |notice| notice.kind() == Kind::MessageReceived)
+        .await;
+    let kari_receipt = karis
+        .iter()
+        .find(|notice| notice.kind() == Kind::MessageReceived)
+        .expect("Kari's receipt");
+    assert_eq!(kari_receipt.status(), Status::Skipped);
+    assert_eq!(kari_receipt.skip_reason(), SkipReason::NoContact);
+
+    // Staff answer: Astrid hears by SMS and e-mail, Kari by SMS, for her mother.
+    server
+        .messaging()
+        .reply_to_thread(authorized(
+            &server.nurse_token("nurse-a", &["unit-a"]),
+            reply("", &thread.id, "Vi kommer innom kl. 14"),
+        ))
+        .await
+        .expect("answered");
+    let notices = server
+        .until_notices(ASTRID, 2, |notice| {
+            notice.kind() == Kind::MessageReply && sent(notice)
+        })
+        .await;
+    let mut replies: Vec<Channel> = notices
+        .iter()
+        .filter(|notice| notice.kind() == Kind::MessageReply)
+        .map(|notice| notice.channel())
+        .collect();
+    replies.sort_by_key(|channel| *channel as i32);
+    assert_eq!(replies, [Channel::Sms, Channel::Email]);
+    let karis = server
+        .until_notices(KARI, 1, |notice| {
+            notice.kind() == Kind::MessageReply && sent(notice)
+        })
+        .await;
+    let kari_reply = karis
+        .iter()
+        .find(|notice| notice.kind() == Kind::MessageReply)
+        .expect("Kari hears of the answer");
+    assert_eq!(kari_reply.channel(), Channel::Sms);
+    let texts = twilio.until(2).await;
+    assert_eq!(texts.len(), 2, "Astrid's and Kari's SMS");
+    let emails = mail.wait_for(2, StdDuration::from_secs(10)).await;
+    assert_eq!(emails.len(), 2, "the receipt and the reply");
+    for text in texts
+        .iter()
+        .map(|sms| sms.body.clone())
+        .chain(emails.iter().map(|mail| mail.data.clone()))
+    {
+        assert_nothing_sensitive(&text);
+        for secret in ["Sårbehandling", "Såret", "blør", "kl. 14", "trenger hjelp"] {
+            assert!(!text.contains(secret), "{secret:?} in a notice: {text}");
+        }
+    }
     server.stop().await;
 }

@@ -27,6 +27,10 @@ pub enum NoticeKind {
     ProxyEnded,
     /// Staff registered a proxy for the patient (told to the patient).
     ProxyRegistered,
+    /// The care service answered a message thread.
+    MessageReply,
+    /// The care service received the recipient's message (a receipt, by e-mail only).
+    MessageReceived,
 }
 
 homecare_core::stored_enum!(NoticeKind, "notice kind", pb::NoticeKind, {
@@ -40,6 +44,8 @@ homecare_core::stored_enum!(NoticeKind, "notice kind", pb::NoticeKind, {
     ProxyChanged => "proxy_changed", ProxyChanged;
     ProxyEnded => "proxy_ended", ProxyEnded;
     ProxyRegistered => "proxy_registered", ProxyRegistered;
+    MessageReply => "message_reply", MessageReply;
+    MessageReceived => "message_received", MessageReceived;
 });
 
 /// How a notice travels.

@@ -1,4 +1,5 @@
-//! Who is told of what: the durable consumers of the visits' and the proxies' histories.
+//! Who is told of what: the durable consumers of the visits', the proxies' and the message
+//! threads' histories.
 //!
 //! Each event is mapped to at most one kind of notice and a set of recipients, and the
 //! notices are written in the transaction that moves the consumer's cursor
@@ -13,6 +14,8 @@ use homecare_appointments::domain::{ActorKind, AppointmentStatus, EventType as V
 use homecare_appointments::entity as visit;
 use homecare_appointments::events::entity as visit_event;
 use homecare_core::event_log::Consumer;
+use homecare_messaging::entity::event as message_event;
+use homecare_messaging::thread::{AuthorKind, StepType};
 use homecare_outbox::Wakeup;
 use homecare_patients::entity::{patient, proxy, proxy_event};
 use homecare_patients::proxy::{EventType as ProxyEvent, terms_of};
@@ -22,7 +25,7 @@ use uuid::Uuid;
 
 use crate::entity::follow;
 use crate::kind::{Channel, NoticeKind};
-use crate::queue::{self, Tell, Timing};
+use crate::queue::{self, Route, Tell, Timing};
 
 /// What the consumers share: when messages may go, and whom to wake.
 #[derive(Clone)]
@@ -117,11 +120,13 @@ impl Followers {
     }
 
     /// The patient and every holder who asked for the patient's notices and whose proxy
-    /// lets them see visits at `at`: (identity number, acting for the patient).
+    /// gives `scope` (to see what the notice is about) at `at`: (identity number, acting for
+    /// the patient).
     fn of_patient(
         &self,
         patient_id: Uuid,
         patient_national_id: &str,
+        scope: Scope,
         at: DateTime<Utc>,
     ) -> Vec<(String, bool)> {
         let mut recipients = vec![(patient_national_id.to_owned(), false)];
@@ -131,7 +136,7 @@ impl Followers {
                 .get(&(patient_id, holder.clone()))
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            if scope::authorize(terms, Scope::ReadVisits, at).is_ok() {
+            if scope::authorize(terms, scope, at).is_ok() {
                 recipients.push((holder.clone(), true));
             }
         }
@@ -213,15 +218,19 @@ impl Consumer for VisitNotifier {
             let Some(kind) = visit_notice(event, visit, self.0.added_horizon) else {
                 continue;
             };
-            for (recipient, on_behalf) in
-                followers.of_patient(event.patient_id, owner, event.occurred_at)
-            {
+            for (recipient, on_behalf) in followers.of_patient(
+                event.patient_id,
+                owner,
+                Scope::ReadVisits,
+                event.occurred_at,
+            ) {
                 tells.push(Tell {
                     recipient,
                     patient_id: event.patient_id,
                     on_behalf,
                     kind,
                     subject_time: visit.window_start,
+                    route: Route::AsChosen,
                 });
             }
         }
@@ -281,12 +290,101 @@ impl Consumer for ProxyNotifier {
                 on_behalf,
                 kind,
                 subject_time: event.occurred_at,
+                route: Route::AsChosen,
             };
             if let Some(kind) = to_holder {
                 tells.push(tell(&proxy.holder_national_id, true, kind));
             }
             if let (Some(kind), Some(owner)) = (to_patient, owners.get(&proxy.patient_id)) {
                 tells.push(tell(owner, false, kind));
+            }
+        }
+        self.0.enqueue(txn, &tells).await
+    }
+
+    fn committed(&self) {
+        self.0.wake(&[Channel::Sms, Channel::Email]);
+    }
+}
+
+/// Tells of messages: the care service answered (to the patient and the holders who follow
+/// the patient with the messaging scope), and a receipt by e-mail to whoever wrote.
+pub struct MessageNotifier(pub Notifier);
+
+#[async_trait::async_trait]
+impl Consumer for MessageNotifier {
+    type Log = message_event::Entity;
+    const NAME: &'static str = "notifications.messages";
+
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[message_event::Model],
+    ) -> Result<(), DbErr> {
+        let owners = national_ids(txn, events.iter().map(|event| event.patient_id)).await?;
+        let followers = Followers::of(txn, owners.keys().copied()).await?;
+        // Proxy holders who wrote, by proxy id.
+        let writers: HashMap<String, String> = proxy::Entity::find()
+            .filter(
+                proxy::Column::Id.is_in(
+                    events
+                        .iter()
+                        .filter(|event| event.actor_kind == AuthorKind::Proxy.as_stored())
+                        .filter_map(|event| Uuid::parse_str(&event.actor_subject).ok()),
+                ),
+            )
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|proxy| (proxy.id.to_string(), proxy.holder_national_id))
+            .collect();
+        let mut tells = Vec::new();
+        for event in events {
+            let Some(owner) = owners.get(&event.patient_id) else {
+                continue;
+            };
+            let tell = |recipient: &str, on_behalf: bool, kind: NoticeKind, route: Route| Tell {
+                recipient: recipient.to_owned(),
+                patient_id: event.patient_id,
+                on_behalf,
+                kind,
+                subject_time: event.occurred_at,
+                route,
+            };
+            match StepType::from_stored(&event.event_type) {
+                Ok(StepType::StaffReplied) => {
+                    for (recipient, on_behalf) in followers.of_patient(
+                        event.patient_id,
+                        owner,
+                        Scope::Messaging,
+                        event.occurred_at,
+                    ) {
+                        tells.push(tell(
+                            &recipient,
+                            on_behalf,
+                            NoticeKind::MessageReply,
+                            Route::AsChosen,
+                        ));
+                    }
+                }
+                Ok(StepType::ThreadStarted | StepType::CitizenReplied) => {
+                    let writer = if event.actor_kind == AuthorKind::Proxy.as_stored() {
+                        writers
+                            .get(&event.actor_subject)
+                            .map(|holder| (holder, true))
+                    } else {
+                        Some((owner, false))
+                    };
+                    if let Some((recipient, on_behalf)) = writer {
+                        tells.push(tell(
+                            recipient,
+                            on_behalf,
+                            NoticeKind::MessageReceived,
+                            Route::EmailWhereKnown,
+                        ));
+                    }
+                }
+                _ => {}
             }
         }
         self.0.enqueue(txn, &tells).await

@@ -33,6 +33,19 @@ pub struct Tell {
     pub kind: NoticeKind,
     /// When it happens or happened (the visit's start).
     pub subject_time: DateTime<Utc>,
+    /// Which channels it may take.
+    pub route: Route,
+}
+
+/// Which channels a notice may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Route {
+    /// Those the recipient chose.
+    #[default]
+    AsChosen,
+    /// E-mail, where the recipient gave an address and did not opt out of notices (a
+    /// receipt: the recipient already knows what they sent, so it is no SMS).
+    EmailWhereKnown,
 }
 
 /// When messages may go.
@@ -115,6 +128,18 @@ pub async fn enqueue<C: ConnectionTrait>(
             None => notices.push(skipped(tell, None, SkipReason::NoContact, now)),
             Some(chosen) if chosen.channels == Channels::None => {
                 notices.push(skipped(tell, None, SkipReason::OptedOut, now));
+            }
+            Some(chosen) if tell.route == Route::EmailWhereKnown => {
+                if chosen.email.is_some() {
+                    to_send.push((tell, Channel::Email));
+                } else {
+                    notices.push(skipped(
+                        tell,
+                        Some(Channel::Email),
+                        SkipReason::NoContact,
+                        now,
+                    ));
+                }
             }
             Some(chosen) => {
                 for &channel in chosen.channels.chosen() {

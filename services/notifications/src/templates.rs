@@ -81,6 +81,16 @@ macro_rules! language {
             ),
             (
                 $lang,
+                "message_reply",
+                include_str!(concat!("../templates/", $lang, "/message_reply.hbs")),
+            ),
+            (
+                $lang,
+                "message_received",
+                include_str!(concat!("../templates/", $lang, "/message_received.hbs")),
+            ),
+            (
+                $lang,
                 "merged",
                 include_str!(concat!("../templates/", $lang, "/merged.hbs")),
             ),
@@ -89,7 +99,7 @@ macro_rules! language {
 }
 
 /// Every template shipped: (language, name, source).
-const BUILT_IN: [[(&str, &str, &str); 11]; 3] = [language!("nb"), language!("nn"), language!("en")];
+const BUILT_IN: [[(&str, &str, &str); 13]; 3] = [language!("nb"), language!("nn"), language!("en")];
 
 /// What the service says about itself in every notice (from config).
 #[derive(Debug, Clone, PartialEq, Eq)]

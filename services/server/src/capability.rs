@@ -61,8 +61,8 @@ pub fn all() -> Vec<Box<dyn Capability>> {
     vec![
         Box::new(crate::capabilities::Patients),
         Box::new(crate::capabilities::Appointments),
-        Box::new(crate::capabilities::notifications::Notifications),
         Box::new(crate::capabilities::messaging::Messaging),
+        Box::new(crate::capabilities::notifications::Notifications),
     ]
 }
 

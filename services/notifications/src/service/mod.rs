@@ -202,10 +202,20 @@ impl NotificationService for NotificationApi {
     ) -> Result<Response<pb::SetPatientNotificationsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let (actor, patient_id) = self
+        // A holder may follow the patient to hear of visits or of answers to messages: either
+        // scope will do; each notice is checked against the scope it needs.
+        let (actor, patient_id) = match self
             .actors
             .for_patient(caller, &message.patient_id, Need::Scope(Scope::ReadVisits))
-            .await?;
+            .await
+        {
+            Err(homecare_patients::AccessError::Proxy(_)) => {
+                self.actors
+                    .for_patient(caller, &message.patient_id, Need::Scope(Scope::Messaging))
+                    .await?
+            }
+            resolved => resolved?,
+        };
         if !matches!(actor.via, Via::Proxy { .. }) {
             // The patient's own notices follow their settings; staff have none.
             return Err(status::failed_precondition(

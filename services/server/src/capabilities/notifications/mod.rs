@@ -10,7 +10,7 @@ use homecare_core::event_log::run_consumer;
 use homecare_notifications::NotificationApi;
 use homecare_notifications::callback::StatusReports;
 use homecare_notifications::entity::delivery;
-use homecare_notifications::plan::{Notifier, ProxyNotifier, VisitNotifier};
+use homecare_notifications::plan::{MessageNotifier, Notifier, ProxyNotifier, VisitNotifier};
 use homecare_notifications::sink::{Composer, EmailProvider, NoticeSink, SmsProvider};
 use homecare_notifications::templates::{Branding, Templates};
 use homecare_outbox::{Sink, Wakeup, Worker};
@@ -60,6 +60,20 @@ impl Capability for Notifications {
                 context.db.clone(),
                 Arc::new(VisitNotifier(notifier.clone())),
                 visits_changed,
+                context.clock.clone(),
+                poll,
+                context.shutdown.clone(),
+            ),
+        );
+        let messages_changed = parts
+            .topic_changes("messages")
+            .unwrap_or_else(|| tokio::sync::watch::channel(0).1);
+        parts.task(
+            "message notices",
+            run_consumer(
+                context.db.clone(),
+                Arc::new(MessageNotifier(notifier.clone())),
+                messages_changed,
                 context.clock.clone(),
                 poll,
                 context.shutdown.clone(),
