@@ -10,6 +10,8 @@
 //!   reports cancellations accepted per second and the time from each cancel answer to the
 //!   EPJ receiving the update (p50, p99).
 //!
+//! `--messages` runs the messaging scenarios instead (see `messages`).
+//!
 //! ```text
 //! cargo build --release -p homecare-server -p homecare-load
 //! target/release/homecare-load --concurrency 64 --seconds 10
@@ -39,11 +41,12 @@ use tonic_health::pb::health_client::HealthClient;
 
 mod cancel;
 mod epj;
+mod messages;
 mod notices;
 mod proxy;
 mod replicas;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(about = "Drive a homecare server over gRPC and report throughput, latency and RSS")]
 struct Args {
     /// The server binary to start.
@@ -95,6 +98,12 @@ struct Args {
     /// notices to be written) after the last completion.
     #[arg(long, default_value_t = 120)]
     notice_patience_seconds: u64,
+    /// Run the messaging scenarios instead of the others: uploads, messages sent, the inbox.
+    #[arg(long)]
+    messages: bool,
+    /// With `--messages`: the citizens who write, one visit each.
+    #[arg(long, default_value_t = 64)]
+    message_citizens: usize,
 }
 
 struct ScenarioResult {
@@ -122,6 +131,13 @@ async fn main() -> anyhow::Result<()> {
     };
     if args.replicas > 1 && args.database_url.is_none() {
         bail!("--replicas needs --database-url: SQLite has one server process");
+    }
+    if args.messages {
+        let result = messaging_run(&args, data_dir.path(), schema.as_deref()).await;
+        if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
+            drop_schema(url, schema).await?;
+        }
+        return result;
     }
     if let Some(count) = args.notices {
         let result = notice_run(&args, count, data_dir.path(), schema.as_deref()).await;
@@ -247,6 +263,39 @@ async fn notice_run(
             rss as f64 / 1024.0
         );
         Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Some(pid) = server.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let _ = server.wait().await;
+    result
+}
+
+/// The messaging scenarios alone.
+async fn messaging_run(
+    args: &Args,
+    data_dir: &std::path::Path,
+    schema: Option<&str>,
+) -> anyhow::Result<()> {
+    let port = free_port()?;
+    let mut server = spawn_server(args, data_dir, schema, port, None)?;
+    let server_pid = server.id().context("server pid")?;
+    let result = async {
+        let channel = connect(port).await?;
+        let key = DevKey::load(&data_dir.join("dev-signing-key.pem"))?;
+        let tokens = TokenMinter::new(key, &Config::default().auth);
+        let epj = tokens.staff(
+            "load-epj",
+            &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
+            &[],
+            chrono::Duration::hours(2),
+        )?;
+        let pids = identity_numbers(args.message_citizens);
+        seed(&channel, &epj, &pids, 1).await?;
+        messages::run(args, &channel, &tokens, &pids, server_pid).await
     }
     .await;
     if let Some(pid) = server.id() {
