@@ -156,7 +156,8 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(text(MessageThreads::Kind, 32))
-                    // The inbox's first sort key: cancellation requests (0) before the rest.
+                    // The inbox's first sort key: cancellation requests waiting (0), other
+                    // threads waiting (1), answered (2); closed (3) and drafts (4) are not in it.
                     .col(
                         ColumnDef::new(MessageThreads::Priority)
                             .small_integer()
@@ -188,9 +189,9 @@ impl MigrationTrait for Migration {
             manager,
             "idx_message_threads_inbox",
             MessageThreads::Table,
+            // The inbox is one range of it: a unit's open threads (priority below 3) in order.
             vec![
                 MessageThreads::CareUnitId,
-                MessageThreads::Status,
                 MessageThreads::Priority,
                 MessageThreads::DueAt,
                 MessageThreads::Id,

@@ -27,6 +27,7 @@ on_every_backend!(
     attachments_are_typed_by_their_bytes_and_bounded,
     an_upload_cut_off_halfway_leaves_nothing,
     staff_follow_their_units_in_a_resumable_stream,
+    the_inbox_of_several_units_pages_in_one_order,
 );
 
 fn oslo(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
@@ -963,5 +964,63 @@ async fn staff_follow_their_units_in_a_resumable_stream(backend: Backend) {
         next(&mut resumed).await.event.unwrap().r#type(),
         pb::InboxEventType::Reassigned
     );
+    server.stop().await;
+}
+
+async fn the_inbox_of_several_units_pages_in_one_order(backend: Backend) {
+    let (server, astrid) = with_visit(backend).await;
+    let bjarne = server
+        .own_patient_id_after(&visit("v-2", BJARNE, "unit-b", 72))
+        .await;
+    // Five threads a day apart, alternating between the units; one answered.
+    let mut sent = Vec::new();
+    for day in 0..5 {
+        server.clock.set(test_now() + chrono::Duration::days(day));
+        let (pid, patient, unit) = if day % 2 == 0 {
+            (ASTRID, &astrid, "unit-a")
+        } else {
+            (BJARNE, &bjarne, "unit-b")
+        };
+        sent.push(
+            server
+                .create_thread(pid, new_thread(patient, unit, &format!("Dag {day}"), "Hei"))
+                .await
+                .unwrap()
+                .thread
+                .unwrap()
+                .id,
+        );
+    }
+    let staff = server.nurse_token("nurse-ab", &["unit-a", "unit-b"]);
+    server
+        .messaging()
+        .reply_to_thread(authorized(&staff, reply("", &sent[1], "Svar")))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = server
+            .messaging()
+            .list_inbox(authorized(
+                &staff,
+                pb::ListInboxRequest {
+                    care_unit_id: String::new(),
+                    page_size: 2,
+                    page_token: token,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.threads.len() <= 2);
+        seen.extend(page.threads.into_iter().map(|thread| thread.subject));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    // Waiting ones oldest due first across both units, then the answered one.
+    assert_eq!(seen, ["Dag 0", "Dag 2", "Dag 3", "Dag 4", "Dag 1"]);
     server.stop().await;
 }

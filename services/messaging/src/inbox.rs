@@ -6,14 +6,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use homecare_core::paging::{PagingError, QueryKey};
+use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use crate::entity::thread::{self, Column};
-use crate::thread::ThreadStatus;
+use crate::thread::Priority;
 
 /// Where the next page of an inbox starts: after the thread with this place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,42 +76,46 @@ impl InboxCursor {
 }
 
 /// A page of the open threads of `units`, after `cursor`; the next cursor when there is more.
+///
+/// One query per unit, each a range of the inbox index read in order and stopped after a
+/// page, merged here: a query over several units at once would sort every open thread of
+/// them (measured: 29 ms for a unit of 25,000 threads on PostgreSQL, against well under 1 ms).
 pub async fn page<C: ConnectionTrait>(
     db: &C,
     units: &[String],
     cursor: Option<InboxCursor>,
     page_size: u64,
 ) -> Result<(Vec<thread::Model>, Option<InboxCursor>), DbErr> {
-    let mut select = thread::Entity::find()
-        .filter(Column::CareUnitId.is_in(units.iter().cloned()))
-        .filter(Column::Status.is_in([
-            ThreadStatus::Sent.as_stored(),
-            ThreadStatus::Answered.as_stored(),
-        ]));
-    if let Some(cursor) = cursor {
-        select = select.filter(
-            Condition::any()
-                .add(Column::Priority.gt(cursor.priority))
-                .add(
-                    Condition::all()
-                        .add(Column::Priority.eq(cursor.priority))
-                        .add(Column::DueAt.gt(cursor.due_at)),
-                )
-                .add(
-                    Condition::all()
-                        .add(Column::Priority.eq(cursor.priority))
-                        .add(Column::DueAt.eq(cursor.due_at))
-                        .add(Column::Id.gt(cursor.id)),
-                ),
+    let mut rows = Vec::new();
+    for unit in units {
+        let mut select = thread::Entity::find()
+            .filter(Column::CareUnitId.eq(unit.as_str()))
+            .filter(Column::Priority.lt(Priority::Closed as i16));
+        if let Some(cursor) = cursor {
+            select = select.filter(
+                Expr::tuple([
+                    Expr::col(Column::Priority).into(),
+                    Expr::col(Column::DueAt).into(),
+                    Expr::col(Column::Id).into(),
+                ])
+                .gt(Expr::tuple([
+                    Expr::value(cursor.priority),
+                    Expr::value(cursor.due_at),
+                    Expr::value(cursor.id),
+                ])),
+            );
+        }
+        rows.extend(
+            select
+                .order_by_asc(Column::Priority)
+                .order_by_asc(Column::DueAt)
+                .order_by_asc(Column::Id)
+                .limit(page_size + 1)
+                .all(db)
+                .await?,
         );
     }
-    let mut rows = select
-        .order_by_asc(Column::Priority)
-        .order_by_asc(Column::DueAt)
-        .order_by_asc(Column::Id)
-        .limit(page_size + 1)
-        .all(db)
-        .await?;
+    rows.sort_by_key(|row| (row.priority, row.due_at, row.id));
     let next = if rows.len() as u64 > page_size {
         rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
         rows.last().map(InboxCursor::after)

@@ -95,7 +95,8 @@ pub enum StepError {
 }
 
 /// Inbox order: cancellation requests waiting for an answer, then other threads waiting for
-/// one, then those waiting for the citizen.
+/// one, then those waiting for the citizen. Closed threads and drafts come after every open
+/// thread, so that the inbox is one range of an index: `priority` below [`Priority::Closed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Priority {
     /// A cancellation request waiting for an answer.
@@ -104,6 +105,10 @@ pub enum Priority {
     Waiting = 1,
     /// Answered; waiting for the citizen, if for anyone.
     Answered = 2,
+    /// Closed: not in the inbox.
+    Closed = 3,
+    /// Not sent: not in the inbox.
+    Draft = 4,
 }
 
 /// A thread's status, its due time and its place in the inbox.
@@ -122,8 +127,10 @@ impl ThreadState {
     pub fn priority(&self) -> Priority {
         match (self.status, self.kind) {
             (ThreadStatus::Sent, ThreadKind::CancellationRequest) => Priority::CancellationRequest,
-            (ThreadStatus::Sent | ThreadStatus::Draft, _) => Priority::Waiting,
-            (ThreadStatus::Answered | ThreadStatus::Closed, _) => Priority::Answered,
+            (ThreadStatus::Sent, ThreadKind::Inquiry) => Priority::Waiting,
+            (ThreadStatus::Answered, _) => Priority::Answered,
+            (ThreadStatus::Closed, _) => Priority::Closed,
+            (ThreadStatus::Draft, _) => Priority::Draft,
         }
     }
 

@@ -13,7 +13,7 @@ pub struct Model {
     pub sensitive: bool,
     /// A [`crate::thread::ThreadKind`] in its stored form.
     pub kind: String,
-    /// The inbox's first sort key: 0 for a cancellation request, 1 for the rest.
+    /// The inbox's first sort key (a [`crate::thread::Priority`]).
     pub priority: i16,
     pub appointment_id: Option<Uuid>,
     pub previous_thread_id: Option<Uuid>,
