@@ -295,7 +295,7 @@ async fn messaging_run(
         )?;
         let pids = identity_numbers(args.message_citizens);
         seed(&channel, &epj, &pids, 1).await?;
-        messages::run(args, &channel, &tokens, &pids, server_pid).await
+        messages::run(args, &channel, &tokens, &pids, server_pid, schema).await
     }
     .await;
     if let Some(pid) = server.id() {

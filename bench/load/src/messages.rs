@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use homecare_proto::messaging::v1 as pb;
 use homecare_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 use homecare_server::dev_keys::TokenMinter;
+use sea_orm::ConnectionTrait as _;
 use tonic::transport::Channel;
 
 use crate::{Args, ScenarioResult, authorized, own_patient_id, run_scenario, server_memory};
@@ -90,6 +91,7 @@ pub(crate) async fn run(
     tokens: &TokenMinter,
     pids: &[String],
     server_pid: u32,
+    schema: Option<&str>,
 ) -> anyhow::Result<()> {
     let ttl = chrono::Duration::hours(2);
     let mut writers = Vec::with_capacity(pids.len());
@@ -209,6 +211,17 @@ pub(crate) async fn run(
         result??;
     }
     let inbox_open = count_open(channel, &staff).await?;
+    // The tables were filled a moment ago; autovacuum would analyze them soon after. Without
+    // statistics PostgreSQL expects a handful of rows and sorts the whole unit instead of
+    // reading the inbox index in order (measured: 23 ms against 0.06 ms a page).
+    if let (Some(url), Some(schema)) = (&args.database_url, schema) {
+        let db = sea_orm::Database::connect(url.as_str()).await?;
+        db.execute_unprepared(&format!(
+            "ANALYZE {schema}.message_threads, {schema}.messages, {schema}.message_reads"
+        ))
+        .await?;
+        db.close().await?;
+    }
     let list = {
         let (channel, staff) = (channel.clone(), Arc::<str>::from(staff.as_str()));
         move || {

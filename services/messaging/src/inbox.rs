@@ -94,9 +94,9 @@ pub async fn page<C: ConnectionTrait>(
         if let Some(cursor) = cursor {
             select = select.filter(
                 Expr::tuple([
-                    Expr::col(Column::Priority).into(),
-                    Expr::col(Column::DueAt).into(),
-                    Expr::col(Column::Id).into(),
+                    Expr::col(Column::Priority),
+                    Expr::col(Column::DueAt),
+                    Expr::col(Column::Id),
                 ])
                 .gt(Expr::tuple([
                     Expr::value(cursor.priority),

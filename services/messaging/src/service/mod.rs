@@ -508,8 +508,9 @@ impl MessagingService for MessagingApi {
             .await
             .map_err(status::from_db)?;
         self.log_reads(&by, &rows).await?;
+        let threads = self.threads_to_proto(&by, &rows).await?;
         Ok(Response::new(pb::ListInboxResponse {
-            threads: self.threads_to_proto(&by, &rows).await?,
+            threads,
             next_page_token: next.map(|cursor| cursor.encode(&key)).unwrap_or_default(),
         }))
     }

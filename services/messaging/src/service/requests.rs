@@ -56,10 +56,10 @@ fn optional_unit(text: &str) -> Result<Option<String>, IdentifierError> {
 fn attachment_ids(ids: &[String], violations: &mut FieldViolations) -> Vec<Uuid> {
     let mut parsed = Vec::new();
     for (index, text) in ids.iter().enumerate() {
-        if let Some(found) = violations.check(&format!("attachment_ids[{index}]"), id(text)) {
-            if !parsed.contains(&found) {
-                parsed.push(found);
-            }
+        if let Some(found) = violations.check(&format!("attachment_ids[{index}]"), id(text))
+            && !parsed.contains(&found)
+        {
+            parsed.push(found);
         }
     }
     parsed
