@@ -303,13 +303,7 @@ impl Desk {
                 last_message_at: now,
                 updated_at: now,
             };
-            thread::Entity::insert(thread.clone().into_active_model())
-                .exec_without_returning(txn)
-                .await?;
             let message = new_message(by, thread.id, &new.text, now);
-            message::Entity::insert(message.clone().into_active_model())
-                .exec_without_returning(txn)
-                .await?;
             let attachments =
                 claim_attachments(txn, by, &new.attachments, message.id, &thread).await?;
             let written = Written {
@@ -319,10 +313,14 @@ impl Desk {
             };
             match &sending {
                 Sending::Now(request_id) => {
-                    self.send_in(txn, by, written, request_id, &content, now)
+                    let stored = Stored::NOTHING;
+                    self.send_in(txn, by, written, stored, request_id, &content, now)
                         .await
                 }
-                Sending::Draft => Ok(written),
+                Sending::Draft => {
+                    Stored::NOTHING.save(txn, &written).await?;
+                    Ok(written)
+                }
             }
         })
         .await
@@ -351,33 +349,42 @@ impl Desk {
                 return Err(crate::thread::StepError::NotSent.into());
             }
             let message = new_message(by, thread.id, &text, now);
-            message::Entity::insert(message.clone().into_active_model())
-                .exec_without_returning(txn)
-                .await?;
             let attachments = claim_attachments(txn, by, &attachments, message.id, &thread).await?;
             let written = Written {
                 thread,
                 message,
                 attachments,
             };
+            let stored = Stored {
+                thread: true,
+                message: false,
+            };
             match &sending {
                 Sending::Now(request_id) => {
-                    self.send_in(txn, by, written, request_id, &content, now)
+                    self.send_in(txn, by, written, stored, request_id, &content, now)
                         .await
                 }
-                Sending::Draft => Ok(written),
+                Sending::Draft => {
+                    message::Entity::insert(written.message.clone().into_active_model())
+                        .exec_without_returning(txn)
+                        .await?;
+                    Ok(written)
+                }
             }
         })
         .await
     }
 
-    /// Sends `written` (a draft of `by`'s) in `txn`: the thread's state moves, the message
-    /// gets its receipt, and the step goes to the histories and the access log.
+    /// Sends `written` (a draft of `by`'s, stored as `stored` says) in `txn`: the thread's
+    /// state moves, the message gets its receipt, both are stored, and the step goes to the
+    /// histories and the access log.
+    #[allow(clippy::too_many_arguments)]
     async fn send_in<C: ConnectionTrait>(
         &self,
         txn: &C,
         by: &Participant,
         written: Written,
+        stored: Stored,
         request_id: &RequestId,
         content: &str,
         now: DateTime<Utc>,
@@ -436,18 +443,23 @@ impl Desk {
             thread.received_at = Some(now);
             thread.created_at = now;
         }
-        thread::Entity::update(thread.clone().into_active_model().reset_all())
-            .exec(txn)
-            .await?;
         message.state = SENT.to_owned();
         message.sent_at = Some(now);
         message.updated_at = now;
         message.request_id = Some(request_id.as_str().to_owned());
         message.request_fingerprint = Some(content.to_owned());
         message.receipt_reference = Some(receipt_reference(message.id));
-        message::Entity::update(message.clone().into_active_model().reset_all())
-            .exec(txn)
-            .await?;
+        let written = Written {
+            thread,
+            message,
+            attachments,
+        };
+        stored.save(txn, &written).await?;
+        let Written {
+            thread,
+            message,
+            attachments,
+        } = written;
         history::append(txn, &thread, step, Some(message.id), None, by, now).await?;
         access_log::record(
             txn,
@@ -458,8 +470,11 @@ impl Desk {
             now,
         )
         .await?;
-        // The author has read the thread up to their own message.
-        set_read(txn, thread.id, &by.key, Some(now), false, now).await?;
+        // The author has read the thread up to their own message (a new thread has nothing
+        // else to read).
+        if !first {
+            set_read(txn, thread.id, &by.key, Some(now), false, now).await?;
+        }
         Ok(Written {
             thread,
             message,
@@ -584,7 +599,11 @@ impl Desk {
                 message,
                 attachments,
             };
-            self.send_in(txn, by, written, &request_id, &content, now)
+            let stored = Stored {
+                thread: true,
+                message: true,
+            };
+            self.send_in(txn, by, written, stored, &request_id, &content, now)
                 .await
         })
         .await
@@ -735,6 +754,43 @@ impl Desk {
         .await?;
         txn.commit().await?;
         Ok(thread)
+    }
+}
+
+/// Which rows of a step are stored already (updated), and which are new (inserted): a
+/// message sent at once is written once, in its final state.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    thread: bool,
+    message: bool,
+}
+
+impl Stored {
+    const NOTHING: Stored = Stored {
+        thread: false,
+        message: false,
+    };
+
+    async fn save<C: ConnectionTrait>(self, txn: &C, written: &Written) -> Result<(), DbErr> {
+        let thread = written.thread.clone().into_active_model();
+        if self.thread {
+            thread::Entity::update(thread.reset_all()).exec(txn).await?;
+        } else {
+            thread::Entity::insert(thread)
+                .exec_without_returning(txn)
+                .await?;
+        }
+        let message = written.message.clone().into_active_model();
+        if self.message {
+            message::Entity::update(message.reset_all())
+                .exec(txn)
+                .await?;
+        } else {
+            message::Entity::insert(message)
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(())
     }
 }
 
