@@ -167,11 +167,24 @@ struct Pending {
     stored: oneshot::Sender<Result<(), String>>,
 }
 
+/// Writers at once on PostgreSQL: while one transaction stores its batch, the reads that
+/// arrive meanwhile are stored by another, instead of waiting for it (SQLite has one writer
+/// at a time, so one writer task there).
+const POSTGRES_WRITERS: usize = 4;
+
 impl ReadLog {
-    /// Starts the writer on `db`. It stops when the last handle is dropped.
+    /// Starts the writers on `db`. They stop when the last handle is dropped.
     pub fn start(db: DatabaseConnection) -> ReadLog {
         let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(db, pending));
+        let writers = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            POSTGRES_WRITERS
+        } else {
+            1
+        };
+        let pending = std::sync::Arc::new(tokio::sync::Mutex::new(pending));
+        for _ in 0..writers {
+            tokio::spawn(write_batches(db.clone(), pending.clone()));
+        }
         ReadLog { queue }
     }
 
@@ -208,10 +221,18 @@ impl ReadLog {
     }
 }
 
-/// Takes every read waiting, stores their entries in one transaction, answers each.
-async fn write_batches(db: DatabaseConnection, mut pending: mpsc::Receiver<Pending>) {
+/// Takes every read waiting, stores their entries in one transaction, answers each; the
+/// writers take turns at the queue, not at the database.
+async fn write_batches(
+    db: DatabaseConnection,
+    pending: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+) {
     let mut batch = Vec::new();
-    while pending.recv_many(&mut batch, QUEUE).await > 0 {
+    loop {
+        let received = pending.lock().await.recv_many(&mut batch, QUEUE).await;
+        if received == 0 {
+            return;
+        }
         let rows: Vec<_> = batch
             .iter_mut()
             .flat_map(|waiting| std::mem::take(&mut waiting.rows))
