@@ -28,6 +28,7 @@ on_every_backend!(
     an_upload_cut_off_halfway_leaves_nothing,
     staff_follow_their_units_in_a_resumable_stream,
     the_inbox_of_several_units_pages_in_one_order,
+    staff_attach_a_file_to_an_answer_and_the_patient_downloads_it,
 );
 
 fn oslo(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
@@ -1022,5 +1023,85 @@ async fn the_inbox_of_several_units_pages_in_one_order(backend: Backend) {
     }
     // Waiting ones oldest due first across both units, then the answered one.
     assert_eq!(seen, ["Dag 0", "Dag 2", "Dag 3", "Dag 4", "Dag 1"]);
+    server.stop().await;
+}
+
+async fn staff_attach_a_file_to_an_answer_and_the_patient_downloads_it(backend: Backend) {
+    let (server, patient) = with_visit(backend).await;
+    let thread = server
+        .create_thread(
+            ASTRID,
+            new_thread(&patient, "unit-a", "Vedtak", "Kan jeg få vedtaket?"),
+        )
+        .await
+        .unwrap()
+        .thread
+        .unwrap();
+    let staff = nurse(&server, "unit-a");
+    let info = |thread_id: &str| pb::AttachmentInfo {
+        patient_id: String::new(),
+        thread_id: thread_id.into(),
+        file_name: "vedtak.pdf".into(),
+    };
+    // Staff upload for a thread of their unit only.
+    let refused = server
+        .upload(
+            &nurse(&server, "unit-b"),
+            info(&thread.id),
+            &pdf_bytes(2048),
+            1024,
+        )
+        .await
+        .expect_err("not their unit");
+    assert_eq!(refused.code(), Code::NotFound);
+    let file = pdf_bytes(70 * 1024);
+    let uploaded = server
+        .upload(&staff, info(&thread.id), &file, 32 * 1024)
+        .await
+        .expect("uploaded");
+    // A reply draft keeps it out of the patient's sight until it is sent.
+    let mut answer = reply("", &thread.id, "Her er vedtaket.");
+    answer.attachment_ids = vec![uploaded.id.clone()];
+    answer.draft = true;
+    let draft = server
+        .messaging()
+        .reply_to_thread(authorized(&staff, answer))
+        .await
+        .expect("draft")
+        .into_inner()
+        .message
+        .unwrap();
+    let citizen = server.citizen_token(ASTRID);
+    let hidden = server
+        .download(&citizen, &patient, &uploaded.id)
+        .await
+        .expect_err("on a draft");
+    assert_eq!(hidden.code(), Code::NotFound);
+    server
+        .messaging()
+        .send_draft(authorized(
+            &staff,
+            pb::SendDraftRequest {
+                patient_id: String::new(),
+                message_id: draft.id.clone(),
+                request_id: "answer-1".into(),
+            },
+        ))
+        .await
+        .expect("sent");
+    let seen = server
+        .thread_seen_by(&citizen, &patient, &thread.id)
+        .await
+        .unwrap();
+    assert_eq!(seen.thread.unwrap().status(), pb::ThreadStatus::Answered);
+    let answer = seen.messages.last().unwrap();
+    assert_eq!(answer.author_kind(), pb::AuthorKind::Staff);
+    assert_eq!(answer.attachments.len(), 1);
+    let (found, bytes) = server
+        .download(&citizen, &patient, &uploaded.id)
+        .await
+        .expect("the patient downloads it");
+    assert_eq!(found.media_type, "application/pdf");
+    assert!(bytes == file);
     server.stop().await;
 }
