@@ -650,6 +650,16 @@ async fn due_deliveries_after_a_kill(postgres_url: Option<&str>) {
         delivered().await,
         restarted_at.elapsed()
     );
+    // Each delivery is recorded after the EPJ answered it: wait for the records, or a row
+    // whose answer just arrived still holds its lease here.
+    assert!(
+        eventually(Duration::from_secs(10), async || storage
+            .outbox_rows("state = 'delivered'")
+            .await
+            == QUICK as i64)
+        .await,
+        "the deliveries were recorded"
+    );
     // The row in flight at the crash waits for its lease: it is not sent twice meanwhile.
     assert_eq!(
         storage
