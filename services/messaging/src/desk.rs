@@ -31,9 +31,10 @@ use crate::history;
 use crate::participant::Participant;
 use crate::thread::{StepType, ThreadKind, ThreadState, ThreadStatus, reply_due};
 
-/// A message's state as stored.
-const DRAFT: &str = "draft";
-const SENT: &str = "sent";
+/// A message's state as stored: not sent, seen by its author only.
+pub(crate) const DRAFT: &str = "draft";
+/// A message's state as stored: received.
+pub(crate) const SENT: &str = "sent";
 
 /// A new thread as a citizen asked for it, its fields checked.
 #[derive(Debug, Clone)]
@@ -424,16 +425,6 @@ impl Desk {
             };
             (state.citizen_wrote(reply_due(now, self.zone))?, step)
         };
-        let total: i64 = attachments.iter().map(|found| found.size_bytes).sum();
-        if u64::try_from(total).unwrap_or(u64::MAX) > MAX_MESSAGE_BYTES {
-            let mut violations = FieldViolations::new();
-            violations.add(
-                "attachment_ids",
-                "the attachments of one message must be at most 25 MB together",
-            );
-            return Err(violations.into());
-        }
-
         thread.status = next.status.as_stored().to_owned();
         thread.due_at = next.due_at;
         thread.priority = next.priority() as i16;
@@ -455,12 +446,8 @@ impl Desk {
             attachments,
         };
         stored.save(txn, &written).await?;
-        let Written {
-            thread,
-            message,
-            attachments,
-        } = written;
-        history::append(txn, &thread, step, Some(message.id), None, by, now).await?;
+        let thread = &written.thread;
+        history::append(txn, thread, step, Some(written.message.id), None, by, now).await?;
         access_log::record(
             txn,
             &by.actor,
@@ -475,11 +462,7 @@ impl Desk {
         if !first {
             set_read(txn, thread.id, &by.key, Some(now), false, now).await?;
         }
-        Ok(Written {
-            thread,
-            message,
-            attachments,
-        })
+        Ok(written)
     }
 
     /// `by`'s draft `message_id`, with its thread, if it is about `patient` (a citizen's)

@@ -6,7 +6,7 @@ use homecare_blob::BlobUpload;
 use homecare_core::status::{self, FieldViolations};
 use homecare_core::{Caller, all_checked};
 use homecare_proto::messaging::v1 as pb;
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::{EntityTrait, IntoActiveModel as _};
 use tonic::{Status, Streaming};
 use uuid::Uuid;
 
@@ -78,21 +78,10 @@ pub(super) async fn upload(
                 sha256: stored.sha256,
                 created_at: now,
             };
-            attachment::Entity::insert(attachment::ActiveModel {
-                id: Set(row.id),
-                owner_key: Set(row.owner_key.clone()),
-                patient_id: Set(row.patient_id),
-                thread_id: Set(row.thread_id),
-                message_id: Set(None),
-                file_name: Set(row.file_name.clone()),
-                media_type: Set(row.media_type.clone()),
-                size_bytes: Set(row.size_bytes),
-                sha256: Set(row.sha256.clone()),
-                created_at: Set(now),
-            })
-            .exec_without_returning(api.desk.db())
-            .await
-            .map_err(status::from_db)?;
+            attachment::Entity::insert(row.clone().into_active_model())
+                .exec_without_returning(api.desk.db())
+                .await
+                .map_err(status::from_db)?;
             Ok(row)
         }
         Err(error) => {

@@ -21,7 +21,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use crate::desk::{Desk, Written, attachments_of, unread_counts};
+use crate::desk::{DRAFT, Desk, SENT, Written, attachments_of, unread_counts};
 use crate::entity::{message, thread};
 use crate::error::MessagingError;
 use crate::history;
@@ -139,7 +139,7 @@ impl MessagingApi {
         Ok(message::Entity::find()
             .filter(message::Column::ThreadId.eq(thread_id))
             .filter(message::Column::AuthorKey.eq(by.key.as_str()))
-            .filter(message::Column::State.eq("draft"))
+            .filter(message::Column::State.eq(DRAFT))
             .one(self.desk.db())
             .await?
             .is_some())
@@ -168,7 +168,10 @@ impl MessagingApi {
         &self,
         written: &Written,
     ) -> Result<(pb::Thread, pb::Message, Option<pb::Receipt>), Status> {
-        self.feed.messages_changed();
+        // A sent message is a step the inbox streams follow; a draft is nobody's news.
+        if written.message.sent_at.is_some() {
+            self.feed.messages_changed();
+        }
         Ok((
             thread_to_proto(&written.thread, 0, self.desk.now())?,
             message_to_proto(&written.message, &written.attachments)?,
@@ -377,7 +380,7 @@ impl MessagingService for MessagingApi {
         let own_drafts = Query::select()
             .column(message::Column::ThreadId)
             .from(message::Entity)
-            .and_where(message::Column::State.eq("draft"))
+            .and_where(message::Column::State.eq(DRAFT))
             .and_where(message::Column::AuthorKey.eq(by.key.as_str()))
             .to_owned();
         let mut select = thread::Entity::find()
@@ -438,7 +441,7 @@ impl MessagingService for MessagingApi {
             .filter(message::Column::ThreadId.eq(thread.id))
             .filter(
                 Condition::any()
-                    .add(message::Column::State.eq("sent"))
+                    .add(message::Column::State.eq(SENT))
                     .add(message::Column::AuthorKey.eq(by.key.as_str())),
             )
             .order_by_asc(message::Column::CreatedAt)
