@@ -13,6 +13,7 @@ mod m20261125_000005_event_log;
 mod m20261125_000006_proxy_event_log;
 mod m20261126_000007_notifications;
 mod m20261126_000008_messaging;
+mod m20261126_000009_access_log_journal;
 
 /// All migrations, oldest first.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_proxy_event_log::Migration),
             Box::new(m20261126_000007_notifications::Migration),
             Box::new(m20261126_000008_messaging::Migration),
+            Box::new(m20261126_000009_access_log_journal::Migration),
         ]
     }
 }

@@ -28,7 +28,8 @@ use clap::Parser;
 use homecare_core::NationalIdentityNumber;
 use homecare_proto::appointments::v1::appointment_service_client::AppointmentServiceClient;
 use homecare_proto::appointments::v1::{
-    AppointmentStatus, ListAppointmentsRequest, ServiceType, UpsertAppointmentRequest,
+    AppointmentStatus, GetAppointmentRequest, ListAppointmentHistoryRequest,
+    ListAppointmentsRequest, ServiceType, UpsertAppointmentRequest,
 };
 use homecare_proto::patients::v1::patient_service_client::PatientServiceClient;
 use homecare_proto::patients::v1::{AcceptTermsRequest, ListRepresentedPatientsRequest, Relation};
@@ -45,6 +46,7 @@ mod messages;
 mod notices;
 mod proxy;
 mod replicas;
+mod unit_day;
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Drive a homecare server over gRPC and report throughput, latency and RSS")]
@@ -405,7 +407,7 @@ async fn measure(
     let citizen = tokens.citizen(measured_pid, ttl)?;
     let patient_id = own_patient_id(&channel, &citizen).await?;
     let (holder, represented) = proxy::seed(&channel, &tokens, &pids[..3]).await?;
-    let listed = AppointmentServiceClient::new(channel.clone())
+    let visit_ids: Vec<String> = AppointmentServiceClient::new(channel.clone())
         .list_appointments(authorized(
             &citizen,
             ListAppointmentsRequest {
@@ -416,7 +418,12 @@ async fn measure(
         .await?
         .into_inner()
         .appointments
-        .len();
+        .into_iter()
+        .map(|visit| visit.id)
+        .collect();
+    let listed = visit_ids.len();
+    // Patients the list scenarios do not read: theirs stay at 20 visits.
+    unit_day::seed(&channel, &epj, &pids[3..]).await?;
     if listed != args.visits_per_patient {
         bail!(
             "expected {} visits, listed {listed}",
@@ -441,12 +448,34 @@ async fn measure(
     .await;
     // The patient's own list and a proxy holder's, twice each, alternating, so drift on the
     // shared machine falls on both alike.
-    let by_patient = list_scenario(&channel, &citizen, &[patient_id]);
+    let by_patient = list_scenario(&channel, &citizen, &[patient_id.clone()]);
     let by_proxy = list_scenario(&channel, &holder, &represented);
     let list = run_scenario("list_appointments", args, by_patient.clone()).await;
     let proxy_list = run_scenario("list_by_proxy", args, by_proxy.clone()).await;
     let list_again = run_scenario("list_appointments", args, by_patient).await;
     let proxy_again = run_scenario("list_by_proxy", args, by_proxy).await;
+    let get = run_scenario(
+        "get_appointment",
+        args,
+        one_visit_scenario(&channel, &citizen, &patient_id, &visit_ids, false),
+    )
+    .await;
+    let history = run_scenario(
+        "list_history",
+        args,
+        one_visit_scenario(&channel, &citizen, &patient_id, &visit_ids, true),
+    )
+    .await;
+    let day_streams = Args {
+        concurrency: 8,
+        ..args.clone()
+    };
+    let unit_day = run_scenario(
+        "unit_day_300",
+        &day_streams,
+        unit_day::scenario(&channel, &tokens)?,
+    )
+    .await;
 
     let cancelled = cancel::run(&channel, args, jobs, fake_epj).await;
 
@@ -467,7 +496,16 @@ async fn measure(
         "{:<20} {:>12} {:>10} {:>10} {:>8}",
         "scenario", "requests/s", "p50 ms", "p99 ms", "errors"
     );
-    for result in [&health, &list, &proxy_list, &list_again, &proxy_again] {
+    for result in [
+        &health,
+        &list,
+        &proxy_list,
+        &list_again,
+        &proxy_again,
+        &get,
+        &history,
+        &unit_day,
+    ] {
         println!(
             "{:<20} {:>12.0} {:>10.2} {:>10.2} {:>8}",
             result.name,
@@ -478,8 +516,12 @@ async fn measure(
         );
     }
     println!(
-        "list_appointments / health throughput: {:.2}",
-        list.per_second() / health.per_second()
+        "list_appointments / health throughput: {:.2} and {:.2}; get_appointment {:.2}; \
+         list_history {:.2} (unit_day_300 at 8 streams, one call = the whole day in two pages)",
+        list.per_second() / health.per_second(),
+        list_again.per_second() / health.per_second(),
+        get.per_second() / health.per_second(),
+        history.per_second() / health.per_second()
     );
     let patient_rate = list.per_second() + list_again.per_second();
     let proxy_rate = proxy_list.per_second() + proxy_again.per_second();
@@ -492,6 +534,9 @@ async fn measure(
     if let Some(second_port) = second_port {
         let second = connect(second_port).await?;
         replicas::run(&channel, &second, &tokens, &pids[1], args.replica_changes)
+            .await?
+            .print();
+        replicas::read_your_writes(&channel, &second, &tokens, &pids[2], args.replica_changes)
             .await?
             .print();
     }
@@ -532,6 +577,62 @@ fn list_scenario(
                 .list_appointments(request)
                 .await
                 .is_ok_and(|response| response.into_inner().appointments.len() == 20)
+        })
+    }
+}
+
+/// GetAppointment (or, with `history`, ListAppointmentHistory) by `token` of `patient_id`'s
+/// visits in turn; a call counts when it answers with the visit (or a history).
+fn one_visit_scenario(
+    channel: &Channel,
+    token: &str,
+    patient_id: &str,
+    visits: &[String],
+    history: bool,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
++ Clone
++ Send
++ 'static {
+    let channel = channel.clone();
+    let token: Arc<str> = token.into();
+    let patient_id: Arc<str> = patient_id.into();
+    let visits: Arc<[String]> = visits.into();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    move || {
+        let mut client = AppointmentServiceClient::new(channel.clone());
+        let turn = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let visit = visits[turn % visits.len()].clone();
+        let token = token.clone();
+        let patient_id = patient_id.to_string();
+        Box::pin(async move {
+            if history {
+                client
+                    .list_appointment_history(authorized(
+                        &token,
+                        ListAppointmentHistoryRequest {
+                            patient_id,
+                            appointment_id: visit,
+                        },
+                    ))
+                    .await
+                    .is_ok_and(|response| !response.into_inner().events.is_empty())
+            } else {
+                client
+                    .get_appointment(authorized(
+                        &token,
+                        GetAppointmentRequest {
+                            patient_id,
+                            appointment_id: visit.clone(),
+                        },
+                    ))
+                    .await
+                    .is_ok_and(|response| {
+                        response
+                            .into_inner()
+                            .appointment
+                            .is_some_and(|found| found.id == visit)
+                    })
+            }
         })
     }
 }

@@ -1,31 +1,49 @@
-//! In-process wake-ups for stream readers when a visit changed, and what tells other server
-//! processes of changes made here.
+//! What happens when visits changed: the kept upcoming visits of their patients are dropped,
+//! stream readers here are woken, and other server processes are told.
 //!
-//! A hint, not the data: readers always read the database, and poll it now and then too, for
-//! changes committed by another server process that no signal reached them of.
+//! The wake-ups are hints, not the data: readers always read the database, and poll it now
+//! and then too, for changes committed by another server process that no signal reached them
+//! of. Dropping kept visits is not a hint: it happens before the change is answered.
 
+use std::sync::Arc;
+
+use homecare_core::coherent::Coherence;
 use homecare_core::topic::{Broadcast, Topic};
 use tokio::sync::watch;
+use uuid::Uuid;
 
-/// Wakes whoever waits for changes to visits.
+use crate::upcoming::UpcomingVisits;
+
+/// Wakes whoever waits for changes to visits, and drops what is kept of them.
 #[derive(Debug, Clone)]
-pub struct ChangeFeed(Broadcast);
+pub struct ChangeFeed(Broadcast, Arc<UpcomingVisits>);
 
 impl Default for ChangeFeed {
     fn default() -> Self {
-        Self::new()
+        Self::new(Arc::new(UpcomingVisits::new(
+            16 * 1024 * 1024,
+            Coherence::trusted(),
+        )))
     }
 }
 
 impl ChangeFeed {
-    /// A feed no one listens to yet.
-    pub fn new() -> Self {
-        Self(Broadcast::new("visits"))
+    /// A feed no one listens to yet, keeping `upcoming`.
+    pub fn new(upcoming: Arc<UpcomingVisits>) -> Self {
+        Self(Broadcast::new("visits"), upcoming)
     }
 
-    /// A visit changed in this process (after the commit): wake the stream readers, and tell
-    /// other processes.
-    pub fn visits_changed(&self) {
+    /// The patients' upcoming visits kept in memory.
+    pub fn upcoming(&self) -> &Arc<UpcomingVisits> {
+        &self.1
+    }
+
+    /// Visits of `patients` changed in this process (after the commit): drop what is kept of
+    /// them, wake the stream readers, and tell other processes.
+    pub fn visits_changed(&self, patients: impl IntoIterator<Item = Uuid>) {
+        for patient in patients {
+            self.1.changed(patient);
+        }
         self.0.changed_here();
     }
 
@@ -42,6 +60,11 @@ impl ChangeFeed {
     /// Notified on each change made in this process: what other processes are to hear of.
     pub fn subscribe_made_here(&self) -> watch::Receiver<u64> {
         self.0.made_here()
+    }
+
+    /// Notified on each change another process told of.
+    pub fn subscribe_elsewhere(&self) -> watch::Receiver<u64> {
+        self.0.elsewhere()
     }
 }
 

@@ -12,6 +12,7 @@ pub mod feed;
 pub mod outbox;
 pub mod service;
 pub mod store;
+pub mod upcoming;
 pub mod visit_state;
 
 pub use service::AppointmentApi;

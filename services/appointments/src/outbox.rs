@@ -165,8 +165,9 @@ impl Sink for EpjSink {
         fail_cancellation(txn, row, error, refused, self.business_clock.now()).await
     }
 
-    fn changed(&self, _count: usize) {
-        self.feed.visits_changed();
+    fn changed(&self, rows: &[entity::Model]) {
+        self.feed
+            .visits_changed(rows.iter().map(|row| row.patient_id));
     }
 }
 

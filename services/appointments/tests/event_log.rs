@@ -171,7 +171,7 @@ async fn a_change_event_says_what_changed() {
 async fn a_running_consumer_hears_of_a_change_when_woken_and_stops_on_shutdown() {
     let db = database().await;
     let notifier = std::sync::Arc::new(Notifier::default());
-    let feed = homecare_appointments::feed::ChangeFeed::new();
+    let feed = homecare_appointments::feed::ChangeFeed::default();
     let shutdown = homecare_core::shutdown::Shutdown::new();
     // The poll is an hour: only the wake-up can bring the event in time.
     let runner = homecare_core::event_log::run_consumer(
@@ -194,7 +194,7 @@ async fn a_running_consumer_hears_of_a_change_when_woken_and_stops_on_shutdown()
         tokio::task::yield_now().await;
     }
     plan(&db, "v-1", 24, pb::AppointmentStatus::Planned).await;
-    feed.visits_changed();
+    feed.visits_changed(std::iter::empty());
     let heard = std::time::Instant::now();
     while notifier.seen.lock().unwrap().is_empty() {
         assert!(

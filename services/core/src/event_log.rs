@@ -304,6 +304,136 @@ pub fn run_consumer<H: Consumer>(
     })
 }
 
+/// On PostgreSQL, the oldest transaction still running: every event with a smaller
+/// `tx_order` that will ever commit has committed. `None` on SQLite, where all is settled.
+async fn settled_horizon<C: ConnectionTrait>(db: &C) -> Result<Option<i64>, DbErr> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(None);
+    }
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("no snapshot horizon".into()))?;
+    Ok(Some(row.try_get::<i64>("", "horizon")?))
+}
+
+/// Up to `limit` committed events of `log` after `position`, settled or not, in
+/// `(tx_order, seq)` order: what an invalidating reader must hear of at once, even while
+/// an older transaction holds back the settled order.
+async fn read_committed_after<L: Log, C: ConnectionTrait>(
+    db: &C,
+    position: Position,
+    limit: u64,
+) -> Result<Vec<L::Model>, DbErr> {
+    let statement = L::find()
+        .filter(after::<L>(position))
+        .order_by_asc(L::tx_order())
+        .order_by_asc(L::seq())
+        .limit(limit)
+        .build(db.get_database_backend());
+    L::find()
+        .from_raw_sql(with_literal_limit(statement))
+        .all(db)
+        .await
+}
+
+/// How a follower of a log tells its cache what changed.
+pub trait Follower: Send + Sync + 'static {
+    /// The log it follows.
+    type Log: Log;
+
+    /// Events committed (by any process) after the follower started; an event may be handed
+    /// over more than once.
+    fn changed(&self, events: &[<Self::Log as EntityTrait>::Model]);
+
+    /// Whether what it keeps can be trusted: faulted while the log cannot be read, and
+    /// everything kept before a fault is dropped.
+    fn coherence(&self) -> &crate::coherent::Coherence;
+}
+
+/// Follows `follower`'s log from its end on, not durably (nothing is stored: a restart
+/// begins with an empty cache), until `shutdown`. It reads on each wake-up of `woken`
+/// (changes told by other processes), every `poll`, and again soon while events are held
+/// back behind an older transaction; every committed event is handed over as soon as it is
+/// readable, even before it is settled.
+pub fn follow<F: Follower>(
+    db: DatabaseConnection,
+    follower: std::sync::Arc<F>,
+    mut woken: tokio::sync::watch::Receiver<u64>,
+    poll: std::time::Duration,
+    shutdown: crate::shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    use crate::coherent::Fault;
+    const BATCH: u64 = 500;
+    const HELD_BACK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+    const AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
+    tokio::spawn(async move {
+        let mut settled_at: Option<Position> = None;
+        loop {
+            woken.borrow_and_update();
+            let read = async {
+                let position = match settled_at {
+                    Some(position) => position,
+                    None => last_settled::<F::Log, _>(&db, None).await?,
+                };
+                let horizon = settled_horizon(&db).await?;
+                let mut scanned = position;
+                let mut settled = position;
+                let mut held_back = false;
+                loop {
+                    let events = read_committed_after::<F::Log, _>(&db, scanned, BATCH).await?;
+                    follower.changed(&events);
+                    for event in &events {
+                        let here = Position::after(event);
+                        match horizon {
+                            Some(horizon) if event.order().0 >= horizon => held_back = true,
+                            _ if !held_back => settled = here,
+                            _ => {}
+                        }
+                        scanned = here;
+                    }
+                    if (events.len() as u64) < BATCH {
+                        return Ok::<_, DbErr>((settled, held_back));
+                    }
+                }
+            };
+            let wait = match read.await {
+                Ok((settled, held_back)) => {
+                    settled_at = Some(settled);
+                    if follower.coherence().has(Fault::NotFollowing) {
+                        follower.coherence().cleared(Fault::NotFollowing);
+                        tracing::info!(
+                            log = sea_orm::EntityName::table_name(&F::Log::default()),
+                            "following the log again; its cache is in use"
+                        );
+                    }
+                    if held_back { HELD_BACK_RETRY } else { poll }
+                }
+                Err(error) => {
+                    if !follower.coherence().has(Fault::NotFollowing) {
+                        tracing::warn!(log = sea_orm::EntityName::table_name(&F::Log::default()), %error, "cannot follow the log; its cache is bypassed until it can");
+                    }
+                    follower.coherence().fault(Fault::NotFollowing);
+                    AFTER_FAILURE
+                }
+            };
+            let woken_up = async {
+                if woken.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = woken_up => {}
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.wait() => return,
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

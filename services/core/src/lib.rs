@@ -7,6 +7,7 @@ pub mod cache;
 pub mod calendar;
 pub mod caller;
 pub mod clock;
+pub mod coherent;
 pub mod db;
 pub mod event_log;
 pub mod idempotency;

@@ -30,6 +30,7 @@ pub struct Broadcast {
     name: &'static str,
     changes: std::sync::Arc<watch::Sender<u64>>,
     made_here: std::sync::Arc<watch::Sender<u64>>,
+    elsewhere: std::sync::Arc<watch::Sender<u64>>,
 }
 
 impl Broadcast {
@@ -39,6 +40,7 @@ impl Broadcast {
             name,
             changes: std::sync::Arc::new(watch::Sender::new(0)),
             made_here: std::sync::Arc::new(watch::Sender::new(0)),
+            elsewhere: std::sync::Arc::new(watch::Sender::new(0)),
         }
     }
 
@@ -55,6 +57,12 @@ impl Broadcast {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
+
+    /// Notified on each change another process told of (and when the signals between
+    /// processes were lost or are back: whatever was missed is to be read).
+    pub fn elsewhere(&self) -> watch::Receiver<u64> {
+        self.elsewhere.subscribe()
+    }
 }
 
 impl Topic for Broadcast {
@@ -68,6 +76,8 @@ impl Topic for Broadcast {
 
     fn changed_elsewhere(&self) {
         self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+        self.elsewhere
             .send_modify(|count| *count = count.wrapping_add(1));
     }
 

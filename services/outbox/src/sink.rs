@@ -71,8 +71,9 @@ pub trait Sink: Send + Sync + 'static {
         refused: bool,
     ) -> Result<bool, DbErr>;
 
-    /// After a batch's outcomes committed, `count` domain records had changed: wake readers.
-    fn changed(&self, count: usize) {
-        let _ = count;
+    /// After a batch's outcomes committed and changed domain records: `rows` are those whose
+    /// outcome was applied to the domain (wake readers, drop what was kept of those records).
+    fn changed(&self, rows: &[Self::Row]) {
+        let _ = rows;
     }
 }

@@ -204,7 +204,8 @@ pub async fn next_due_in<E: EntityTrait>(
 
 /// Records how the attempts on a batch of rows ended, and what that means for the sink's
 /// domain, in one transaction (one commit for the batch, not one per row). Returns how many
-/// domain records changed; the sink hears of them after the commit.
+/// domain records changed; the sink hears of them, and of the rows whose outcome was
+/// applied, after the commit.
 pub async fn record<S: Sink>(
     db: &DatabaseConnection,
     sink: &S,
@@ -226,6 +227,7 @@ pub async fn record<S: Sink>(
     }
     let txn = begin_write(db).await?;
     let mut changed = 0;
+    let mut applied = Vec::new();
     if !delivered.is_empty() {
         let rows = S::Entity::update_many()
             .col_expr(
@@ -244,6 +246,7 @@ pub async fn record<S: Sink>(
             .await?;
         if !rows.is_empty() {
             changed += sink.on_delivered(&txn, &rows).await?;
+            applied.extend(rows);
         }
     }
     for (row, error, next_attempt_at) in retries {
@@ -282,11 +285,12 @@ pub async fn record<S: Sink>(
         // Not pending any more (a lease that ran out and was taken over): nothing to record.
         if result.rows_affected > 0 && sink.on_parked(&txn, &row, &error, refused).await? {
             changed += 1;
+            applied.push(row);
         }
     }
     txn.commit().await?;
     if changed > 0 {
-        sink.changed(changed);
+        sink.changed(&applied);
     }
     Ok(changed)
 }

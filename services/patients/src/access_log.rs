@@ -1,9 +1,13 @@
 //! The access log: every read or change of a patient's data by anyone but the patient.
 //!
 //! A change writes its entry in its own transaction ([`record`]), so a change is never
-//! without its entry. Reads go through [`ReadLog`], which writes the entries of concurrent
-//! reads together in one transaction and answers each read only once its entry is stored:
-//! no read is served unlogged, and a busy server pays one commit for many reads.
+//! without its entry. Reads go through [`ReadLog`], which stores each read as one journal
+//! row naming every patient it touched, the rows of concurrent reads together in one
+//! transaction, and answers each read only once its row is stored: no read is served
+//! unlogged, and a busy server pays one commit for many reads. The journal is spread into
+//! one entry per patient later, many reads per transaction ([`spread`]), and always before
+//! the log is read ([`page`]): a staff read of a unit's day touches 300 patients, and
+//! writing their 300 index entries in the reader's commit cost 300 scattered pages there.
 
 use chrono::{DateTime, Utc};
 use homecare_core::db::begin_write;
@@ -20,6 +24,7 @@ use uuid::Uuid;
 
 use crate::actor::Actor;
 use crate::entity::access_log::{self, Column, Entity};
+use crate::entity::access_log_journal;
 
 /// What was done to a patient's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,10 +165,12 @@ const QUEUE: usize = 4_096;
 #[derive(Debug, Clone)]
 pub struct ReadLog {
     queue: mpsc::Sender<Pending>,
+    /// Held by every handle (never read): the spreader stops once the last is dropped.
+    _alive: std::sync::Arc<()>,
 }
 
 struct Pending {
-    rows: Vec<access_log::ActiveModel>,
+    row: access_log_journal::ActiveModel,
     stored: oneshot::Sender<Result<(), String>>,
 }
 
@@ -172,8 +179,12 @@ struct Pending {
 /// at a time, so one writer task there).
 const POSTGRES_WRITERS: usize = 4;
 
+/// How often the journal is spread into the log when no one reads the log.
+const SPREAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl ReadLog {
-    /// Starts the writers on `db`. They stop when the last handle is dropped.
+    /// Starts the writers and the spreader on `db`. They stop when the last handle is
+    /// dropped.
     pub fn start(db: DatabaseConnection) -> ReadLog {
         let (queue, pending) = mpsc::channel(QUEUE);
         let writers = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
@@ -185,11 +196,16 @@ impl ReadLog {
         for _ in 0..writers {
             tokio::spawn(write_batches(db.clone(), pending.clone()));
         }
-        ReadLog { queue }
+        let alive = std::sync::Arc::new(());
+        tokio::spawn(spread_now_and_then(db, std::sync::Arc::downgrade(&alive)));
+        ReadLog {
+            queue,
+            _alive: alive,
+        }
     }
 
     /// Records that `actor` did `action` to `touched` (nothing when the actor is the
-    /// patient), returning once the entries are stored.
+    /// patient), returning once the entry is stored.
     ///
     /// One entry per patient and call: what a patient needs to see is that someone read
     /// their visits, and when; the record's id is kept when the call read one record.
@@ -200,14 +216,24 @@ impl ReadLog {
         action: Action,
         now: DateTime<Utc>,
     ) -> Result<(), Status> {
-        let rows = entries(actor, per_patient(touched), action, now);
-        if rows.is_empty() {
+        let touched = per_patient(touched);
+        if actor.via == crate::actor::Via::SelfService || touched.is_empty() {
             return Ok(());
         }
+        let row = access_log_journal::ActiveModel {
+            id: Set(homecare_core::ids::new_id(now)),
+            occurred_at: Set(now),
+            actor_kind: Set(actor.kind().to_owned()),
+            actor_subject: Set(actor.subject()),
+            actor_name: Set(actor.name().map(str::to_owned)),
+            proxy_id: Set(actor.proxy_id()),
+            action: Set(action.as_stored().to_owned()),
+            touched: Set(serde_json::to_string(&touched).unwrap_or_default()),
+        };
         let (stored, written) = oneshot::channel();
         let unavailable = || status::unavailable("the access log cannot be written; try again");
         self.queue
-            .send(Pending { rows, stored })
+            .send(Pending { row, stored })
             .await
             .map_err(|_| unavailable())?;
         match written.await {
@@ -221,8 +247,8 @@ impl ReadLog {
     }
 }
 
-/// Takes every read waiting, stores their entries in one transaction, answers each; the
-/// writers take turns at the queue, not at the database.
+/// Takes every read waiting, stores their journal rows in one transaction, answers each;
+/// the writers take turns at the queue, not at the database.
 async fn write_batches(
     db: DatabaseConnection,
     pending: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
@@ -233,13 +259,10 @@ async fn write_batches(
         if received == 0 {
             return;
         }
-        let rows: Vec<_> = batch
-            .iter_mut()
-            .flat_map(|waiting| std::mem::take(&mut waiting.rows))
-            .collect();
+        let rows: Vec<_> = batch.iter().map(|waiting| waiting.row.clone()).collect();
         let result = async {
             let txn = begin_write(&db).await?;
-            insert(&*txn, rows).await?;
+            insert_journal(&*txn, rows).await?;
             txn.commit().await
         }
         .await
@@ -250,13 +273,116 @@ async fn write_batches(
     }
 }
 
-/// A page of a patient's access log, newest first, and the cursor after it.
-pub async fn page<C: ConnectionTrait>(
+/// Inserts journal rows in statements of at most [`ROWS_PER_STATEMENT`], halving as for
+/// [`insert`].
+async fn insert_journal<C: ConnectionTrait>(
     db: &C,
+    rows: Vec<access_log_journal::ActiveModel>,
+) -> Result<(), DbErr> {
+    let mut rows = rows.into_iter();
+    let mut size = ROWS_PER_STATEMENT;
+    while rows.len() > 0 {
+        while size > rows.len() {
+            size /= 2;
+        }
+        let chunk: Vec<_> = rows.by_ref().take(size).collect();
+        access_log_journal::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Journal rows read per transaction, at most.
+const SPREAD_BATCH: u64 = 10;
+
+/// Entries written per transaction, about: enough that a patient's index page is written
+/// once for many entries, few enough that the transaction holds SQLite's one writer (and
+/// the reads waiting to store their journal rows) only briefly.
+const SPREAD_ROWS: usize = 400;
+
+/// Spreads journal rows, oldest first, into one entry per patient (some [`SPREAD_ROWS`]
+/// entries), removing them from the journal in the same transaction (so each is spread once,
+/// also with several server processes: a row another process is spreading is waited for,
+/// then found gone). Returns whether journal rows were left behind.
+pub async fn spread(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    let txn = begin_write(db).await?;
+    let journal = access_log_journal::Entity::find()
+        .order_by_asc(access_log_journal::Column::Id)
+        .limit(SPREAD_BATCH)
+        .lock_exclusive()
+        .all(&*txn)
+        .await?;
+    if journal.is_empty() {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let mut rows = Vec::new();
+    let mut spread = Vec::new();
+    for read in &journal {
+        if rows.len() >= SPREAD_ROWS {
+            break;
+        }
+        let touched: Vec<(Uuid, Option<String>)> = serde_json::from_str(&read.touched)
+            .map_err(|error| DbErr::Custom(format!("an unreadable journal row: {error}")))?;
+        rows.extend(
+            touched
+                .into_iter()
+                .map(|(patient_id, resource_id)| access_log::ActiveModel {
+                    id: Set(homecare_core::ids::new_id(read.occurred_at)),
+                    patient_id: Set(patient_id),
+                    occurred_at: Set(read.occurred_at),
+                    actor_kind: Set(read.actor_kind.clone()),
+                    actor_subject: Set(read.actor_subject.clone()),
+                    actor_name: Set(read.actor_name.clone()),
+                    proxy_id: Set(read.proxy_id),
+                    action: Set(read.action.clone()),
+                    resource_id: Set(resource_id),
+                }),
+        );
+        spread.push(read.id);
+    }
+    let left_behind = spread.len() < journal.len() || journal.len() as u64 == SPREAD_BATCH;
+    access_log_journal::Entity::delete_many()
+        .filter(access_log_journal::Column::Id.is_in(spread))
+        .exec(&*txn)
+        .await?;
+    insert(&*txn, rows).await?;
+    txn.commit().await?;
+    Ok(left_behind)
+}
+
+/// Spreads the whole journal: what [`page`] does before reading the log.
+pub async fn spread_all(db: &DatabaseConnection) -> Result<(), DbErr> {
+    while spread(db).await? {
+        // Readers waiting to store their journal rows go first (the writer gate is fair).
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+/// Spreads the journal every [`SPREAD_EVERY`], until no [`ReadLog`] handle is left.
+async fn spread_now_and_then(db: DatabaseConnection, alive: std::sync::Weak<()>) {
+    loop {
+        if let Err(error) = spread_all(&db).await {
+            tracing::warn!(%error, "spreading the access log's journal failed; trying again");
+        }
+        if alive.upgrade().is_none() {
+            return;
+        }
+        tokio::time::sleep(SPREAD_EVERY).await;
+    }
+}
+
+/// A page of a patient's access log, newest first, and the cursor after it; the journal is
+/// spread first, so every read stored so far is in it.
+pub async fn page(
+    db: &DatabaseConnection,
     patient_id: Uuid,
     after: Option<Cursor>,
     page_size: u64,
 ) -> Result<(Vec<access_log::Model>, Option<Cursor>), DbErr> {
+    spread_all(db).await?;
     let mut select = Entity::find()
         .filter(Column::PatientId.eq(patient_id))
         .order_by_desc(Column::OccurredAt)

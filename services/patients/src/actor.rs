@@ -12,6 +12,10 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::directory::PatientDirectory;
+use crate::kept_proxies::KeptProxies;
+
+/// What [`Actors::new`] keeps of proxies unless told otherwise (one process alone).
+const DEFAULT_KEPT_PROXY_BYTES: u64 = 8 * 1024 * 1024;
 use crate::error::AccessError;
 use crate::proxy;
 use crate::scope::{self, ProxyRefusal, Scope, Scopes};
@@ -176,6 +180,7 @@ pub struct Actors {
     care: Arc<dyn CareRelations>,
     clock: Arc<dyn Clock>,
     identity_rules: homecare_core::IdentityRules,
+    proxies: Arc<KeptProxies>,
 }
 
 impl std::fmt::Debug for Actors {
@@ -202,7 +207,22 @@ impl Actors {
             care,
             clock,
             identity_rules: homecare_core::IdentityRules::PRODUCTION,
+            proxies: Arc::new(KeptProxies::new(
+                DEFAULT_KEPT_PROXY_BYTES,
+                homecare_core::coherent::Coherence::trusted(),
+            )),
         }
+    }
+
+    /// The same, checking holders against `proxies` (shared with their follower).
+    pub fn with_kept_proxies(mut self, proxies: Arc<KeptProxies>) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// The patients' proxies kept in memory: whoever changes a proxy tells them.
+    pub fn kept_proxies(&self) -> &Arc<KeptProxies> {
+        &self.proxies
     }
 
     /// The same, accepting identity numbers under `rules`.
@@ -270,7 +290,7 @@ impl Actors {
                     }
                     Some(false) => {}
                 }
-                let held = proxy::held_by(&self.db, pid, patient_id).await?;
+                let held = self.proxies.held_by(&self.db, pid, patient_id).await?;
                 let scope = match need {
                     Need::Scope(scope) => scope,
                     Need::PatientThemself if held.is_empty() => {

@@ -10,6 +10,7 @@ pub mod actor;
 pub mod directory;
 pub mod entity;
 pub mod error;
+pub mod kept_proxies;
 pub mod proxy;
 pub mod proxy_rules;
 pub mod scope;

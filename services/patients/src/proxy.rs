@@ -50,7 +50,7 @@ impl AsRef<ProxyTerms> for Held {
 }
 
 impl Held {
-    fn read(model: proxy::Model) -> Result<Held, DbErr> {
+    pub(crate) fn read(model: proxy::Model) -> Result<Held, DbErr> {
         let terms = terms_of(&model)?;
         Ok(Held { model, terms })
     }

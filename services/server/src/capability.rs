@@ -45,6 +45,9 @@ pub struct Context {
     pub read_log: ReadLog,
     /// A client for outbound HTTP.
     pub http: reqwest::Client,
+    /// Whether answers kept in memory can be trusted to reflect every commit (see
+    /// `homecare_core::coherent`).
+    pub coherence: homecare_core::coherent::Coherence,
 }
 
 /// One capability of the server.

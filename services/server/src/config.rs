@@ -52,6 +52,29 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// Secure messaging.
     pub messaging: MessagingConfig,
+    /// What is kept in memory of what changes (patients' upcoming visits, their proxies).
+    pub read_cache: ReadCacheConfig,
+}
+
+/// The bounds of what is kept in memory of what changes. Kept answers are dropped on every
+/// change (in this process at once, in another within the cross-process signal's delay), so
+/// these bound memory, not staleness.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadCacheConfig {
+    /// Patients' upcoming visits as citizens see them, in MiB (about 9 KiB per patient with
+    /// 20 visits). 0 keeps none.
+    pub visits_megabytes: u64,
+    /// Patients' proxies, in MiB (well under 1 KiB per patient). 0 keeps none.
+    pub proxies_megabytes: u64,
+}
+
+impl Default for ReadCacheConfig {
+    fn default() -> Self {
+        Self {
+            visits_megabytes: 64,
+            proxies_megabytes: 8,
+        }
+    }
 }
 
 /// Which identity numbers are accepted.
@@ -170,6 +193,7 @@ impl Default for Config {
             },
             notifications: NotificationsConfig::default(),
             messaging: MessagingConfig::default(),
+            read_cache: ReadCacheConfig::default(),
         }
     }
 }

@@ -18,9 +18,11 @@ use std::sync::Arc;
 
 use homecare_appointments::care::VisitCareUnits;
 use homecare_core::Clock;
+use homecare_core::coherent::{Coherence, Fault};
 use homecare_core::shutdown::Shutdown;
 use homecare_patients::Actors;
 use homecare_patients::access_log::ReadLog;
+use homecare_patients::kept_proxies::KeptProxies;
 use homecare_patients::terms::TermsGate;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -160,7 +162,15 @@ pub async fn run(
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
     let stopping_tasks = Shutdown::new();
+    // One process alone on SQLite; on PostgreSQL, kept answers wait for the LISTEN
+    // connection that tells of other processes' changes.
+    let coherence = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        Coherence::faulted(Fault::NotListening)
+    } else {
+        Coherence::trusted()
+    };
     let context = Context {
+        coherence: coherence.clone(),
         actors: Arc::new(
             Actors::new(
                 db.clone(),
@@ -168,7 +178,11 @@ pub async fn run(
                 Arc::new(VisitCareUnits::new(db.clone())),
                 clock.clone(),
             )
-            .with_identity_rules(config.identity_rules()),
+            .with_identity_rules(config.identity_rules())
+            .with_kept_proxies(Arc::new(KeptProxies::new(
+                config.read_cache.proxies_megabytes * 1024 * 1024,
+                coherence.clone(),
+            ))),
         ),
         read_log: ReadLog::start(db.clone()),
         db: db.clone(),
@@ -201,6 +215,7 @@ pub async fn run(
         &config.effective_database_url(),
         config.database_schema.as_deref(),
         parts.topics(),
+        &coherence,
         &stopping_tasks,
     );
     let service_names = parts.service_names().to_vec();

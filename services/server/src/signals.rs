@@ -3,13 +3,17 @@
 //! rows), `LISTEN` for theirs. Their stream readers and workers then read the database now instead of at their
 //! next poll (500 ms for streams, `epj.idle_poll_seconds` for the worker).
 //!
-//! Signals are hints: nothing is lost without them, and when the LISTEN connection is lost
-//! every reader and worker here is woken once (it reads what it may have missed) and polling
-//! carries on until the connection is back. SQLite has one process: nothing to do there.
+//! Signals are hints for readers and workers: nothing is lost without them, and when the
+//! LISTEN connection is lost every reader and worker here is woken once (it reads what it
+//! may have missed) and polling carries on until the connection is back. For the answers kept
+//! in memory they are more than hints: while no LISTEN connection stands, the shared
+//! [`Coherence`] is faulted and every read goes to the database. SQLite has one process:
+//! nothing to do there.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use homecare_core::coherent::{Coherence, Fault};
 use homecare_core::shutdown::Shutdown;
 use homecare_core::topic::Topic;
 use sea_orm::sqlx::postgres::PgListener;
@@ -29,6 +33,7 @@ pub fn start(
     database_url: &str,
     schema: Option<&str>,
     topics: &[Arc<dyn Topic>],
+    coherence: &Coherence,
     shutdown: &Shutdown,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     if db.get_database_backend() != DatabaseBackend::Postgres || topics.is_empty() {
@@ -56,6 +61,7 @@ pub fn start(
         database_url.to_owned(),
         Arc::new(by_channel),
         process,
+        coherence.clone(),
         shutdown.clone(),
     )));
     tasks
@@ -93,6 +99,7 @@ async fn listen(
     database_url: String,
     topics: Arc<HashMap<String, Arc<dyn Topic>>>,
     process: String,
+    coherence: Coherence,
     shutdown: Shutdown,
 ) {
     let wake_all = || {
@@ -122,7 +129,10 @@ async fn listen(
             },
             () = shutdown.wait() => return,
         };
-        // Whatever was told while no one listened is read now.
+        // Whatever was told while no one listened is read now; kept answers are trusted
+        // again from here on (those kept before the connection was lost are not).
+        coherence.cleared(Fault::NotListening);
+        tracing::info!("listening for other server processes' changes");
         wake_all();
         loop {
             let received = tokio::select! {
@@ -137,14 +147,21 @@ async fn listen(
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
+                    coherence.fault(Fault::NotListening);
                     tracing::warn!(
-                        "lost the LISTEN connection; reading everything once and polling until \
-                         it is back"
+                        "lost the LISTEN connection; reading everything once, polling and \
+                         reading through the caches until it is back"
                     );
                     wake_all();
+                    break;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "the LISTEN connection failed; reconnecting");
+                    coherence.fault(Fault::NotListening);
+                    tracing::warn!(
+                        %error,
+                        "the LISTEN connection failed; reading through the caches until it is \
+                         back"
+                    );
                     break;
                 }
             }

@@ -18,7 +18,7 @@ use homecare_patients::access_log::{Action, ReadLog};
 use homecare_patients::actor::Via;
 use homecare_patients::{Actor, Actors, Need, Scope};
 use homecare_proto::appointments::v1 as pb;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -87,6 +87,51 @@ impl AppointmentApi {
         }
     }
 
+    /// One page of a patient's visits as `actor` may see them. A citizen's page comes from
+    /// the kept upcoming visits when they cover it; a first look from now on (`from_now`)
+    /// reads and keeps them.
+    async fn patient_page(
+        &self,
+        actor: &Actor,
+        query: PatientQuery,
+        from_now: bool,
+        cursor: Option<Cursor>,
+        page_size: u64,
+    ) -> Result<(Vec<pb::Appointment>, Option<Cursor>), Status> {
+        if actor.is_citizen() {
+            let upcoming = self.feed.upcoming();
+            let kept = match upcoming.get(query.patient_id) {
+                Some(kept) => Some(kept),
+                None if from_now => upcoming
+                    .load(
+                        &self.db,
+                        query.patient_id,
+                        query.ends_at_or_after,
+                        |visit| {
+                            to_proto(visit, false)
+                                .map_err(|error| DbErr::Custom(error.message().to_owned()))
+                        },
+                    )
+                    .await
+                    .map_err(status::from_db)?,
+                None => None,
+            };
+            if let Some(kept) = kept.filter(|kept| kept.covers(&query)) {
+                return Ok(kept.page(&query, cursor, page_size));
+            }
+        }
+        let page = store::list_for_patient(&self.db, query, cursor, page_size)
+            .await
+            .map_err(status::from_db)?;
+        let staff_view = is_staff(actor);
+        let appointments = page
+            .appointments
+            .iter()
+            .map(|model| to_proto(model, staff_view))
+            .collect::<Result<_, _>>()?;
+        Ok((appointments, page.next))
+    }
+
     /// Turns a page into the visits and the next page token of a response.
     fn serve_page(
         actor: &Actor,
@@ -106,6 +151,34 @@ impl AppointmentApi {
         Ok((appointments, next_page_token))
     }
 
+    /// A citizen's visit from the kept upcoming visits, its read logged; `None` when the
+    /// caller is not a citizen or the visit is not kept (then the database answers).
+    async fn kept_one(
+        &self,
+        actor: &Actor,
+        patient_id: Uuid,
+        appointment_id: Uuid,
+    ) -> Result<Option<pb::Appointment>, Status> {
+        if !actor.is_citizen() {
+            return Ok(None);
+        }
+        let Some(kept) = self.feed.upcoming().get(patient_id) else {
+            return Ok(None);
+        };
+        let Some(visit) = kept.find(appointment_id) else {
+            return Ok(None);
+        };
+        self.read_log
+            .record(
+                actor,
+                [(patient_id, Some(appointment_id.to_string()))],
+                Action::ReadAppointments,
+                self.clock.now(),
+            )
+            .await?;
+        Ok(Some(visit.citizen_view.clone()))
+    }
+
     /// One visit of a patient that the caller may see, its read logged; NOT_FOUND for a
     /// visit that does not exist and one the caller may not see alike.
     async fn read_one<T>(
@@ -120,14 +193,26 @@ impl AppointmentApi {
             .actors
             .for_patient(caller, patient_id, Need::Scope(Scope::ReadVisits))
             .await?;
+        let appointment = self.find_one(&actor, patient_id, appointment_id).await?;
+        Ok((actor, appointment))
+    }
+
+    /// The visit `appointment_id` of `patient_id` if `actor` may see it, its read logged;
+    /// NOT_FOUND for a visit that does not exist and one the caller may not see alike.
+    async fn find_one(
+        &self,
+        actor: &Actor,
+        patient_id: Uuid,
+        appointment_id: Uuid,
+    ) -> Result<entity::Model, Status> {
         let appointment = store::find_for_patient(&self.db, patient_id, appointment_id)
             .await
             .map_err(status::from_db)?
             .filter(|appointment| actor.may_see_care_unit(&appointment.care_unit_id))
             .ok_or_else(|| status::not_found("appointment"))?;
-        self.log_reads(&actor, std::slice::from_ref(&appointment), self.clock.now())
+        self.log_reads(actor, std::slice::from_ref(&appointment), self.clock.now())
             .await?;
-        Ok((actor, appointment))
+        Ok(appointment)
     }
 
     /// Records that `actor` read `appointments` (nothing when the actor is the patient),
@@ -278,16 +363,17 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         // The read is logged while the visits are read, not after: the answer waits for
         // both, so nothing is served unlogged, but the two waits overlap.
         let (page, logged) = tokio::join!(
-            store::list_for_patient(&self.db, query, cursor, page_size),
+            self.patient_page(&actor, query, start.is_none(), cursor, page_size),
             self.read_log
                 .record(&actor, [(patient_id, None)], Action::ReadAppointments, now),
         );
         logged?;
-        let page = page.map_err(status::from_db)?;
-        let (appointments, next_page_token) = Self::serve_page(&actor, page, &query_key)?;
+        let (appointments, next) = page?;
         Ok(Response::new(pb::ListAppointmentsResponse {
             appointments,
-            next_page_token,
+            next_page_token: next
+                .map(|cursor| cursor.encode(&query_key))
+                .unwrap_or_default(),
         }))
     }
 
@@ -297,9 +383,18 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         request: Request<pb::GetAppointmentRequest>,
     ) -> Result<Response<pb::GetAppointmentResponse>, Status> {
         let message = request.get_ref();
-        let (actor, appointment) = self
-            .read_one(&request, &message.patient_id, &message.appointment_id)
+        let caller = Caller::from_request(&request)?;
+        let appointment_id = parse_appointment_id(&message.appointment_id)?;
+        let (actor, patient_id) = self
+            .actors
+            .for_patient(caller, &message.patient_id, Need::Scope(Scope::ReadVisits))
             .await?;
+        if let Some(kept) = self.kept_one(&actor, patient_id, appointment_id).await? {
+            return Ok(Response::new(pb::GetAppointmentResponse {
+                appointment: Some(kept),
+            }));
+        }
+        let appointment = self.find_one(&actor, patient_id, appointment_id).await?;
         Ok(Response::new(pb::GetAppointmentResponse {
             appointment: Some(to_proto(&appointment, is_staff(&actor))?),
         }))
@@ -373,7 +468,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
                 UpsertError::Db(error) => status::from_db(error),
             })?;
         if outcome.created || outcome.changed {
-            self.feed.visits_changed();
+            self.feed.visits_changed([outcome.appointment.patient_id]);
         }
         tracing::info!(
             appointment_id = %outcome.appointment.id,
@@ -440,7 +535,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         })?;
         if outcome.cancelled_now {
             self.epj_outbox.rows_queued();
-            self.feed.visits_changed();
+            self.feed.visits_changed([patient_id]);
             tracing::info!(appointment_id = %outcome.appointment.id, "appointment cancelled");
         }
         Ok(Response::new(pb::CancelAppointmentResponse {
@@ -561,7 +656,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let actor = Actor::staff(caller)?;
         let delivery_id = parse_uuid(&request.get_ref().delivery_id)
             .map_err(|error| status::invalid_argument("delivery_id", &error.to_string()))?;
-        let (row, _visit) = outbox::retry(
+        let (row, visit) = outbox::retry(
             &self.db,
             delivery_id,
             &actor,
@@ -579,7 +674,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             RetryError::Db(error) => status::from_db(error),
         })?;
         self.epj_outbox.rows_queued();
-        self.feed.visits_changed();
+        self.feed.visits_changed([visit.patient_id]);
         tracing::info!(delivery_id = %row.id, "EPJ delivery retried by staff");
         Ok(Response::new(pb::RetryEpjDeliveryResponse {
             delivery: Some(delivery_to_proto(&row)?),

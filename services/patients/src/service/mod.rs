@@ -242,6 +242,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         )
         .await
         .map_err(Status::from)?;
+        self.actors.kept_proxies().changed(model.patient_id);
         tracing::info!(proxy_id = %model.id, "proxy granted");
         Ok(Response::new(pb::GrantProxyResponse {
             proxy: Some(self.proxy_response(&model, false).await?),
@@ -310,6 +311,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         )
         .await
         .map_err(Status::from)?;
+        self.actors.kept_proxies().changed(model.patient_id);
         tracing::info!(proxy_id = %model.id, "proxy registered by staff");
         Ok(Response::new(pb::RegisterProxyResponse {
             proxy: Some(self.proxy_response(&model, true).await?),
@@ -386,6 +388,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         )
         .await
         .map_err(Status::from)?;
+        self.actors.kept_proxies().changed(model.patient_id);
         tracing::info!(proxy_id = %model.id, "proxy changed");
         Ok(Response::new(pb::UpdateProxyResponse {
             proxy: Some(self.proxy_response(&model, !actor.is_citizen()).await?),
@@ -412,6 +415,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let model = proxy::end(&self.db, &actor, patient_id, proxy_id, self.clock.now())
             .await
             .map_err(Status::from)?;
+        self.actors.kept_proxies().changed(model.patient_id);
         tracing::info!(proxy_id = %model.id, by = actor.kind(), "proxy ended");
         Ok(Response::new(pb::EndProxyResponse {
             proxy: Some(self.proxy_response(&model, !actor.is_citizen()).await?),
@@ -521,6 +525,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
         )
         .await
         .map_err(status::from_db)?;
+        self.actors.kept_proxies().changed(patient_id);
         tracing::info!(%patient_id, protected = message.protected_address, "protected address set");
         Ok(Response::new(pb::SetProtectedAddressResponse {}))
     }

@@ -21,15 +21,24 @@ use std::sync::Arc;
 use homecare_appointments::AppointmentApi;
 use homecare_appointments::feed::ChangeFeed;
 use homecare_appointments::outbox::EpjSink;
+use homecare_appointments::upcoming::{UpcomingFollower, UpcomingVisits};
 use homecare_core::SystemClock;
 use homecare_epj::{FhirEpj, FhirEpjConfig};
 use homecare_outbox::{Sink as _, Wakeup};
 use homecare_patients::PatientApi;
+use homecare_patients::kept_proxies::ProxyFollower;
 use homecare_proto::appointments::v1::appointment_service_server::AppointmentServiceServer;
 use homecare_proto::patients::v1::patient_service_server::PatientServiceServer;
 
 use crate::ServerError;
 use crate::capability::{Capability, Context, MAX_REQUEST_BYTES, Parts};
+
+const MEBIBYTE: u64 = 1024 * 1024;
+
+/// How often the followers that keep caches coherent read their log unwoken: a fallback for
+/// a change whose cross-process signal was lost (the LISTEN connection's loss is noticed and
+/// faults the caches; a NOTIFY lost otherwise is not).
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Patients, proxies, terms of use and the access log.
 pub struct Patients;
@@ -48,6 +57,17 @@ impl Capability for Patients {
             context.config.time_zone()?,
         );
         parts.grpc(PatientServiceServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES));
+        let proxies = context.actors.kept_proxies().clone();
+        parts.topic(Arc::new(proxies.topic().clone())).task(
+            "proxies follower",
+            homecare_core::event_log::follow(
+                context.db.clone(),
+                Arc::new(ProxyFollower(proxies.clone())),
+                proxies.topic().elsewhere(),
+                FOLLOW_POLL,
+                context.shutdown.clone(),
+            ),
+        );
         Ok(())
     }
 }
@@ -62,7 +82,21 @@ impl Capability for Appointments {
 
     fn build(self: Box<Self>, context: &Context, parts: &mut Parts) -> Result<(), ServerError> {
         let config = &context.config;
-        let feed = ChangeFeed::new();
+        let upcoming = Arc::new(UpcomingVisits::new(
+            config.read_cache.visits_megabytes * MEBIBYTE,
+            context.coherence.clone(),
+        ));
+        let feed = ChangeFeed::new(upcoming.clone());
+        parts.task(
+            "upcoming visits follower",
+            homecare_core::event_log::follow(
+                context.db.clone(),
+                Arc::new(UpcomingFollower(upcoming)),
+                feed.subscribe_elsewhere(),
+                FOLLOW_POLL,
+                context.shutdown.clone(),
+            ),
+        );
         let epj_outbox = Wakeup::new("epj_outbox");
         parts
             .topic(Arc::new(feed.clone()))
