@@ -42,6 +42,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 mod cancel;
 mod epj;
+mod memory;
 mod messages;
 mod notices;
 mod proxy;
@@ -106,6 +107,10 @@ struct Args {
     /// With `--messages`: the citizens who write, one visit each.
     #[arg(long, default_value_t = 64)]
     message_citizens: usize,
+    /// Run the memory scenario instead of the others: this many patients with
+    /// `--visits-per-patient` visits each read their own list once; reports peak RSS.
+    #[arg(long)]
+    memory_patients: Option<usize>,
 }
 
 struct ScenarioResult {
@@ -136,6 +141,13 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.messages {
         let result = messaging_run(&args, data_dir.path(), schema.as_deref()).await;
+        if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
+            drop_schema(url, schema).await?;
+        }
+        return result;
+    }
+    if let Some(count) = args.memory_patients {
+        let result = memory_run(&args, count, data_dir.path(), schema.as_deref()).await;
         if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
             drop_schema(url, schema).await?;
         }
@@ -179,6 +191,66 @@ async fn main() -> anyhow::Result<()> {
     if let (Some(url), Some(schema)) = (&args.database_url, &schema) {
         drop_schema(url, schema).await?;
     }
+    result
+}
+
+/// The memory scenario alone: `count` patients seeded and each read once.
+async fn memory_run(
+    args: &Args,
+    count: usize,
+    data_dir: &std::path::Path,
+    schema: Option<&str>,
+) -> anyhow::Result<()> {
+    let port = free_port()?;
+    let mut server = spawn_server(args, data_dir, schema, port, None)?;
+    let server_pid = server.id().context("server pid")?;
+    let result = async {
+        let channel = connect(port).await?;
+        let config = Config::default();
+        let key = DevKey::load(&data_dir.join("dev-signing-key.pem"))?;
+        let tokens = TokenMinter::new(key, &config.auth);
+        let epj = tokens.staff(
+            "load-epj",
+            &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
+            &[],
+            chrono::Duration::hours(2),
+        )?;
+        let pids = identity_numbers(count);
+        match (&args.database_url, schema) {
+            (Some(url), Some(schema)) => {
+                memory::seed_by_sql(url, schema, &pids, args.visits_per_patient).await?;
+            }
+            _ => {
+                let started = Instant::now();
+                seed(&channel, &epj, &pids, args.visits_per_patient).await?;
+                eprintln!(
+                    "seeded {count} patients x {} visits in {:.1}s",
+                    args.visits_per_patient,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        let (seeded_peak, _) = server_memory(server_pid)?;
+        let complete =
+            memory::read_each_once(&channel, &tokens, &pids, args.visits_per_patient).await?;
+        let (peak, now) = server_memory(server_pid)?;
+        println!(
+            "{count} patients x {} visits, each read once ({complete} complete lists): server \
+             RSS peak {:.1} MB (after seeding {:.1} MB), now {:.1} MB",
+            args.visits_per_patient,
+            peak as f64 / 1024.0,
+            seeded_peak as f64 / 1024.0,
+            now as f64 / 1024.0
+        );
+        Ok(())
+    }
+    .await;
+    if let Some(pid) = server.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let _ = server.wait().await;
     result
 }
 

@@ -100,26 +100,30 @@ impl Upcoming {
         self.visits.iter().find(|visit| visit.id == id)
     }
 
-    /// About how many bytes the entry holds, for the cache's bound.
+    /// About how many bytes the entry holds, for the cache's bound: the structures, each
+    /// string's allocation (with the allocator's own 16 bytes), and the cache's own entry.
     fn weight(&self) -> u32 {
+        const ALLOCATION: usize = 16;
+        const CACHE_ENTRY: usize = 256;
+        let text = |text: &String| text.capacity() + ALLOCATION;
         let strings: usize = self
             .visits
             .iter()
             .map(|visit| {
                 let view = &visit.citizen_view;
-                view.id.len()
-                    + view.patient_id.len()
-                    + view.epj_id.len()
-                    + view.care_unit_id.len()
+                text(&view.id)
+                    + text(&view.patient_id)
+                    + text(&view.epj_id)
+                    + text(&view.care_unit_id)
                     + view.cancellation.as_ref().map_or(0, |c| {
-                        std::mem::size_of::<pb::Cancellation>()
-                            + c.reason.len()
-                            + c.requested_by_name.len()
+                        text(&c.reason) + text(&c.requested_by_name) + text(&c.failure_reason)
                     })
             })
             .sum();
-        let fixed =
-            std::mem::size_of::<Self>() + self.visits.len() * std::mem::size_of::<KeptVisit>();
+        let fixed = std::mem::size_of::<Self>()
+            + self.visits.capacity() * std::mem::size_of::<KeptVisit>()
+            + ALLOCATION
+            + CACHE_ENTRY;
         u32::try_from(fixed + strings).unwrap_or(u32::MAX)
     }
 }

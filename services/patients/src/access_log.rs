@@ -328,8 +328,12 @@ pub async fn spread(db: &DatabaseConnection) -> Result<bool, DbErr> {
         rows.extend(
             touched
                 .into_iter()
-                .map(|(patient_id, resource_id)| access_log::ActiveModel {
-                    id: Set(homecare_core::ids::new_id(read.occurred_at)),
+                .zip(0u128..)
+                .map(|((patient_id, resource_id), n)| access_log::ActiveModel {
+                    // Ids in the order of the reads, as if each entry had been written at
+                    // once: the read's own (time-ordered) id, and just after it for its
+                    // further patients.
+                    id: Set(Uuid::from_u128(read.id.as_u128().wrapping_add(n))),
                     patient_id: Set(patient_id),
                     occurred_at: Set(read.occurred_at),
                     actor_kind: Set(read.actor_kind.clone()),

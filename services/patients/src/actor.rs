@@ -214,6 +214,12 @@ impl Actors {
         }
     }
 
+    /// The same, remembering at most `capacity` identity numbers and patient ids.
+    pub fn with_directory_capacity(mut self, capacity: u64) -> Self {
+        self.directory = PatientDirectory::with_capacity(capacity);
+        self
+    }
+
     /// The same, checking holders against `proxies` (shared with their follower).
     pub fn with_kept_proxies(mut self, proxies: Arc<KeptProxies>) -> Self {
         self.proxies = proxies;

@@ -116,8 +116,8 @@ pub fn status_of(
     }
 }
 
-/// The most citizens remembered as past the gate: some 50 bytes each.
-const CAPACITY: u64 = 100_000;
+/// The most citizens remembered as past the gate unless told otherwise.
+const CAPACITY: u64 = 20_000;
 
 /// How long a citizen is remembered: they stay through, this only lets unused entries go.
 const TIME_TO_LIVE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -135,9 +135,14 @@ pub struct TermsGate {
 impl TermsGate {
     /// A gate for `policy`.
     pub fn new(policy: TermsPolicy) -> Self {
+        Self::with_capacity(policy, CAPACITY)
+    }
+
+    /// A gate for `policy` remembering at most `capacity` citizens as through.
+    pub fn with_capacity(policy: TermsPolicy, capacity: u64) -> Self {
         Self {
             policy,
-            through: homecare_core::cache::Cache::new("terms_gate", CAPACITY, TIME_TO_LIVE),
+            through: homecare_core::cache::Cache::new("terms_gate", capacity, TIME_TO_LIVE),
         }
     }
 

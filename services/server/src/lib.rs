@@ -174,11 +174,12 @@ pub async fn run(
         actors: Arc::new(
             Actors::new(
                 db.clone(),
-                TermsGate::new(config.terms.policy()?),
+                TermsGate::with_capacity(config.terms.policy()?, config.read_cache.citizens),
                 Arc::new(VisitCareUnits::new(db.clone())),
                 clock.clone(),
             )
             .with_identity_rules(config.identity_rules())
+            .with_directory_capacity(config.read_cache.citizens)
             .with_kept_proxies(Arc::new(KeptProxies::new(
                 config.read_cache.proxies_megabytes * 1024 * 1024,
                 coherence.clone(),
