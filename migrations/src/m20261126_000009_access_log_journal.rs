@@ -3,8 +3,17 @@
 //! sent, and spread into `access_log` (one row per patient) later, many reads per
 //! transaction. Appending one row costs one page at the end of a table; spreading 200
 //! patients' rows at once touched 200 pages of the patient index in every reader's commit.
+//!
+//! On PostgreSQL the access log also loses its foreign key to `patients`: checking it takes a
+//! share lock on the patient's row for every entry, and with several writers on the same
+//! patients (a unit's day read again and again, the spreader, cancellations) those locks
+//! became multixacts that made a 400-entry insert take 150 ms, holding back the visits'
+//! event log behind it (its readers wait for older transactions). Every entry is written
+//! for a patient id the service has just resolved, and patients are never deleted. SQLite
+//! keeps the key (dropping one means rebuilding the table; its check costs no lock there).
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
@@ -67,7 +76,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(AccessLogJournal::Touched).text().not_null())
                     .to_owned(),
             )
-            .await
+            .await?;
+        if manager.get_database_backend() == DatabaseBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "ALTER TABLE access_log DROP CONSTRAINT IF EXISTS fk_access_log_patient",
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -423,8 +423,18 @@ fn server_command(
         .env("HOMECARE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("HOMECARE_LOG__FILTER", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .kill_on_drop(true);
+    // HOMECARE_LOAD_SERVER_LOG=FILE keeps the servers' warnings there.
+    match std::env::var_os("HOMECARE_LOAD_SERVER_LOG").and_then(|path| {
+        std::fs::File::options()
+            .append(true)
+            .create(true)
+            .open(path)
+            .ok()
+    }) {
+        Some(file) => command.stderr(file),
+        None => command.stderr(Stdio::null()),
+    };
     if let (Some(url), Some(schema)) = (&args.database_url, schema) {
         command
             .env("HOMECARE_DATABASE_URL", url)
@@ -520,7 +530,7 @@ async fn measure(
     .await;
     // The patient's own list and a proxy holder's, twice each, alternating, so drift on the
     // shared machine falls on both alike.
-    let by_patient = list_scenario(&channel, &citizen, &[patient_id.clone()]);
+    let by_patient = list_scenario(&channel, &citizen, std::slice::from_ref(&patient_id));
     let by_proxy = list_scenario(&channel, &holder, &represented);
     let list = run_scenario("list_appointments", args, by_patient.clone()).await;
     let proxy_list = run_scenario("list_by_proxy", args, by_proxy.clone()).await;

@@ -299,20 +299,30 @@ const SPREAD_BATCH: u64 = 10;
 /// Entries written per transaction, about: enough that a patient's index page is written
 /// once for many entries, few enough that the transaction holds SQLite's one writer (and
 /// the reads waiting to store their journal rows) only briefly.
-const SPREAD_ROWS: usize = 400;
+const SPREAD_ROWS: usize = 200;
 
 /// Spreads journal rows, oldest first, into one entry per patient (some [`SPREAD_ROWS`]
 /// entries), removing them from the journal in the same transaction (so each is spread once,
 /// also with several server processes: a row another process is spreading is waited for,
 /// then found gone). Returns whether journal rows were left behind.
-pub async fn spread(db: &DatabaseConnection) -> Result<bool, DbErr> {
+///
+/// `Waiting::ForOthers` waits for rows another process is spreading (a reader of the log
+/// needs all of them spread); `Waiting::No` skips them (the background spreader: a
+/// transaction waiting on another holds back readers of the event logs meanwhile, as every
+/// open transaction with an id does on PostgreSQL).
+pub async fn spread(db: &DatabaseConnection, waiting: Waiting) -> Result<bool, DbErr> {
     let txn = begin_write(db).await?;
-    let journal = access_log_journal::Entity::find()
+    let select = access_log_journal::Entity::find()
         .order_by_asc(access_log_journal::Column::Id)
-        .limit(SPREAD_BATCH)
-        .lock_exclusive()
-        .all(&*txn)
-        .await?;
+        .limit(SPREAD_BATCH);
+    let select = match waiting {
+        Waiting::ForOthers => select.lock_exclusive(),
+        Waiting::No => select.lock_with_behavior(
+            sea_orm::sea_query::LockType::Update,
+            sea_orm::sea_query::LockBehavior::SkipLocked,
+        ),
+    };
+    let journal = select.all(&*txn).await?;
     if journal.is_empty() {
         txn.rollback().await?;
         return Ok(false);
@@ -356,9 +366,22 @@ pub async fn spread(db: &DatabaseConnection) -> Result<bool, DbErr> {
     Ok(left_behind)
 }
 
+/// Whether [`spread`] waits for journal rows another process is spreading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Wait for them: every row is spread when it returns.
+    ForOthers,
+    /// Skip them.
+    No,
+}
+
 /// Spreads the whole journal: what [`page`] does before reading the log.
 pub async fn spread_all(db: &DatabaseConnection) -> Result<(), DbErr> {
-    while spread(db).await? {
+    spread_until_done(db, Waiting::ForOthers).await
+}
+
+async fn spread_until_done(db: &DatabaseConnection, waiting: Waiting) -> Result<(), DbErr> {
+    while spread(db, waiting).await? {
         // Readers waiting to store their journal rows go first (the writer gate is fair).
         tokio::task::yield_now().await;
     }
@@ -368,7 +391,7 @@ pub async fn spread_all(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// Spreads the journal every [`SPREAD_EVERY`], until no [`ReadLog`] handle is left.
 async fn spread_now_and_then(db: DatabaseConnection, alive: std::sync::Weak<()>) {
     loop {
-        if let Err(error) = spread_all(&db).await {
+        if let Err(error) = spread_until_done(&db, Waiting::No).await {
             tracing::warn!(%error, "spreading the access log's journal failed; trying again");
         }
         if alive.upgrade().is_none() {
