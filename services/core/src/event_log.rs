@@ -289,19 +289,30 @@ pub fn run_consumer<H: Consumer>(
                     std::time::Duration::from_secs(1)
                 }
             };
-            // With no one left to wake it, the consumer polls.
-            let woken_up = async {
-                if woken.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                () = woken_up => {}
-                () = tokio::time::sleep(wait) => {}
-                () = shutdown.wait() => return,
+            if !wait_for_wakeup(&mut woken, wait, &shutdown).await {
+                return;
             }
         }
     })
+}
+
+/// Waits until `woken` changes or `wait` passes (with no one left to wake it, only `wait`
+/// counts); false when `shutdown` came first.
+async fn wait_for_wakeup(
+    woken: &mut tokio::sync::watch::Receiver<u64>,
+    wait: std::time::Duration,
+    shutdown: &crate::shutdown::Shutdown,
+) -> bool {
+    let woken_up = async {
+        if woken.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = woken_up => true,
+        () = tokio::time::sleep(wait) => true,
+        () = shutdown.wait() => false,
+    }
 }
 
 /// On PostgreSQL, the oldest transaction still running: every event with a smaller
@@ -420,15 +431,8 @@ pub fn follow<F: Follower>(
                     AFTER_FAILURE
                 }
             };
-            let woken_up = async {
-                if woken.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                () = woken_up => {}
-                () = tokio::time::sleep(wait) => {}
-                () = shutdown.wait() => return,
+            if !wait_for_wakeup(&mut woken, wait, &shutdown).await {
+                return;
             }
         }
     })
