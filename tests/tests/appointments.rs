@@ -21,6 +21,7 @@ on_every_backend!(
     date_range_limits_the_visits_listed,
     staff_list_their_own_units_day_in_oslo_time,
     staff_reads_are_written_to_the_access_log,
+    a_reads_entries_keep_its_place_in_the_log,
     bad_upsert_names_every_wrong_field_and_stores_nothing,
     only_the_epj_integration_may_upsert,
     epj_id_of_another_patient_is_refused,
@@ -456,6 +457,16 @@ async fn staff_reads_are_written_to_the_access_log(backend: Backend) {
             .await,
         2
     );
+    // One entry for each patient of the day, not two for one.
+    assert_eq!(
+        server
+            .count_rows(
+                "(SELECT DISTINCT patient_id FROM access_log \
+                 WHERE actor_subject = 'nurse-kari') AS read_patients"
+            )
+            .await,
+        2
+    );
 
     server
         .appointments()
@@ -493,6 +504,63 @@ async fn staff_reads_are_written_to_the_access_log(backend: Backend) {
         .expect_err("other unit");
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(server.count_rows("access_log").await, writes + 3);
+    server.stop().await;
+}
+
+/// A read of three patients is journalled as one row and spread into three entries whose ids
+/// follow the read's own (so each patient's log keeps the order of the reads), the same on
+/// both backends: PostgreSQL spreads in SQL, SQLite in Rust. The read's id sits two below the
+/// end of its low bits, where the third entry wraps rather than carrying into the time.
+async fn a_reads_entries_keep_its_place_in_the_log(backend: Backend) {
+    use homecare_patients::entity::{access_log, access_log_journal};
+    use sea_orm::{ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+
+    let server = TestServer::start(backend).await;
+    let mut patients = Vec::new();
+    for (epj_id, person) in [("a-1", ASTRID), ("b-1", BJARNE), ("s-1", STRANGER)] {
+        let visit = server.upsert(visit(epj_id, person, "unit-a", 2)).await;
+        patients.push(visit.appointment.expect("appointment").patient_id);
+    }
+    let read_id = uuid::Uuid::parse_str("0190f3a1-7c2e-7abc-9def-fffffffffffe").unwrap();
+    let touched: Vec<(String, Option<String>)> = patients
+        .iter()
+        .map(|patient| (patient.clone(), None))
+        .collect();
+    access_log_journal::Entity::insert(access_log_journal::ActiveModel {
+        id: Set(read_id),
+        occurred_at: Set(test_now()),
+        actor_kind: Set("staff".into()),
+        actor_subject: Set("nurse-journal".into()),
+        actor_name: Set(None),
+        proxy_id: Set(None),
+        action: Set("appointments.read".into()),
+        touched: Set(serde_json::to_string(&touched).unwrap()),
+    })
+    .exec_without_returning(&server.db)
+    .await
+    .expect("journal a read");
+    homecare_patients::access_log::spread_all(&server.db)
+        .await
+        .expect("spread");
+
+    let entries: std::collections::HashMap<String, String> = access_log::Entity::find()
+        .filter(access_log::Column::ActorSubject.eq("nurse-journal"))
+        .all(&server.db)
+        .await
+        .expect("entries")
+        .into_iter()
+        .map(|entry| (entry.patient_id.to_string(), entry.id.to_string()))
+        .collect();
+    let expected = [
+        "0190f3a1-7c2e-7abc-9def-fffffffffffe",
+        "0190f3a1-7c2e-7abc-9def-ffffffffffff",
+        "0190f3a1-7c2e-7abc-9def-000000000000",
+    ];
+    assert_eq!(entries.len(), 3);
+    for (patient, id) in patients.iter().zip(expected) {
+        assert_eq!(entries[patient], id, "the entry of patient {patient}");
+    }
+    assert_eq!(server.count_rows("access_log_journal").await, 0);
     server.stop().await;
 }
 

@@ -126,10 +126,7 @@ mod tests {
         assert_eq!(limit.try_take(), Ok(()));
         assert_eq!(limit.try_take(), Err(spacing));
         clock.advance(Duration::from_millis(100));
-        assert_eq!(
-            limit.try_take(),
-            Err(spacing - Duration::from_millis(100))
-        );
+        assert_eq!(limit.try_take(), Err(spacing - Duration::from_millis(100)));
         clock.advance(spacing - Duration::from_millis(100));
         assert_eq!(limit.try_take(), Ok(()));
     }
