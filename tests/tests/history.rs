@@ -12,6 +12,34 @@ async fn the_history_tells_a_moved_visit_from_a_completed_one(backend: Backend) 
     let server = TestServer::start(backend).await;
     let plan = visit("v-1", ASTRID, "unit-a", 24);
     let appointment_id = server.upsert(plan.clone()).await.appointment.unwrap().id;
+    let patient_id = server.own_patient_id(ASTRID).await;
+    let read = || async {
+        server
+            .appointments()
+            .list_appointment_history(authorized(
+                &server.citizen_token(ASTRID),
+                appointments::ListAppointmentHistoryRequest {
+                    patient_id: patient_id.clone(),
+                    appointment_id: appointment_id.clone(),
+                },
+            ))
+            .await
+            .expect("history")
+            .into_inner()
+            .events
+    };
+    let kinds = |history: &[appointments::AppointmentEvent]| {
+        history
+            .iter()
+            .map(|event| event.r#type())
+            .collect::<Vec<_>>()
+    };
+    // Read after each change (the citizen's history is kept between changes): each change
+    // shows at once.
+    assert_eq!(
+        kinds(&read().await),
+        [appointments::AppointmentEventType::Created]
+    );
     let mut moved = plan.clone();
     let later = test_now() + Duration::hours(26);
     moved.window_start = Some(homecare_core::timestamp::to_proto(later));
@@ -19,27 +47,20 @@ async fn the_history_tells_a_moved_visit_from_a_completed_one(backend: Backend) 
         later + Duration::hours(1),
     ));
     server.upsert(moved.clone()).await;
+    assert_eq!(
+        kinds(&read().await),
+        [
+            appointments::AppointmentEventType::Created,
+            appointments::AppointmentEventType::Changed,
+        ]
+    );
     let mut completed = moved.clone();
     completed.status = appointments::AppointmentStatus::Completed.into();
     server.upsert(completed).await;
 
-    let patient_id = server.own_patient_id(ASTRID).await;
-    let history = server
-        .appointments()
-        .list_appointment_history(authorized(
-            &server.citizen_token(ASTRID),
-            appointments::ListAppointmentHistoryRequest {
-                patient_id,
-                appointment_id,
-            },
-        ))
-        .await
-        .expect("history")
-        .into_inner()
-        .events;
-    let kinds: Vec<_> = history.iter().map(|event| event.r#type()).collect();
+    let history = read().await;
     assert_eq!(
-        kinds,
+        kinds(&history),
         [
             appointments::AppointmentEventType::Created,
             appointments::AppointmentEventType::Changed,

@@ -709,6 +709,27 @@ async fn a_late_cancellation_becomes_a_request_to_the_visit_s_unit(backend: Back
         .unwrap();
     server.clock.set(test_now());
 
+    let history = || async {
+        server
+            .appointments()
+            .list_appointment_history(authorized(
+                &server.citizen_token(ASTRID),
+                appointments::ListAppointmentHistoryRequest {
+                    patient_id: patient.clone(),
+                    appointment_id: visit.id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+    };
+    // Read (and kept) before the request: the request must still show at once.
+    assert_eq!(
+        history().await.last().unwrap().r#type(),
+        appointments::AppointmentEventType::Created
+    );
+
     let mut request = new_thread(&patient, "", "Avlyse i dag", "Jeg er hos datteren");
     request.appointment_id = visit.id.clone();
     let sent = server.create_thread(ASTRID, request).await.expect("sent");
@@ -720,21 +741,8 @@ async fn a_late_cancellation_becomes_a_request_to_the_visit_s_unit(backend: Back
     let inbox = server.inbox("unit-c").await.unwrap();
     assert_eq!(inbox[0].id, thread.id, "cancellation requests come first");
     assert_eq!(inbox.len(), 2);
-    let history = server
-        .appointments()
-        .list_appointment_history(authorized(
-            &server.citizen_token(ASTRID),
-            appointments::ListAppointmentHistoryRequest {
-                patient_id: patient.clone(),
-                appointment_id: visit.id.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
     assert_eq!(
-        history.last().unwrap().r#type(),
+        history().await.last().unwrap().r#type(),
         appointments::AppointmentEventType::CancellationRequestSent
     );
     // A visit already begun cannot be asked about.

@@ -1,5 +1,7 @@
 //! A patient's upcoming visits as citizens see them, kept in memory: the health portal's
 //! front page asks for them on every visit, and they change far less often than they are read.
+//! The histories of their visits that citizens open are kept beside them, and dropped with
+//! them: every change to a visit changes the patient's list.
 //!
 //! Kept coherent with every commit (see `homecare_core::coherent`): a change made here drops
 //! the patient's entry before the change is answered ([`crate::feed::ChangeFeed`]), a change
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use homecare_core::coherent::{Coherence, CoherentCache, Ticket};
+use homecare_core::coherent::{Coherence, CoherentCache, Grouped, Ticket};
 use homecare_core::event_log::Follower;
 use homecare_core::paging::Cursor;
 use homecare_proto::appointments::v1 as pb;
@@ -128,10 +130,54 @@ impl Upcoming {
     }
 }
 
+/// A visit's history as citizens see it, oldest first.
+pub type History = Arc<[pb::AppointmentEvent]>;
+
+/// About how many bytes a kept history holds, counted as for [`Upcoming`].
+fn history_weight(history: &History) -> u32 {
+    const ALLOCATION: usize = 16;
+    const CACHE_ENTRY: usize = 256;
+    let text = |text: &String| text.capacity() + ALLOCATION;
+    let strings: usize = history
+        .iter()
+        .map(|event| {
+            text(&event.appointment_id)
+                + text(&event.patient_id)
+                + text(&event.care_unit_id)
+                + text(&event.actor)
+                + text(&event.actor_name)
+        })
+        .sum();
+    let fixed = std::mem::size_of_val::<[pb::AppointmentEvent]>(history) + ALLOCATION + CACHE_ENTRY;
+    u32::try_from(fixed + strings).unwrap_or(u32::MAX)
+}
+
+/// What is kept, each changing with its patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Upcoming(Uuid),
+    History { patient: Uuid, appointment: Uuid },
+}
+
+impl Grouped for Key {
+    type Group = Uuid;
+    fn group(&self) -> &Uuid {
+        match self {
+            Key::Upcoming(patient) | Key::History { patient, .. } => patient,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Kept {
+    Upcoming(Arc<Upcoming>),
+    History(History),
+}
+
 /// The patients' upcoming visits kept in memory; see the module documentation.
 #[derive(Debug)]
 pub struct UpcomingVisits {
-    cache: CoherentCache<Uuid, Arc<Upcoming>>,
+    cache: CoherentCache<Key, Kept>,
 }
 
 impl UpcomingVisits {
@@ -142,7 +188,10 @@ impl UpcomingVisits {
                 "upcoming_visits",
                 max_bytes,
                 TIME_TO_LIVE,
-                |upcoming: &Arc<Upcoming>| upcoming.weight(),
+                |kept: &Kept| match kept {
+                    Kept::Upcoming(upcoming) => upcoming.weight(),
+                    Kept::History(history) => history_weight(history),
+                },
                 coherence,
             ),
         }
@@ -150,7 +199,54 @@ impl UpcomingVisits {
 
     /// The patient's kept upcoming visits, if they can be trusted.
     pub fn get(&self, patient_id: Uuid) -> Option<Arc<Upcoming>> {
-        self.cache.get(&patient_id)
+        match self.cache.get(&Key::Upcoming(patient_id))? {
+            Kept::Upcoming(upcoming) => Some(upcoming),
+            Kept::History(_) => None,
+        }
+    }
+
+    /// The kept history of the patient's visit `appointment_id`, if it can be trusted.
+    pub fn history(&self, patient_id: Uuid, appointment_id: Uuid) -> Option<History> {
+        let key = Key::History {
+            patient: patient_id,
+            appointment: appointment_id,
+        };
+        match self.cache.get(&key)? {
+            Kept::History(history) => Some(history),
+            Kept::Upcoming(_) => None,
+        }
+    }
+
+    /// Reads the history of the patient's visit `appointment_id` as citizens see it and
+    /// keeps it (unless a change raced the read); `None` when the patient has no such visit.
+    pub async fn load_history<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        patient_id: Uuid,
+        appointment_id: Uuid,
+        citizen_view: impl Fn(&events::entity::Model) -> Result<pb::AppointmentEvent, DbErr>,
+    ) -> Result<Option<History>, DbErr> {
+        let key = Key::History {
+            patient: patient_id,
+            appointment: appointment_id,
+        };
+        let ticket: Option<Ticket> = self.cache.ticket(&key);
+        if store::find_for_patient(db, patient_id, appointment_id)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let history: History = events::history(db, appointment_id)
+            .await?
+            .iter()
+            .map(citizen_view)
+            .collect::<Result<_, _>>()?;
+        if let Some(ticket) = ticket {
+            self.cache
+                .offer(key, Kept::History(history.clone()), ticket);
+        }
+        Ok(Some(history))
     }
 
     /// Reads the patient's visits ending at or after `now` and keeps them (unless they are
@@ -163,7 +259,7 @@ impl UpcomingVisits {
         now: DateTime<Utc>,
         citizen_view: impl Fn(&entity::Model) -> Result<pb::Appointment, DbErr>,
     ) -> Result<Option<Arc<Upcoming>>, DbErr> {
-        let ticket: Option<Ticket> = self.cache.ticket(&patient_id);
+        let ticket: Option<Ticket> = self.cache.ticket(&Key::Upcoming(patient_id));
         let query = PatientQuery {
             patient_id,
             ends_at_or_after: now,
@@ -188,17 +284,21 @@ impl UpcomingVisits {
             .collect::<Result<_, DbErr>>()?;
         let upcoming = Arc::new(Upcoming { from: now, visits });
         if let Some(ticket) = ticket {
-            self.cache.offer(patient_id, upcoming.clone(), ticket);
+            self.cache.offer(
+                Key::Upcoming(patient_id),
+                Kept::Upcoming(upcoming.clone()),
+                ticket,
+            );
         }
         Ok(Some(upcoming))
     }
 
-    /// The patient's visits changed (after the commit).
+    /// The patient's visits changed (after the commit): their list and every history.
     pub fn changed(&self, patient_id: Uuid) {
         self.cache.invalidate(&patient_id);
     }
 
-    /// Patients with visits kept now.
+    /// Patients' lists and histories kept now.
     pub fn len(&self) -> u64 {
         self.cache.len()
     }

@@ -93,6 +93,23 @@ impl Coherence {
     }
 }
 
+/// A key of a [`CoherentCache`] and the group it changes with: invalidating a group drops
+/// every key in it (a patient's upcoming visits and each of their visits' histories, say).
+pub trait Grouped: Hash + Eq {
+    /// What is invalidated.
+    type Group: Hash;
+    /// The group this key belongs to.
+    fn group(&self) -> &Self::Group;
+}
+
+/// A key that is its own group.
+impl Grouped for uuid::Uuid {
+    type Group = Self;
+    fn group(&self) -> &Self {
+        self
+    }
+}
+
 /// Taken before reading what will be offered to the cache; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
@@ -107,15 +124,15 @@ struct Kept<V> {
     stamp: Ticket,
 }
 
-/// Invalidations are counted per shard of keys: an answer is served only while its shard saw
-/// none since it was read. More shards, fewer answers lost to another key's change.
+/// Invalidations are counted per shard of groups: an answer is served only while its shard saw
+/// none since it was read. More shards, fewer answers lost to another group's change.
 const SHARDS: usize = 4096;
 
 /// A bounded cache of answers that change, kept coherent with commits (see the module
 /// documentation).
 ///
 /// Every answer carries the [`Ticket`] taken before it was read: the generations of the
-/// shared and the cache's own [`Coherence`] and the invalidation count of its key's shard.
+/// shared and the cache's own [`Coherence`] and the invalidation count of its group's shard.
 /// It is served only while all three are unchanged, so an invalidation (or a fault) that
 /// comes at any moment after the ticket, even before the answer is offered, keeps it from
 /// ever being served.
@@ -138,7 +155,7 @@ impl<K, V> std::fmt::Debug for CoherentCache<K, V> {
 
 impl<K, V> CoherentCache<K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Grouped + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     /// An empty cache named `name` (a metric label) of at most `max_bytes` as `weigh` counts
@@ -180,7 +197,7 @@ where
 
     /// The ticket for `key`'s shard now; `None` while a fault stands.
     fn stamp(&self, key: &K) -> Option<Ticket> {
-        let epoch = self.epoch(key).load(Ordering::SeqCst);
+        let epoch = self.epoch(key.group()).load(Ordering::SeqCst);
         Some(Ticket {
             shared: self.shared.generation()?,
             own: self.own.generation()?,
@@ -221,10 +238,10 @@ where
         }
     }
 
-    /// `key` changed (after the commit): what was kept for it is not served again, and reads
-    /// that began before are not kept.
-    pub fn invalidate(&self, key: &K) {
-        self.epoch(key).fetch_add(1, Ordering::SeqCst);
+    /// What `group` names changed (after the commit): what was kept for any of its keys is
+    /// not served again, and reads that began before are not kept.
+    pub fn invalidate(&self, group: &K::Group) {
+        self.epoch(group).fetch_add(1, Ordering::SeqCst);
     }
 
     /// Everything may have changed.
@@ -247,6 +264,53 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Grouped for u32 {
+        type Group = Self;
+        fn group(&self) -> &Self {
+            self
+        }
+    }
+
+    /// A record of a patient: kept per record, changed per patient.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    struct Record {
+        patient: u32,
+        record: u32,
+    }
+
+    impl Grouped for Record {
+        type Group = u32;
+        fn group(&self) -> &u32 {
+            &self.patient
+        }
+    }
+
+    #[test]
+    fn a_change_to_a_group_drops_every_key_in_it_and_no_other_group() {
+        let cache: CoherentCache<Record, u32> = CoherentCache::new(
+            "test",
+            1024,
+            Duration::from_secs(60),
+            |_| 1,
+            Coherence::trusted(),
+        );
+        cache.own_coherence().cleared(Fault::NotFollowing);
+        let keys: Vec<Record> = (0..50)
+            .flat_map(|patient| (0..3).map(move |record| Record { patient, record }))
+            .collect();
+        for key in &keys {
+            let ticket = cache.ticket(key).unwrap();
+            cache.offer(*key, key.record, ticket);
+        }
+        cache.invalidate(&7);
+        for record in 0..3 {
+            assert_eq!(cache.get(&Record { patient: 7, record }), None);
+        }
+        let served = keys.iter().filter(|key| cache.get(key).is_some()).count();
+        // The other 49 patients' 147 records, less those sharing 7's shard.
+        assert!(served >= 141, "{served} of 147 still served");
+    }
 
     fn cache() -> CoherentCache<u32, u32> {
         let cache = CoherentCache::new(

@@ -78,6 +78,8 @@ pub struct Parts {
     service_names: Vec<&'static str>,
     tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
     topics: Vec<Arc<dyn Topic>>,
+    /// What a capability hands to those built after it, by type.
+    shared: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Parts {
@@ -90,7 +92,23 @@ impl Parts {
             service_names: Vec::new(),
             tasks: Vec::new(),
             topics: Vec::new(),
+            shared: Vec::new(),
         }
+    }
+
+    /// Hands `value` to the capabilities built after this one (the visits' change feed, which
+    /// messaging tells when a message adds to a visit's history).
+    pub fn share<T: std::any::Any + Send + Sync>(&mut self, value: T) -> &mut Self {
+        self.shared.push(Box::new(value));
+        self
+    }
+
+    /// What an earlier capability shared of type `T`.
+    pub fn shared<T: std::any::Any + Clone>(&self) -> Option<T> {
+        self.shared
+            .iter()
+            .find_map(|value| value.downcast_ref::<T>())
+            .cloned()
     }
 
     /// Serves a gRPC service behind token verification; health checks know it by its name.

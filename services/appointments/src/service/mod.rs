@@ -179,22 +179,23 @@ impl AppointmentApi {
         Ok(Some(visit.citizen_view.clone()))
     }
 
-    /// One visit of a patient that the caller may see, its read logged; NOT_FOUND for a
-    /// visit that does not exist and one the caller may not see alike.
-    async fn read_one<T>(
+    /// The history of the patient's visit as citizens see it, kept or read and kept;
+    /// NOT_FOUND when the patient has no such visit. The read is not logged here.
+    async fn citizens_history(
         &self,
-        request: &Request<T>,
-        patient_id: &str,
-        appointment_id: &str,
-    ) -> Result<(Actor, entity::Model), Status> {
-        let caller = Caller::from_request(request)?;
-        let appointment_id = parse_appointment_id(appointment_id)?;
-        let (actor, patient_id) = self
-            .actors
-            .for_patient(caller, patient_id, Need::Scope(Scope::ReadVisits))
-            .await?;
-        let appointment = self.find_one(&actor, patient_id, appointment_id).await?;
-        Ok((actor, appointment))
+        patient_id: Uuid,
+        appointment_id: Uuid,
+    ) -> Result<crate::upcoming::History, Status> {
+        let kept = self.feed.upcoming();
+        if let Some(history) = kept.history(patient_id, appointment_id) {
+            return Ok(history);
+        }
+        kept.load_history(&self.db, patient_id, appointment_id, |event| {
+            event_to_proto(event).map_err(|error| DbErr::Custom(error.message().to_owned()))
+        })
+        .await
+        .map_err(status::from_db)?
+        .ok_or_else(|| status::not_found("appointment"))
     }
 
     /// The visit `appointment_id` of `patient_id` if `actor` may see it, its read logged;
@@ -549,9 +550,27 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         request: Request<pb::ListAppointmentHistoryRequest>,
     ) -> Result<Response<pb::ListAppointmentHistoryResponse>, Status> {
         let message = request.get_ref();
-        let (_actor, appointment) = self
-            .read_one(&request, &message.patient_id, &message.appointment_id)
+        let caller = Caller::from_request(&request)?;
+        let appointment_id = parse_appointment_id(&message.appointment_id)?;
+        let (actor, patient_id) = self
+            .actors
+            .for_patient(caller, &message.patient_id, Need::Scope(Scope::ReadVisits))
             .await?;
+        if actor.is_citizen() {
+            let history = self.citizens_history(patient_id, appointment_id).await?;
+            self.read_log
+                .record(
+                    &actor,
+                    [(patient_id, Some(appointment_id.to_string()))],
+                    Action::ReadAppointments,
+                    self.clock.now(),
+                )
+                .await?;
+            return Ok(Response::new(pb::ListAppointmentHistoryResponse {
+                events: history.to_vec(),
+            }));
+        }
+        let appointment = self.find_one(&actor, patient_id, appointment_id).await?;
         let history = events::history(&self.db, appointment.id)
             .await
             .map_err(status::from_db)?;

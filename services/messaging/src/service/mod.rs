@@ -8,6 +8,7 @@ mod stream;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use homecare_appointments::feed::ChangeFeed;
 use homecare_blob::BlobStore;
 use homecare_core::paging::{Cursor, QueryKey};
 use homecare_core::{Caller, status};
@@ -44,6 +45,8 @@ pub struct MessagingApi {
     read_log: ReadLog,
     blobs: BlobStore,
     feed: InboxFeed,
+    /// Told when a message adds to a visit's history (a cancellation request).
+    visits: ChangeFeed,
     shutdown: homecare_core::shutdown::Shutdown,
 }
 
@@ -57,13 +60,15 @@ type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'st
 
 impl MessagingApi {
     /// The service over `desk`, resolving callers with `actors`, storing attachment bytes in
-    /// `blobs`, waking inbox streams through `feed`.
+    /// `blobs`, waking inbox streams through `feed` and telling `visits` of what it adds to
+    /// a visit's history.
     pub fn new(
         desk: Desk,
         actors: Arc<Actors>,
         read_log: ReadLog,
         blobs: BlobStore,
         feed: InboxFeed,
+        visits: ChangeFeed,
         shutdown: homecare_core::shutdown::Shutdown,
     ) -> Self {
         Self {
@@ -72,6 +77,7 @@ impl MessagingApi {
             read_log,
             blobs,
             feed,
+            visits,
             shutdown,
         }
     }
@@ -171,6 +177,10 @@ impl MessagingApi {
         // A sent message is a step the inbox streams follow; a draft is nobody's news.
         if written.message.sent_at.is_some() {
             self.feed.messages_changed();
+            // A cancellation request's first message is a step of the visit's history too.
+            if written.thread.appointment_id.is_some() {
+                self.visits.visits_changed([written.thread.patient_id]);
+            }
         }
         Ok((
             thread_to_proto(&written.thread, 0, self.desk.now())?,

@@ -100,7 +100,8 @@ impl Capability for Appointments {
         let epj_outbox = Wakeup::new("epj_outbox");
         parts
             .topic(Arc::new(feed.clone()))
-            .topic(Arc::new(epj_outbox.clone()));
+            .topic(Arc::new(epj_outbox.clone()))
+            .share(feed.clone());
         if let Some(worker) = epj_delivery(context, &feed, &epj_outbox)? {
             parts.task("EPJ delivery", worker);
         }

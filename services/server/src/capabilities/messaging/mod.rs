@@ -4,6 +4,7 @@ mod config;
 
 use std::sync::Arc;
 
+use homecare_appointments::feed::ChangeFeed;
 use homecare_blob::BlobStore;
 use homecare_messaging::desk::Desk;
 use homecare_messaging::{InboxFeed, MessagingApi};
@@ -42,6 +43,9 @@ impl Capability for Messaging {
             BlobStore::at_url(&config.blob_store_url, options, config.blob_part_bytes)
         }
         .map_err(|error| ServerError::Messaging(error.to_string()))?;
+        let visits = parts.shared::<ChangeFeed>().ok_or_else(|| {
+            ServerError::Messaging("messaging is built after the appointments capability".into())
+        })?;
         let feed = InboxFeed::new();
         parts.topic(Arc::new(feed.topic()));
         let desk = Desk::new(
@@ -56,6 +60,7 @@ impl Capability for Messaging {
             context.read_log.clone(),
             blobs,
             feed,
+            visits,
             context.shutdown.clone(),
         );
         parts.grpc(
