@@ -420,6 +420,27 @@ impl TestServer {
             .id
     }
 
+    /// A visit's history as the citizen `pid` sees it, oldest first.
+    pub async fn history_seen_by(
+        &self,
+        pid: &str,
+        patient_id: &str,
+        appointment_id: &str,
+    ) -> Vec<appointments::AppointmentEvent> {
+        self.appointments()
+            .list_appointment_history(authorized(
+                &self.citizen_token(pid),
+                appointments::ListAppointmentHistoryRequest {
+                    patient_id: patient_id.into(),
+                    appointment_id: appointment_id.into(),
+                },
+            ))
+            .await
+            .expect("history")
+            .into_inner()
+            .events
+    }
+
     /// One visit as the citizen `pid` sees it.
     pub async fn appointment_seen_by(
         &self,

@@ -4,7 +4,7 @@
 use chrono::Duration;
 use homecare_proto::appointments::v1 as appointments;
 use homecare_tests::people::ASTRID;
-use homecare_tests::{Backend, TestServer, authorized, on_every_backend, test_now, visit};
+use homecare_tests::{Backend, TestServer, on_every_backend, test_now, visit};
 
 on_every_backend!(the_history_tells_a_moved_visit_from_a_completed_one);
 
@@ -13,21 +13,7 @@ async fn the_history_tells_a_moved_visit_from_a_completed_one(backend: Backend) 
     let plan = visit("v-1", ASTRID, "unit-a", 24);
     let appointment_id = server.upsert(plan.clone()).await.appointment.unwrap().id;
     let patient_id = server.own_patient_id(ASTRID).await;
-    let read = || async {
-        server
-            .appointments()
-            .list_appointment_history(authorized(
-                &server.citizen_token(ASTRID),
-                appointments::ListAppointmentHistoryRequest {
-                    patient_id: patient_id.clone(),
-                    appointment_id: appointment_id.clone(),
-                },
-            ))
-            .await
-            .expect("history")
-            .into_inner()
-            .events
-    };
+    let read = || server.history_seen_by(ASTRID, &patient_id, &appointment_id);
     let kinds = |history: &[appointments::AppointmentEvent]| {
         history
             .iter()

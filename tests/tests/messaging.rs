@@ -709,21 +709,7 @@ async fn a_late_cancellation_becomes_a_request_to_the_visit_s_unit(backend: Back
         .unwrap();
     server.clock.set(test_now());
 
-    let history = || async {
-        server
-            .appointments()
-            .list_appointment_history(authorized(
-                &server.citizen_token(ASTRID),
-                appointments::ListAppointmentHistoryRequest {
-                    patient_id: patient.clone(),
-                    appointment_id: visit.id.clone(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .events
-    };
+    let history = || server.history_seen_by(ASTRID, &patient, &visit.id);
     // Read (and kept) before the request: the request must still show at once.
     assert_eq!(
         history().await.last().unwrap().r#type(),

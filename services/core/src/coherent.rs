@@ -288,14 +288,7 @@ mod tests {
 
     #[test]
     fn a_change_to_a_group_drops_every_key_in_it_and_no_other_group() {
-        let cache: CoherentCache<Record, u32> = CoherentCache::new(
-            "test",
-            1024,
-            Duration::from_secs(60),
-            |_| 1,
-            Coherence::trusted(),
-        );
-        cache.own_coherence().cleared(Fault::NotFollowing);
+        let cache: CoherentCache<Record, u32> = cache();
         let keys: Vec<Record> = (0..50)
             .flat_map(|patient| (0..3).map(move |record| Record { patient, record }))
             .collect();
@@ -312,7 +305,7 @@ mod tests {
         assert!(served >= 141, "{served} of 147 still served");
     }
 
-    fn cache() -> CoherentCache<u32, u32> {
+    fn cache<K: Grouped + Send + Sync + 'static>() -> CoherentCache<K, u32> {
         let cache = CoherentCache::new(
             "test",
             1024,
