@@ -50,10 +50,16 @@ impl Capability for Notifications {
             clock: context.clock.clone(),
         };
         let poll = Duration::from_millis(config.poll_millis);
-        // Visits wake the consumer as they change; proxies change seldom and are polled.
-        let visits_changed = parts
-            .topic_changes("visits")
-            .unwrap_or_else(|| tokio::sync::watch::channel(0).1);
+        // Each log's topic wakes its consumer as it changes, here or on another replica; the
+        // poll is the fallback. A topic no capability publishes never wakes.
+        let changes = |name: &str| {
+            parts
+                .topic_changes(name)
+                .unwrap_or_else(|| tokio::sync::watch::channel(0).1)
+        };
+        let visits_changed = changes("visits");
+        let messages_changed = changes("messages");
+        let proxies_changed = changes("proxies");
         parts.task(
             "visit notices",
             run_consumer(
@@ -65,9 +71,6 @@ impl Capability for Notifications {
                 context.shutdown.clone(),
             ),
         );
-        let messages_changed = parts
-            .topic_changes("messages")
-            .unwrap_or_else(|| tokio::sync::watch::channel(0).1);
         parts.task(
             "message notices",
             run_consumer(
@@ -84,7 +87,7 @@ impl Capability for Notifications {
             run_consumer(
                 context.db.clone(),
                 Arc::new(ProxyNotifier(notifier)),
-                tokio::sync::watch::channel(0).1,
+                proxies_changed,
                 context.clock.clone(),
                 poll,
                 context.shutdown.clone(),
