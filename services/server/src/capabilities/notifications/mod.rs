@@ -50,8 +50,9 @@ impl Capability for Notifications {
             clock: context.clock.clone(),
         };
         let poll = Duration::from_millis(config.poll_millis);
-        // Each log's topic wakes its consumer as it changes, here or on another replica; the
-        // poll is the fallback. A topic no capability publishes never wakes.
+        // Each log's topic wakes its consumer as it changes, here or on another replica. The
+        // poll stays needed on PostgreSQL: a wake-up can come before its event may be read
+        // (an older transaction still runs), and no second one comes for it.
         let changes = |name: &str| {
             parts
                 .topic_changes(name)
