@@ -283,16 +283,7 @@ pub fn run_consumer<H: Consumer>(
         loop {
             let wait = match consume(&db, &*consumer, BATCH, clock.now()).await {
                 Ok(handled) if handled as u64 >= BATCH => continue,
-                // A wake-up can come before its event may be read (an older transaction still
-                // runs); no second wake-up comes for it, so look again shortly.
-                Ok(_) => match held_back_from::<H>(&db).await {
-                    Ok(true) => HELD_BACK_RETRY,
-                    Ok(false) => poll,
-                    Err(error) => {
-                        tracing::warn!(consumer = H::NAME, %error, "an event consumer failed; trying again");
-                        std::time::Duration::from_secs(1)
-                    }
-                },
+                Ok(_) => poll,
                 Err(error) => {
                     tracing::warn!(consumer = H::NAME, %error, "an event consumer failed; trying again");
                     std::time::Duration::from_secs(1)
@@ -303,29 +294,6 @@ pub fn run_consumer<H: Consumer>(
             }
         }
     })
-}
-
-/// How soon a reader looks again when events after its place were committed but may not be
-/// read yet (PostgreSQL: an older transaction is still running).
-const HELD_BACK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Whether `H`'s log has events after its cursor that are not settled yet; always false on
-/// SQLite (all that is committed is settled).
-async fn held_back_from<H: Consumer>(db: &DatabaseConnection) -> Result<bool, DbErr> {
-    if settled::<H::Log>(db.get_database_backend()).is_none() {
-        return Ok(false);
-    }
-    let Some(cursor) = cursor::Entity::find_by_id(H::NAME.to_owned())
-        .one(db)
-        .await?
-    else {
-        return Ok(false);
-    };
-    let position = Position {
-        tx_order: cursor.tx_order,
-        seq: cursor.seq,
-    };
-    held_back::<H::Log, _>(db, Condition::all(), position).await
 }
 
 /// Waits until `woken` changes or `wait` passes (with no one left to wake it, only `wait`
@@ -411,6 +379,7 @@ pub fn follow<F: Follower>(
 ) -> tokio::task::JoinHandle<()> {
     use crate::coherent::Fault;
     const BATCH: u64 = 500;
+    const HELD_BACK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
     const AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
     tokio::spawn(async move {
         let mut settled_at: Option<Position> = None;
