@@ -194,6 +194,20 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
+/// The token minter of the server in `data_dir` (its dev key), and a token of the EPJ
+/// integration valid for two hours: every run seeds visits as the EPJ.
+fn minter_and_epj_token(data_dir: &std::path::Path) -> anyhow::Result<(TokenMinter, String)> {
+    let key = DevKey::load(&data_dir.join("dev-signing-key.pem"))?;
+    let tokens = TokenMinter::new(key, &Config::default().auth);
+    let epj = tokens.staff(
+        "load-epj",
+        &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
+        &[],
+        chrono::Duration::hours(2),
+    )?;
+    Ok((tokens, epj))
+}
+
 /// The memory scenario alone: `count` patients seeded and each read once.
 async fn memory_run(
     args: &Args,
@@ -206,15 +220,7 @@ async fn memory_run(
     let server_pid = server.id().context("server pid")?;
     let result = async {
         let channel = connect(port).await?;
-        let config = Config::default();
-        let key = DevKey::load(&data_dir.join("dev-signing-key.pem"))?;
-        let tokens = TokenMinter::new(key, &config.auth);
-        let epj = tokens.staff(
-            "load-epj",
-            &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
-            &[],
-            chrono::Duration::hours(2),
-        )?;
+        let (tokens, epj) = minter_and_epj_token(data_dir)?;
         let pids = identity_numbers(count);
         match (&args.database_url, schema) {
             (Some(url), Some(schema)) => {
@@ -296,14 +302,7 @@ async fn notice_run(
     let server_pid = server.id().context("server pid")?;
     let result = async {
         let channel = connect(port).await?;
-        let key = DevKey::load(&data_dir.join("dev-signing-key.pem"))?;
-        let tokens = TokenMinter::new(key, &Config::default().auth);
-        let epj = tokens.staff(
-            "load-epj",
-            &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
-            &[],
-            chrono::Duration::hours(2),
-        )?;
+        let (tokens, epj) = minter_and_epj_token(data_dir)?;
         let pids = identity_numbers(count);
         let result = notices::run(
             &channel,
@@ -359,14 +358,7 @@ async fn messaging_run(
     let server_pid = server.id().context("server pid")?;
     let result = async {
         let channel = connect(port).await?;
-        let key = DevKey::load(&data_dir.join("dev-signing-key.pem"))?;
-        let tokens = TokenMinter::new(key, &Config::default().auth);
-        let epj = tokens.staff(
-            "load-epj",
-            &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
-            &[],
-            chrono::Duration::hours(2),
-        )?;
+        let (tokens, epj) = minter_and_epj_token(data_dir)?;
         let pids = identity_numbers(args.message_citizens);
         seed(&channel, &epj, &pids, 1).await?;
         messages::run(args, &channel, &tokens, &pids, server_pid, schema).await
@@ -454,16 +446,8 @@ async fn measure(
     fake_epj: &epj::FakeEpj,
 ) -> anyhow::Result<()> {
     let channel = connect(port).await?;
-    let config = Config::default();
-    let key = DevKey::load(&data_dir.join("dev-signing-key.pem"))?;
-    let tokens = TokenMinter::new(key, &config.auth);
+    let (tokens, epj) = minter_and_epj_token(data_dir)?;
     let ttl = chrono::Duration::hours(2);
-    let epj = tokens.staff(
-        "load-epj",
-        &[homecare_core::caller::EPJ_INTEGRATION_ROLE],
-        &[],
-        ttl,
-    )?;
 
     let cancelling_patients = args.cancellations.div_ceil(cancel::VISITS_PER_PATIENT);
     let mut all_pids = identity_numbers(args.other_patients + 1 + cancelling_patients);
