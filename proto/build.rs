@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 const PROTOS: &[&str] = &[
+    "homecare/common/v1/common.proto",
     "homecare/appointments/v1/appointments.proto",
     "homecare/patients/v1/patients.proto",
     "homecare/notifications/v1/notifications.proto",

@@ -5,10 +5,19 @@
 
 #![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 
+/// `homecare.common.v1`: the vocabulary every contract shares.
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("homecare.common.v1");
+    }
+}
+
 /// `homecare.appointments.v1`
 pub mod appointments {
     pub mod v1 {
         tonic::include_proto!("homecare.appointments.v1");
+        // Its own until homecare.common.v1 took it over, unchanged on the wire.
+        pub use super::super::common::v1::ActorKind;
     }
 }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, TimeZone as _, Utc};
 use homecare_core::timestamp::to_proto;
 use homecare_proto::appointments::v1 as appointments;
+use homecare_proto::common::v1::ActorKind;
 use homecare_proto::messaging::v1 as pb;
 use homecare_proto::patients::v1::Scope;
 use homecare_tests::messages::{elf_bytes, new_thread, pdf_bytes, reply};
@@ -127,7 +128,12 @@ async fn a_citizen_writes_and_gets_a_receipt_due_the_first_working_day_after(bac
         .await
         .expect("thread");
     assert_eq!(seen.messages[0].text, "Kan dere komme etter ti?");
-    assert_eq!(seen.messages[0].author_kind(), pb::AuthorKind::Patient);
+    assert_eq!(seen.messages[0].author(), ActorKind::Patient);
+    assert_eq!(
+        seen.messages[0].author_kind(),
+        pb::AuthorKind::Patient,
+        "still filled"
+    );
     server.stop().await;
 }
 
@@ -346,7 +352,12 @@ async fn a_proxy_needs_the_messaging_scope_and_the_patient_sees_who_wrote(backen
         .await
         .expect("list");
     assert_eq!(threads.len(), 1);
-    assert_eq!(threads[0].started_by_kind(), pb::AuthorKind::Proxy);
+    assert_eq!(threads[0].started_by(), ActorKind::Proxy);
+    assert_eq!(
+        threads[0].started_by_kind(),
+        pb::AuthorKind::Proxy,
+        "still filled"
+    );
     assert_eq!(threads[0].started_by_name, "Kari Nordmann");
     // The proxy's read of the patient's threads is in the patient's access log.
     let before = server
@@ -561,7 +572,12 @@ async fn staff_answer_reassign_and_close_from_their_inbox(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(opened.messages.len(), 2);
-    assert_eq!(opened.messages[1].author_kind(), pb::AuthorKind::Staff);
+    assert_eq!(opened.messages[1].author(), ActorKind::Staff);
+    assert_eq!(
+        opened.messages[1].author_kind(),
+        pb::AuthorKind::Staff,
+        "still filled"
+    );
     let mine = server.threads_seen_by(ASTRID, &patient).await.unwrap();
     assert_eq!(
         mine.iter()
@@ -1089,7 +1105,7 @@ async fn staff_attach_a_file_to_an_answer_and_the_patient_downloads_it(backend: 
         .unwrap();
     assert_eq!(seen.thread.unwrap().status(), pb::ThreadStatus::Answered);
     let answer = seen.messages.last().unwrap();
-    assert_eq!(answer.author_kind(), pb::AuthorKind::Staff);
+    assert_eq!(answer.author(), ActorKind::Staff);
     assert_eq!(answer.attachments.len(), 1);
     let (found, bytes) = server
         .download(&citizen, &patient, &uploaded.id)

@@ -4,9 +4,10 @@
 
 use chrono::Duration;
 use homecare_proto::appointments::v1::{
-    self as appointments, ActorKind, AppointmentEventType as Event, GetAppointmentRequest,
+    self as appointments, AppointmentEventType as Event, GetAppointmentRequest,
     ListAppointmentHistoryRequest, ListAppointmentsRequest,
 };
+use homecare_proto::common::v1::ActorKind;
 use homecare_proto::patients::v1::{
     self as pb, ActorRole, EndProxyRequest, ListAccessLogRequest, ListProxiesRequest, ProxyBasis,
     ProxyState, RegisterProxyRequest, Relation, Scope, SetProtectedAddressRequest,
@@ -196,7 +197,7 @@ async fn a_proxy_holder_reads_and_cancels_for_the_patient_who_sees_it_all_in_the
     let log = access_log(&server, ASTRID, &astrid).await.expect("log");
     let by_kari: Vec<&str> = log
         .iter()
-        .filter(|entry| entry.actor_role() == ActorRole::Proxy)
+        .filter(|entry| entry.actor_kind() == ActorKind::Proxy)
         .map(|entry| entry.action.as_str())
         .collect();
     assert_eq!(
@@ -210,18 +211,24 @@ async fn a_proxy_holder_reads_and_cancels_for_the_patient_who_sees_it_all_in_the
     );
     let kari_entry = log
         .iter()
-        .find(|entry| entry.actor_role() == ActorRole::Proxy)
+        .find(|entry| entry.actor_kind() == ActorKind::Proxy)
         .unwrap();
     assert_eq!(kari_entry.actor_name, "Kari Nordmann");
+    // The deprecated role is still filled, with its own numbers, for clients that read it.
+    assert!(
+        log.iter()
+            .all(|entry| same_kind(entry.actor_kind(), entry.actor_role()))
+    );
+    assert_eq!(kari_entry.actor_role(), ActorRole::Proxy);
     assert_eq!(kari_entry.proxy_id, proxy.id);
     assert!(
         log.iter().any(
-            |entry| entry.actor_role() == ActorRole::System && entry.actor_name == "epj-system"
+            |entry| entry.actor_kind() == ActorKind::System && entry.actor_name == "epj-system"
         )
     );
     assert!(
         log.iter()
-            .all(|entry| entry.actor_role() != ActorRole::Patient)
+            .all(|entry| entry.actor_kind() != ActorKind::Patient)
     );
     let printed = format!("{log:?}");
     assert!(!printed.contains(KARI) && !printed.contains(ASTRID));
@@ -563,6 +570,7 @@ async fn staff_register_paper_proxies_and_guardianships_of_their_own_patients(ba
         guardianship.history[0].r#type(),
         pb::proxy_event::Type::Registered
     );
+    assert_eq!(guardianship.history[0].actor_kind(), ActorKind::Staff);
     assert_eq!(guardianship.history[0].actor_role(), ActorRole::Staff);
     assert_eq!(guardianship.history[0].actor_name, "Nina Sykepleier");
 
@@ -594,7 +602,7 @@ async fn staff_register_paper_proxies_and_guardianships_of_their_own_patients(ba
     let log = access_log(&server, ASTRID, &astrid).await.unwrap();
     assert!(
         log.iter()
-            .any(|entry| entry.actor_role() == ActorRole::Staff
+            .any(|entry| entry.actor_kind() == ActorKind::Staff
                 && entry.actor_name == "Nina Sykepleier"
                 && entry.action == "proxies.write")
     );
@@ -668,27 +676,33 @@ async fn either_side_ends_a_proxy_and_its_history_is_kept(backend: Backend) {
 
     let proxies = list_proxies(&server, &server.citizen_token(ASTRID), &astrid).await;
     assert_eq!(proxies.len(), 1);
-    let history: Vec<(pb::proxy_event::Type, ActorRole, String)> = proxies[0]
+    assert!(
+        proxies[0]
+            .history
+            .iter()
+            .all(|event| same_kind(event.actor_kind(), event.actor_role()))
+    );
+    let history: Vec<(pb::proxy_event::Type, ActorKind, String)> = proxies[0]
         .history
         .iter()
-        .map(|event| (event.r#type(), event.actor_role(), event.actor_name.clone()))
+        .map(|event| (event.r#type(), event.actor_kind(), event.actor_name.clone()))
         .collect();
     assert_eq!(
         history,
         [
             (
                 pb::proxy_event::Type::Granted,
-                ActorRole::Patient,
+                ActorKind::Patient,
                 String::new()
             ),
             (
                 pb::proxy_event::Type::Changed,
-                ActorRole::Patient,
+                ActorKind::Patient,
                 String::new()
             ),
             (
                 pb::proxy_event::Type::Ended,
-                ActorRole::Proxy,
+                ActorKind::Proxy,
                 "Kari Nordmann".into()
             ),
         ]
@@ -700,4 +714,16 @@ async fn either_side_ends_a_proxy_and_its_history_is_kept(backend: Backend) {
         ))
     );
     server.stop().await;
+}
+
+/// Whether the deprecated role names the same kind of actor as the contract's kind.
+#[allow(deprecated)]
+fn same_kind(kind: ActorKind, role: ActorRole) -> bool {
+    matches!(
+        (kind, role),
+        (ActorKind::Patient, ActorRole::Patient)
+            | (ActorKind::Proxy, ActorRole::Proxy)
+            | (ActorKind::Staff, ActorRole::Staff)
+            | (ActorKind::System, ActorRole::System)
+    )
 }

@@ -87,25 +87,8 @@ stored_enum!(CancellationState, "cancellation state", pb::CancellationState, {
     Failed => "failed", Failed;
 });
 
-/// Who did something to a visit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActorKind {
-    /// The patient.
-    Patient,
-    /// Home-care staff.
-    Staff,
-    /// A system account: the EPJ integration, or this service's delivery worker.
-    System,
-    /// A person acting for the patient under a proxy or a guardianship.
-    Proxy,
-}
-
-stored_enum!(ActorKind, "actor kind", pb::ActorKind, {
-    Patient => "patient", Patient;
-    Staff => "staff", Staff;
-    System => "system", System;
-    Proxy => "proxy", Proxy;
-});
+/// Who did something to a visit: the kind every history records.
+pub use homecare_patients::ActorKind;
 
 /// What kind of change a history entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -233,7 +233,7 @@ impl CancelCommand {
         homecare_core::idempotency::fingerprint([
             self.appointment_id.to_string().as_str(),
             self.reason.as_ref().map_or("", |reason| reason.as_str()),
-            actor.kind(),
+            actor.kind().as_stored(),
             actor.subject().as_str(),
         ])
     }

@@ -974,7 +974,7 @@ pub async fn unread_counts<C: ConnectionTrait>(
         .into_iter()
         .map(|row| (row.thread_id, row))
         .collect();
-    let staff = crate::thread::AuthorKind::Staff.as_stored();
+    let staff = homecare_patients::ActorKind::Staff.as_stored();
     let from_other_side = if by.is_staff() {
         message::Column::AuthorKind.ne(staff)
     } else {

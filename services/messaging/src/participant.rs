@@ -2,9 +2,8 @@
 //! thread's unit. Resolved once per call, through `Actors` for citizens.
 
 use homecare_core::idempotency::fingerprint;
+use homecare_patients::ActorKind;
 use homecare_patients::{Actor, Via};
-
-use crate::thread::AuthorKind;
 
 /// A caller taking part in messaging.
 #[derive(Debug, Clone)]
@@ -37,12 +36,12 @@ impl Participant {
         matches!(self.actor.via, Via::Staff { .. } | Via::System { .. })
     }
 
-    /// How their messages are recorded.
-    pub fn author_kind(&self) -> AuthorKind {
-        match self.actor.via {
-            Via::SelfService => AuthorKind::Patient,
-            Via::Proxy { .. } => AuthorKind::Proxy,
-            Via::Staff { .. } | Via::System { .. } => AuthorKind::Staff,
+    /// How their messages are recorded: a system account writes for the care service, as
+    /// staff.
+    pub fn author_kind(&self) -> ActorKind {
+        match self.actor.kind() {
+            ActorKind::System => ActorKind::Staff,
+            kind => kind,
         }
     }
 

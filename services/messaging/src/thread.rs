@@ -40,23 +40,6 @@ homecare_core::stored_enum!(ThreadStatus, "thread status", pb::ThreadStatus, {
     Closed => "closed", Closed;
 });
 
-/// Who wrote a message or took a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthorKind {
-    /// The patient themself.
-    Patient,
-    /// A proxy holder, for the patient.
-    Proxy,
-    /// Home-care staff.
-    Staff,
-}
-
-homecare_core::stored_enum!(AuthorKind, "author kind", pb::AuthorKind, {
-    Patient => "patient", Patient;
-    Proxy => "proxy", Proxy;
-    Staff => "staff", Staff;
-});
-
 /// A step in a thread's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepType {

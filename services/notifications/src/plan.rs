@@ -15,7 +15,7 @@ use homecare_appointments::entity as visit;
 use homecare_appointments::events::entity as visit_event;
 use homecare_core::event_log::Consumer;
 use homecare_messaging::entity::event as message_event;
-use homecare_messaging::thread::{AuthorKind, StepType};
+use homecare_messaging::thread::StepType;
 use homecare_outbox::Wakeup;
 use homecare_patients::entity::{patient, proxy, proxy_event};
 use homecare_patients::proxy::{EventType as ProxyEvent, terms_of};
@@ -329,7 +329,7 @@ impl Consumer for MessageNotifier {
                 proxy::Column::Id.is_in(
                     events
                         .iter()
-                        .filter(|event| event.actor_kind == AuthorKind::Proxy.as_stored())
+                        .filter(|event| event.actor_kind == ActorKind::Proxy.as_stored())
                         .filter_map(|event| Uuid::parse_str(&event.actor_subject).ok()),
                 ),
             )
@@ -368,7 +368,7 @@ impl Consumer for MessageNotifier {
                     }
                 }
                 Ok(StepType::ThreadStarted | StepType::CitizenReplied) => {
-                    let writer = if event.actor_kind == AuthorKind::Proxy.as_stored() {
+                    let writer = if event.actor_kind == ActorKind::Proxy.as_stored() {
                         writers
                             .get(&event.actor_subject)
                             .map(|holder| (holder, true))

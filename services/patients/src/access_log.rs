@@ -97,7 +97,7 @@ fn entries(
         return Vec::new();
     }
     let (kind, subject, name, proxy_id) = (
-        actor.kind(),
+        actor.kind().as_stored(),
         actor.subject(),
         actor.name().map(str::to_owned),
         actor.proxy_id(),
@@ -223,7 +223,7 @@ impl ReadLog {
         let row = access_log_journal::ActiveModel {
             id: Set(homecare_core::ids::new_id(now)),
             occurred_at: Set(now),
-            actor_kind: Set(actor.kind().to_owned()),
+            actor_kind: Set(actor.kind().as_stored().to_owned()),
             actor_subject: Set(actor.subject()),
             actor_name: Set(actor.name().map(str::to_owned)),
             proxy_id: Set(actor.proxy_id()),

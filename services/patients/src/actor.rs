@@ -8,11 +8,33 @@ use std::sync::Arc;
 
 use homecare_core::caller::EPJ_INTEGRATION_ROLE;
 use homecare_core::{Caller, Clock, NationalIdentityNumber};
+use homecare_proto::common::v1 as common;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::directory::PatientDirectory;
 use crate::kept_proxies::KeptProxies;
+
+/// Who acted or wrote: the one kind every history, the access log and messaging record,
+/// shown as `homecare.common.v1.ActorKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    /// The patient themself.
+    Patient,
+    /// A person acting for the patient under a proxy or a guardianship.
+    Proxy,
+    /// Home-care staff.
+    Staff,
+    /// A system account: the EPJ integration, or this service's delivery worker.
+    System,
+}
+
+homecare_core::stored_enum!(ActorKind, "actor kind", common::ActorKind, {
+    Patient => "patient", Patient;
+    Proxy => "proxy", Proxy;
+    Staff => "staff", Staff;
+    System => "system", System;
+});
 
 /// What [`Actors::new`] keeps of proxies unless told otherwise (one process alone).
 const DEFAULT_KEPT_PROXY_BYTES: u64 = 8 * 1024 * 1024;
@@ -102,14 +124,13 @@ impl Actor {
         })
     }
 
-    /// How the actor is stored in histories and the access log: `patient`, `proxy`,
-    /// `staff` or `system`.
-    pub fn kind(&self) -> &'static str {
+    /// Which kind of actor this is, as histories, the access log and messages record it.
+    pub fn kind(&self) -> ActorKind {
         match &self.via {
-            Via::SelfService => "patient",
-            Via::Proxy { .. } => "proxy",
-            Via::Staff { .. } => "staff",
-            Via::System { .. } => "system",
+            Via::SelfService => ActorKind::Patient,
+            Via::Proxy { .. } => ActorKind::Proxy,
+            Via::Staff { .. } => ActorKind::Staff,
+            Via::System { .. } => ActorKind::System,
         }
     }
 

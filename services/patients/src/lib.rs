@@ -19,7 +19,7 @@ pub mod store;
 pub mod terms;
 
 pub use actor::CareRelations;
-pub use actor::{Actor, Actors, Need, Via};
+pub use actor::{Actor, ActorKind, Actors, Need, Via};
 pub use directory::PatientDirectory;
 pub use error::AccessError;
 pub use scope::Scope;

@@ -393,7 +393,7 @@ async fn record<C: ConnectionTrait>(
         patient_id: Set(Some(proxy.patient_id)),
         occurred_at: Set(now),
         event_type: Set(event_type.as_stored().to_owned()),
-        actor_kind: Set(actor.kind().to_owned()),
+        actor_kind: Set(actor.kind().as_stored().to_owned()),
         actor_subject: Set(actor.subject()),
         actor_name: Set(actor.name().map(str::to_owned)),
         scopes: Set(proxy.scopes.clone()),

@@ -79,7 +79,7 @@ impl ProxyFields {
             micros(self.valid_to).as_str(),
             basis.as_stored(),
             document_reference.as_deref().unwrap_or_default(),
-            actor.kind(),
+            actor.kind().as_stored(),
             actor.subject().as_str(),
         ]);
         NewProxy {

@@ -8,10 +8,20 @@ use tonic::Status;
 
 use crate::desk::{Written, state_of};
 use crate::entity::{attachment, event, message, thread};
-use crate::thread::{AuthorKind, StepType, ThreadKind, ThreadStatus};
+use crate::thread::{StepType, ThreadKind, ThreadStatus};
+use homecare_patients::ActorKind;
 
 fn corrupt(error: homecare_core::stored::UnknownStoredValue) -> Status {
     status::internal(&error)
+}
+
+/// The deprecated `AuthorKind` still filled beside the contract's `ActorKind`.
+fn author_kind(kind: ActorKind) -> pb::AuthorKind {
+    match kind {
+        ActorKind::Patient => pb::AuthorKind::Patient,
+        ActorKind::Proxy => pb::AuthorKind::Proxy,
+        ActorKind::Staff | ActorKind::System => pb::AuthorKind::Staff,
+    }
 }
 
 pub(super) fn attachment_to_proto(row: &attachment::Model) -> pb::Attachment {
@@ -32,6 +42,8 @@ pub(super) fn thread_to_proto(
 ) -> Result<pb::Thread, Status> {
     let state = state_of(thread).map_err(Status::from)?;
     let waiting = state.status == ThreadStatus::Sent;
+    let started_by = ActorKind::from_stored(&thread.started_by_kind).map_err(corrupt)?;
+    #[allow(deprecated)]
     Ok(pb::Thread {
         id: thread.id.to_string(),
         patient_id: thread.patient_id.to_string(),
@@ -53,10 +65,8 @@ pub(super) fn thread_to_proto(
         overdue: state.overdue(now),
         unread_count: unread,
         last_message_time: Some(timestamp(thread.last_message_at)),
-        started_by_kind: AuthorKind::from_stored(&thread.started_by_kind)
-            .map_err(corrupt)?
-            .to_proto()
-            .into(),
+        started_by: started_by.to_proto().into(),
+        started_by_kind: author_kind(started_by).into(),
         started_by_name: thread.started_by_name.clone().unwrap_or_default(),
     })
 }
@@ -65,13 +75,13 @@ pub(super) fn message_to_proto(
     message: &message::Model,
     attachments: &[attachment::Model],
 ) -> Result<pb::Message, Status> {
+    let author = ActorKind::from_stored(&message.author_kind).map_err(corrupt)?;
+    #[allow(deprecated)]
     Ok(pb::Message {
         id: message.id.to_string(),
         thread_id: message.thread_id.to_string(),
-        author_kind: AuthorKind::from_stored(&message.author_kind)
-            .map_err(corrupt)?
-            .to_proto()
-            .into(),
+        author: author.to_proto().into(),
+        author_kind: author_kind(author).into(),
         author_name: message.author_name.clone().unwrap_or_default(),
         text: message.body.clone(),
         attachments: attachments
@@ -89,7 +99,7 @@ pub(super) fn message_to_proto(
 pub(super) fn receipt(written: &Written) -> Option<pb::Receipt> {
     let message = &written.message;
     let received = message.sent_at?;
-    if message.author_kind == AuthorKind::Staff.as_stored() {
+    if message.author_kind == ActorKind::Staff.as_stored() {
         return None;
     }
     let thread = &written.thread;
@@ -118,6 +128,8 @@ pub(super) fn event_to_proto(
     thread: Option<&thread::Model>,
 ) -> Result<pb::InboxEvent, Status> {
     let step = StepType::from_stored(&event.event_type).map_err(corrupt)?;
+    let actor = ActorKind::from_stored(&event.actor_kind).map_err(corrupt)?;
+    #[allow(deprecated)]
     Ok(pb::InboxEvent {
         r#type: step.to_proto().into(),
         thread_id: event.thread_id.to_string(),
@@ -137,10 +149,8 @@ pub(super) fn event_to_proto(
             .filter(|thread| thread.status == ThreadStatus::Sent.as_stored())
             .and_then(|thread| thread.due_at)
             .map(timestamp),
-        actor_kind: AuthorKind::from_stored(&event.actor_kind)
-            .map_err(corrupt)?
-            .to_proto()
-            .into(),
+        actor: actor.to_proto().into(),
+        actor_kind: author_kind(actor).into(),
         actor_name: event.actor_name.clone().unwrap_or_default(),
     })
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::actor::ActorKind;
 use crate::entity::{proxy as proxy_entity, proxy_event};
 use crate::proxy::{self, Basis};
 use crate::scope::Scopes;
@@ -9,20 +10,27 @@ use homecare_core::{status, timestamp};
 use homecare_proto::patients::v1 as pb;
 use tonic::Status;
 
-fn role_of(kind: &str) -> pb::ActorRole {
-    match kind {
-        "patient" => pb::ActorRole::Patient,
-        "proxy" => pb::ActorRole::Proxy,
-        "staff" => pb::ActorRole::Staff,
-        "system" => pb::ActorRole::System,
-        _ => pb::ActorRole::Unspecified,
-    }
+/// Who acted, as stored, in the contract's kind and in the deprecated role it still fills.
+fn kind_and_role(stored: &str) -> (i32, i32) {
+    let Ok(kind) = ActorKind::from_stored(stored) else {
+        return (0, 0);
+    };
+    let role = match kind {
+        ActorKind::Patient => pb::ActorRole::Patient,
+        ActorKind::Proxy => pb::ActorRole::Proxy,
+        ActorKind::Staff => pb::ActorRole::Staff,
+        ActorKind::System => pb::ActorRole::System,
+    };
+    (kind.to_proto().into(), role.into())
 }
 
 pub(super) fn access_entry_to_proto(row: &crate::entity::access_log::Model) -> pb::AccessLogEntry {
+    let (actor_kind, actor_role) = kind_and_role(&row.actor_kind);
+    #[allow(deprecated)]
     pb::AccessLogEntry {
         occur_time: Some(timestamp::to_proto(row.occurred_at)),
-        actor_role: role_of(&row.actor_kind).into(),
+        actor_kind,
+        actor_role,
         // Staff without a name in their token are shown by their staff id.
         actor_name: row
             .actor_name
@@ -64,23 +72,28 @@ pub(super) fn proxy_to_proto(
         create_time: Some(timestamp::to_proto(model.created_at)),
         history: history
             .iter()
-            .map(|event| pb::ProxyEvent {
-                r#type: proxy::EventType::from_stored(&event.event_type)
-                    .map_or(
-                        pb::proxy_event::Type::Unspecified,
-                        proxy::EventType::to_proto,
-                    )
-                    .into(),
-                occur_time: Some(timestamp::to_proto(event.occurred_at)),
-                actor_role: role_of(&event.actor_kind).into(),
-                actor_name: event
-                    .actor_name
-                    .clone()
-                    .unwrap_or_else(|| event.actor_subject.clone()),
-                scopes: Scopes::from_stored(&event.scopes)
-                    .map(Scopes::to_proto)
-                    .unwrap_or_default(),
-                end_time: event.valid_to.map(timestamp::to_proto),
+            .map(|event| {
+                let (actor_kind, actor_role) = kind_and_role(&event.actor_kind);
+                #[allow(deprecated)]
+                pb::ProxyEvent {
+                    r#type: proxy::EventType::from_stored(&event.event_type)
+                        .map_or(
+                            pb::proxy_event::Type::Unspecified,
+                            proxy::EventType::to_proto,
+                        )
+                        .into(),
+                    occur_time: Some(timestamp::to_proto(event.occurred_at)),
+                    actor_kind,
+                    actor_role,
+                    actor_name: event
+                        .actor_name
+                        .clone()
+                        .unwrap_or_else(|| event.actor_subject.clone()),
+                    scopes: Scopes::from_stored(&event.scopes)
+                        .map(Scopes::to_proto)
+                        .unwrap_or_default(),
+                    end_time: event.valid_to.map(timestamp::to_proto),
+                }
             })
             .collect(),
     })

@@ -416,7 +416,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
             .await
             .map_err(Status::from)?;
         self.actors.kept_proxies().changed(model.patient_id);
-        tracing::info!(proxy_id = %model.id, by = actor.kind(), "proxy ended");
+        tracing::info!(proxy_id = %model.id, by = actor.kind().as_stored(), "proxy ended");
         Ok(Response::new(pb::EndProxyResponse {
             proxy: Some(self.proxy_response(&model, !actor.is_citizen()).await?),
         }))
