@@ -43,6 +43,18 @@ impl FieldViolations {
         }
     }
 
+    /// The value of a request's one checked field, or INVALID_ARGUMENT naming it.
+    pub fn single<T, E: std::fmt::Display>(
+        field: &str,
+        result: Result<T, E>,
+    ) -> Result<T, FieldViolations> {
+        result.map_err(|error| {
+            let mut violations = FieldViolations::new();
+            violations.add(field, error.to_string());
+            violations
+        })
+    }
+
     /// The invalid fields, in the order found.
     pub fn fields(&self) -> Vec<String> {
         self.0.iter().map(|(field, _)| field.clone()).collect()

@@ -1,18 +1,17 @@
 //! The gRPC face of this context: `homecare.appointments.v1.AppointmentService`.
 //!
-//! Handlers are thin: decode and validate, resolve the actor, call the store, map the result.
-//! Conversions to the contract's messages are in `convert`, the staff change stream in
-//! `stream`.
+//! Handlers are thin: decode the request into its command (`commands`), resolve the actor,
+//! call the store, map the result. Conversions to the contract's messages are in `convert`,
+//! the staff change stream in `stream`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
-use homecare_core::identifier::RequestId;
-use homecare_core::paging::{self, Cursor, QueryKey};
+use homecare_core::paging::{Cursor, QueryKey};
 use homecare_core::shutdown::Shutdown;
-use homecare_core::status::{self, FieldViolations};
-use homecare_core::{Caller, Clock, SystemClock, timestamp};
+use homecare_core::status;
+use homecare_core::{Caller, Clock, SystemClock};
 use homecare_outbox::Wakeup;
 use homecare_patients::access_log::{Action, ReadLog};
 use homecare_patients::actor::Via;
@@ -24,14 +23,14 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::cancellation::{CancellationPolicy, Refusal};
-use crate::domain::parse_identifier;
-use crate::domain::{CancellationReason, MAX_CARE_UNIT_ID_LEN, UpsertCommand};
+use crate::domain::UpsertCommand;
 use crate::entity;
-use crate::events::{self, Position};
+use crate::events;
 use crate::feed::ChangeFeed;
 use crate::outbox::{self, RetryError};
 use crate::store::{self, CancelCommand, CancelError, PatientQuery, UpsertError};
 
+mod commands;
 mod convert;
 mod stream;
 
@@ -262,15 +261,6 @@ fn units_for(actor: &Actor, requested: Option<String>) -> Result<Vec<String>, St
     }
 }
 
-/// An optional care unit id from a request: empty means all of the caller's units.
-fn optional_unit(text: &str) -> Result<Option<String>, crate::domain::IdentifierError> {
-    if text.is_empty() {
-        Ok(None)
-    } else {
-        parse_identifier(text, MAX_CARE_UNIT_ID_LEN).map(Some)
-    }
-}
-
 fn is_staff(actor: &Actor) -> bool {
     matches!(actor.via, Via::Staff { .. } | Via::System { .. })
 }
@@ -322,33 +312,13 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
 
-        let mut violations = FieldViolations::new();
-        let start = violations.check(
-            "start_time",
-            timestamp::optional(message.start_time.as_ref()),
-        );
-        let end = violations.check("end_time", timestamp::optional(message.end_time.as_ref()));
-        let page_size = violations.check("page_size", paging::page_size(message.page_size));
-        if let (Some(Some(start)), Some(Some(end))) = (start, end)
-            && end <= start
-        {
-            violations.add("end_time", "must be after start_time");
-        }
-        // The token is bound to the filters as sent, so the default start ("now") may move
-        // between pages without invalidating it.
-        let query_key = QueryKey::default()
-            .with("patient", &message.patient_id)
-            .with(
-                "start",
-                start.flatten().map_or(-1, |t| t.timestamp_micros()),
-            )
-            .with("end", end.flatten().map_or(-1, |t| t.timestamp_micros()));
-        let cursor = violations.check(
-            "page_token",
-            Cursor::decode(&message.page_token, &query_key),
-        );
-        let (start, end, page_size, cursor) =
-            homecare_core::all_checked!(violations; start, end, page_size, cursor)?;
+        let commands::ListAppointments {
+            start,
+            end,
+            page_size,
+            cursor,
+            query_key,
+        } = message.try_into()?;
 
         let (actor, patient_id) = self
             .actors
@@ -385,7 +355,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
     ) -> Result<Response<pb::GetAppointmentResponse>, Status> {
         let message = request.get_ref();
         let caller = Caller::from_request(&request)?;
-        let appointment_id = parse_appointment_id(&message.appointment_id)?;
+        let commands::GetAppointment { appointment_id } = message.try_into()?;
         let (actor, patient_id) = self
             .actors
             .for_patient(caller, &message.patient_id, Need::Scope(Scope::ReadVisits))
@@ -411,28 +381,16 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let message = request.get_ref();
         let now = self.clock.now();
 
-        let mut violations = FieldViolations::new();
-        let date = if message.date.is_empty() {
-            Some(calendar::day_of(now, self.policy.time_zone))
-        } else {
-            violations.check(
-                "date",
-                NaiveDate::parse_from_str(&message.date, "%Y-%m-%d")
-                    .map_err(|_| "must be a date as YYYY-MM-DD"),
-            )
-        };
-        let requested_unit = violations.check("care_unit_id", optional_unit(&message.care_unit_id));
-        let page_size = violations.check("page_size", paging::page_size(message.page_size));
-        // The effective date, so a token from yesterday's "today" is not used on today's list.
-        let query_key = QueryKey::default()
-            .with("unit", &message.care_unit_id)
-            .with("date", date.map(|day| day.to_string()).unwrap_or_default());
-        let cursor = violations.check(
-            "page_token",
-            Cursor::decode(&message.page_token, &query_key),
-        );
-        let (date, requested_unit, page_size, cursor) =
-            homecare_core::all_checked!(violations; date, requested_unit, page_size, cursor)?;
+        let commands::ListCareUnitAppointments {
+            date,
+            requested_unit,
+            page_size,
+            cursor,
+            query_key,
+        } = commands::ListCareUnitAppointments::decode(
+            message,
+            calendar::day_of(now, self.policy.time_zone),
+        )?;
 
         let units = units_for(&actor, requested_unit)?;
         let from = self.start_of_day(date);
@@ -491,13 +449,11 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
     ) -> Result<Response<pb::CancelAppointmentResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let mut violations = FieldViolations::new();
-        let appointment_id =
-            violations.check("appointment_id", parse_uuid(&message.appointment_id));
-        let request_id = violations.check("request_id", RequestId::parse(&message.request_id));
-        let reason = violations.check("reason", CancellationReason::parse(&message.reason));
-        let (appointment_id, request_id, reason) =
-            homecare_core::all_checked!(violations; appointment_id, request_id, reason)?;
+        let commands::CancelAppointment {
+            appointment_id,
+            request_id,
+            reason,
+        } = message.try_into()?;
 
         if let homecare_core::Caller::Staff(_) = caller {
             return Err(status::permission_denied(
@@ -551,7 +507,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
     ) -> Result<Response<pb::ListAppointmentHistoryResponse>, Status> {
         let message = request.get_ref();
         let caller = Caller::from_request(&request)?;
-        let appointment_id = parse_appointment_id(&message.appointment_id)?;
+        let commands::ListAppointmentHistory { appointment_id } = message.try_into()?;
         let (actor, patient_id) = self
             .actors
             .for_patient(caller, &message.patient_id, Need::Scope(Scope::ReadVisits))
@@ -593,17 +549,10 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let caller = Caller::from_request(&request)?;
         let actor = Actor::staff(caller)?;
         let message = request.get_ref();
-        let mut violations = FieldViolations::new();
-        let requested_unit = violations.check("care_unit_id", optional_unit(&message.care_unit_id));
-        let resume = if message.resume_token.is_empty() {
-            Some(None)
-        } else {
-            violations
-                .check("resume_token", Position::from_token(&message.resume_token))
-                .map(Some)
-        };
-        let (requested_unit, resume) =
-            homecare_core::all_checked!(violations; requested_unit, resume)?;
+        let commands::WatchCareUnitChanges {
+            requested_unit,
+            resume,
+        } = message.try_into()?;
         let units = units_for(&actor, requested_unit)?;
         let start = match resume {
             Some(position) => position,
@@ -632,16 +581,12 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let caller = Caller::from_request(&request)?;
         let actor = Actor::staff(caller)?;
         let message = request.get_ref();
-        let mut violations = FieldViolations::new();
-        let requested_unit = violations.check("care_unit_id", optional_unit(&message.care_unit_id));
-        let page_size = violations.check("page_size", paging::page_size(message.page_size));
-        let query_key = QueryKey::named("failed-deliveries").with("unit", &message.care_unit_id);
-        let cursor = violations.check(
-            "page_token",
-            Cursor::decode(&message.page_token, &query_key),
-        );
-        let (requested_unit, page_size, cursor) =
-            homecare_core::all_checked!(violations; requested_unit, page_size, cursor)?;
+        let commands::ListFailedEpjDeliveries {
+            requested_unit,
+            page_size,
+            cursor,
+            query_key,
+        } = message.try_into()?;
         let units = units_for(&actor, requested_unit)?;
         let (rows, next) = outbox::list_failed(&self.db, &units, cursor, page_size)
             .await
@@ -673,8 +618,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
     ) -> Result<Response<pb::RetryEpjDeliveryResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let actor = Actor::staff(caller)?;
-        let delivery_id = parse_uuid(&request.get_ref().delivery_id)
-            .map_err(|error| status::invalid_argument("delivery_id", &error.to_string()))?;
+        let commands::RetryEpjDelivery { delivery_id } = request.get_ref().try_into()?;
         let (row, visit) = outbox::retry(
             &self.db,
             delivery_id,
@@ -699,12 +643,4 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             delivery: Some(delivery_to_proto(&row)?),
         }))
     }
-}
-
-fn parse_uuid(text: &str) -> Result<Uuid, homecare_core::identifier::IdError> {
-    homecare_core::identifier::parse_id(text, "id")
-}
-
-fn parse_appointment_id(text: &str) -> Result<Uuid, Status> {
-    parse_uuid(text).map_err(|error| status::invalid_argument("appointment_id", &error.to_string()))
 }

@@ -10,7 +10,7 @@ use sea_orm::{EntityTrait, IntoActiveModel as _};
 use tonic::{Status, Streaming};
 use uuid::Uuid;
 
-use super::requests::id;
+use super::commands::id;
 use super::{MessagingApi, ServerStream};
 use crate::content::{
     AttachmentError, FileType, MAX_ATTACHMENT_BYTES, MAX_CHUNK_BYTES, SNIFF_BYTES,

@@ -1,8 +1,9 @@
-//! `homecare.messaging.v1.MessagingService`: decode, resolve who acts, call the desk, answer.
+//! `homecare.messaging.v1.MessagingService`: decode the request into its command
+//! (`commands`), resolve who acts, call the desk, answer.
 
+mod commands;
 mod convert;
 mod files;
-mod requests;
 mod stream;
 
 use std::pin::Pin;
@@ -29,11 +30,8 @@ use crate::history;
 use crate::inbox::{self, InboxCursor};
 use crate::participant::Participant;
 use crate::thread::ThreadStatus;
+use commands::parse_id;
 use convert::{event_to_proto, message_to_proto, receipt, thread_to_proto};
-use requests::{
-    ThreadsPage, parse_id, parse_new_thread, parse_page, parse_reply, parse_request_id, parse_unit,
-    parse_update,
-};
 
 pub use stream::InboxFeed;
 
@@ -274,7 +272,7 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::CreateThreadResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let (fields, sending) = parse_new_thread(message)?;
+        let commands::CreateThread { fields, sending } = message.try_into()?;
         let (by, patient_id) = self.citizen(caller, &message.patient_id).await?;
         let written = self
             .desk
@@ -295,7 +293,11 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::ReplyToThreadResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let (text, attachments, sending) = parse_reply(message)?;
+        let commands::ReplyToThread {
+            text,
+            attachments,
+            sending,
+        } = message.try_into()?;
         let (by, thread) = self
             .thread_for(caller, &message.patient_id, &message.thread_id)
             .await?;
@@ -318,7 +320,7 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::UpdateDraftResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let update = parse_update(message)?;
+        let update: commands::UpdateDraft = message.try_into()?;
         let (by, patient) = self.resolve_any(caller, &message.patient_id).await?;
         let written = self
             .desk
@@ -344,11 +346,10 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::SendDraftResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let mut violations = homecare_core::status::FieldViolations::new();
-        let message_id = violations.check("message_id", requests::id(&message.message_id));
-        let request_id = violations.check("request_id", parse_request_id(&message.request_id));
-        let (message_id, request_id) =
-            homecare_core::all_checked!(violations; message_id, request_id)?;
+        let commands::SendDraft {
+            message_id,
+            request_id,
+        } = message.try_into()?;
         let (by, patient) = self.resolve_any(caller, &message.patient_id).await?;
         let written = self
             .desk
@@ -369,7 +370,7 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::DeleteDraftResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let message_id = parse_id("message_id", &message.message_id)?;
+        let commands::DeleteDraft { message_id } = message.try_into()?;
         let (by, patient) = self.resolve_any(caller, &message.patient_id).await?;
         self.desk.delete_draft(&by, patient, message_id).await?;
         Ok(Response::new(pb::DeleteDraftResponse {}))
@@ -382,9 +383,11 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::ListThreadsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let key = QueryKey::named("threads").with("patient", &message.patient_id);
-        let ThreadsPage { page_size, cursor } =
-            parse_page(message.page_size, &message.page_token, &key)?;
+        let commands::ListThreads {
+            page_size,
+            cursor,
+            query_key: key,
+        } = message.try_into()?;
         let (by, patient_id) = self.citizen(caller, &message.patient_id).await?;
         // Sent threads, and drafts of the caller's own.
         let own_drafts = Query::select()
@@ -536,7 +539,7 @@ impl MessagingService for MessagingApi {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
         Self::staff(caller)?;
-        let unit = parse_unit(&message.care_unit_id)?;
+        let commands::ReassignThread { care_unit: unit } = message.try_into()?;
         let (by, thread) = self.thread_for(caller, "", &message.thread_id).await?;
         let thread = self.desk.reassign(&by, thread.id, unit).await?;
         self.feed.messages_changed();

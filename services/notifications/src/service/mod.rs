@@ -1,12 +1,13 @@
 //! `homecare.notifications.v1.NotificationService`: settings, proxy holders' choice, the
 //! history of notices, and staff's retry.
 
+mod commands;
 mod convert;
 
 use std::sync::Arc;
 
-use homecare_core::paging::{self, Cursor, QueryKey};
-use homecare_core::status::{self, FieldViolations};
+use homecare_core::paging::Cursor;
+use homecare_core::status;
 use homecare_core::{Caller, Clock};
 use homecare_outbox::Wakeup;
 use homecare_patients::access_log::{Action, ReadLog};
@@ -113,18 +114,6 @@ impl NotificationApi {
             .for_patient(caller, patient_id, Need::Scope(Scope::ReadVisits))
             .await?)
     }
-}
-
-fn paging_of(
-    page_size: i32,
-    page_token: &str,
-    key: &QueryKey,
-    violations: &mut FieldViolations,
-) -> (Option<u64>, Option<Option<Cursor>>) {
-    (
-        violations.check("page_size", paging::page_size(page_size)),
-        violations.check("page_token", Cursor::decode(page_token, key)),
-    )
 }
 
 #[tonic::async_trait]
@@ -260,15 +249,11 @@ impl NotificationService for NotificationApi {
     ) -> Result<Response<pb::ListMyNoticesResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let key = QueryKey::named("my-notices");
-        let mut violations = FieldViolations::new();
-        let (page_size, cursor) = paging_of(
-            message.page_size,
-            &message.page_token,
-            &key,
-            &mut violations,
-        );
-        let (page_size, cursor) = homecare_core::all_checked!(violations; page_size, cursor)?;
+        let commands::NoticesPage {
+            page_size,
+            cursor,
+            query_key: key,
+        } = message.try_into()?;
         let pid = self.actors.citizen(caller).await?;
         let (rows, deliveries, next) = self
             .page(
@@ -290,17 +275,11 @@ impl NotificationService for NotificationApi {
     ) -> Result<Response<pb::ListPatientNoticesResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let key = QueryKey::named("patient-notices")
-            .with("patient", &message.patient_id)
-            .with("failed", message.only_failed);
-        let mut violations = FieldViolations::new();
-        let (page_size, cursor) = paging_of(
-            message.page_size,
-            &message.page_token,
-            &key,
-            &mut violations,
-        );
-        let (page_size, cursor) = homecare_core::all_checked!(violations; page_size, cursor)?;
+        let commands::NoticesPage {
+            page_size,
+            cursor,
+            query_key: key,
+        } = message.try_into()?;
         let (actor, patient_id) = self.staff_for(caller, &message.patient_id).await?;
         let mut filter = Condition::all().add(notice::Column::PatientId.eq(patient_id));
         if message.only_failed {
@@ -328,8 +307,7 @@ impl NotificationService for NotificationApi {
     ) -> Result<Response<pb::RetryNoticeResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let notice_id = homecare_core::identifier::parse_id(&message.notice_id, "notice_id")
-            .map_err(|error| status::invalid_argument("notice_id", &error.to_string()))?;
+        let commands::RetryNotice { notice_id } = message.try_into()?;
         let (actor, patient_id) = self.staff_for(caller, &message.patient_id).await?;
         let now = self.clock.now();
         let txn = homecare_core::db::begin_write(&self.db)

@@ -1,13 +1,12 @@
 //! The gRPC face of this context: `homecare.patients.v1.PatientService`.
 //!
-//! Handlers are thin: decode and validate, resolve the actor, call the store, map the result.
+//! Handlers are thin: decode the request into its command (`commands`), resolve the actor,
+//! call the store, map the result. Conversions to the contract's messages are in `convert`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use homecare_core::paging::{self, Cursor, QueryKey};
-use homecare_core::status::{self, FieldViolations};
-use homecare_core::text::parse_line;
+use homecare_core::status;
 use homecare_core::{Caller, Clock, timestamp};
 use homecare_proto::patients::v1 as pb;
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -18,18 +17,14 @@ use crate::access_log::{self, Action, ReadLog};
 use crate::actor::{Actor, Actors, Need};
 use crate::entity::{patient, proxy as proxy_entity, proxy_event};
 use crate::proxy::{self, Basis};
-use crate::proxy_rules::{
-    check_grantor, check_proxy_fields, is_guardianship, refuse_if_patient_on_guardianship,
-};
+use crate::proxy_rules::{check_grantor, is_guardianship, refuse_if_patient_on_guardianship};
 use crate::scope::{self, Scope, Scopes};
 use crate::terms;
 
+mod commands;
 mod convert;
 
 use convert::{access_entry_to_proto, proxy_to_proto};
-
-/// The longest document reference accepted.
-const MAX_DOCUMENT_REFERENCE_LEN: usize = 128;
 
 /// Implements `homecare.patients.v1.PatientService`.
 #[derive(Clone)]
@@ -71,6 +66,14 @@ impl PatientApi {
         homecare_core::calendar::day_of(self.clock.now(), self.time_zone)
     }
 
+    fn proxy_checks(&self, now: chrono::DateTime<chrono::Utc>) -> commands::ProxyChecks {
+        commands::ProxyChecks {
+            identity_rules: self.actors.identity_rules(),
+            now,
+            today: homecare_core::calendar::day_of(now, self.time_zone),
+        }
+    }
+
     /// Who manages a patient's proxies: the patient themself, or staff of one of the
     /// patient's care units ([`Actors::for_patient`] answers NOT_FOUND to anyone else, and
     /// PERMISSION_DENIED PATIENT_ONLY to a proxy holder).
@@ -91,11 +94,6 @@ impl PatientApi {
             .map_err(status::from_db)?;
         proxy_to_proto(model, &history, staff_view, self.clock.now())
     }
-}
-
-fn parse_proxy_id(text: &str) -> Result<Uuid, Status> {
-    homecare_core::identifier::parse_id(text, "id")
-        .map_err(|error| status::invalid_argument("proxy_id", &error.to_string()))
 }
 
 #[tonic::async_trait]
@@ -125,21 +123,13 @@ impl pb::patient_service_server::PatientService for PatientApi {
     ) -> Result<Response<pb::AcceptTermsResponse>, Status> {
         let pid = Caller::from_request(&request)?.require_citizen()?;
         let policy = self.actors.terms().policy();
-        let version = &request.get_ref().terms_version;
-        if version.is_empty() {
-            return Err(status::invalid_argument("terms_version", "is required"));
-        }
-        if *version != policy.version {
-            return Err(status::invalid_argument(
-                "terms_version",
-                &format!("is not the version in force ({})", policy.version),
-            ));
-        }
+        let commands::AcceptTerms { version } =
+            commands::AcceptTerms::decode(request.get_ref(), &policy.version)?;
         let now = self.clock.now();
         let txn = homecare_core::db::begin_write(&self.db)
             .await
             .map_err(status::from_db)?;
-        terms::accept(&*txn, pid, version, now, policy.activation_delay)
+        terms::accept(&*txn, pid, &version, now, policy.activation_delay)
             .await
             .map_err(status::from_db)?;
         txn.commit().await.map_err(status::from_db)?;
@@ -199,22 +189,8 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
         let now = self.clock.now();
-        let mut violations = FieldViolations::new();
-        let fields = check_proxy_fields(
-            &mut violations,
-            self.actors.identity_rules(),
-            &message.holder_national_id,
-            &message.holder_name,
-            &message.patient_name,
-            &message.scopes,
-            message.valid_time.as_ref(),
-            message.end_time.as_ref(),
-            &message.request_id,
-            now,
-            self.today(),
-        );
-        violations.into_result()?;
-        let fields = fields.expect("every missing value recorded a violation");
+        let commands::GrantProxy { fields } =
+            commands::GrantProxy::decode(message, &self.proxy_checks(now))?;
 
         let grantor = caller.require_citizen()?;
         let (actor, patient_id) = self
@@ -258,37 +234,11 @@ impl pb::patient_service_server::PatientService for PatientApi {
         caller.require_staff()?;
         let message = request.get_ref();
         let now = self.clock.now();
-        let mut violations = FieldViolations::new();
-        let fields = check_proxy_fields(
-            &mut violations,
-            self.actors.identity_rules(),
-            &message.holder_national_id,
-            &message.holder_name,
-            &message.patient_name,
-            &message.scopes,
-            message.valid_time.as_ref(),
-            message.end_time.as_ref(),
-            &message.request_id,
-            now,
-            self.today(),
-        );
-        let basis = match pb::ProxyBasis::try_from(message.basis) {
-            Ok(pb::ProxyBasis::PaperForm) => Some(Basis::PaperForm),
-            Ok(pb::ProxyBasis::Guardianship) => Some(Basis::Guardianship),
-            _ => {
-                violations.add(
-                    "basis",
-                    "must be PROXY_BASIS_PAPER_FORM or PROXY_BASIS_GUARDIANSHIP",
-                );
-                None
-            }
-        };
-        let document_reference = violations.check(
-            "document_reference",
-            parse_line(&message.document_reference, MAX_DOCUMENT_REFERENCE_LEN),
-        );
-        let (fields, basis, document_reference) =
-            homecare_core::all_checked!(violations; fields, basis, document_reference)?;
+        let commands::RegisterProxy {
+            fields,
+            basis,
+            document_reference,
+        } = commands::RegisterProxy::decode(message, &self.proxy_checks(now))?;
 
         let (actor, patient_id) = self.manager_of(caller, &message.patient_id).await?;
         let patient = patient::Entity::find_by_id(patient_id)
@@ -326,48 +276,11 @@ impl pb::patient_service_server::PatientService for PatientApi {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
         let now = self.clock.now();
-        let mut violations = FieldViolations::new();
-        let proxy_id = violations.check(
-            "proxy_id",
-            parse_proxy_id(&message.proxy_id).map_err(|status| status.message().to_owned()),
-        );
-        let mut scopes = None;
-        let mut valid_to = None;
-        let mut unknown_paths = false;
-        if message.update_mask.is_empty() {
-            violations.add("update_mask", "must name scopes, end_time or both");
-        }
-        for path in &message.update_mask {
-            match path.as_str() {
-                "scopes" => {
-                    scopes = violations.check("scopes", scope::parse_scopes(&message.scopes))
-                }
-                "end_time" => {
-                    valid_to = violations
-                        .check("end_time", timestamp::optional(message.end_time.as_ref()))
-                        .and_then(|to| match to {
-                            Some(to) if to <= now => {
-                                violations.add(
-                                    "end_time",
-                                    "must be in the future; use EndProxy to end it now",
-                                );
-                                None
-                            }
-                            to => Some(to),
-                        });
-                }
-                // The path is the caller's text: named by position, never repeated back.
-                _ => unknown_paths = true,
-            }
-        }
-        if unknown_paths {
-            violations.add(
-                "update_mask",
-                "names a field that cannot be changed; only scopes and end_time can",
-            );
-        }
-        violations.into_result()?;
-        let proxy_id = proxy_id.expect("checked");
+        let commands::UpdateProxy {
+            proxy_id,
+            scopes,
+            valid_to,
+        } = commands::UpdateProxy::decode(message, now)?;
 
         let (actor, patient_id) = self.manager_of(caller, &message.patient_id).await?;
         let current = proxy::find(&self.db, patient_id, proxy_id)
@@ -402,7 +315,7 @@ impl pb::patient_service_server::PatientService for PatientApi {
     ) -> Result<Response<pb::EndProxyResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let message = request.get_ref();
-        let proxy_id = parse_proxy_id(&message.proxy_id)?;
+        let commands::EndProxy { proxy_id } = message.try_into()?;
         let (actor, patient_id) = self
             .actors
             .for_ending_proxy(caller, &message.patient_id, proxy_id)
@@ -470,14 +383,11 @@ impl pb::patient_service_server::PatientService for PatientApi {
             ));
         }
         let message = request.get_ref();
-        let mut violations = FieldViolations::new();
-        let page_size = violations.check("page_size", paging::page_size(message.page_size));
-        let query_key = QueryKey::named("access-log").with("patient", &message.patient_id);
-        let cursor = violations.check(
-            "page_token",
-            Cursor::decode(&message.page_token, &query_key),
-        );
-        let (page_size, cursor) = homecare_core::all_checked!(violations; page_size, cursor)?;
+        let commands::ListAccessLog {
+            page_size,
+            cursor,
+            query_key,
+        } = message.try_into()?;
         let (actor, patient_id) = self
             .actors
             .for_patient(
@@ -512,21 +422,14 @@ impl pb::patient_service_server::PatientService for PatientApi {
     ) -> Result<Response<pb::SetProtectedAddressResponse>, Status> {
         Actor::epj_integration(Caller::from_request(&request)?)?;
         let message = request.get_ref();
-        let pid = self
-            .actors
-            .identity_rules()
-            .parse(&message.national_id)
-            .map_err(|error| status::invalid_argument("national_id", &error.to_string()))?;
-        let patient_id = proxy::set_protected_address(
-            &self.db,
-            &pid,
-            message.protected_address,
-            self.clock.now(),
-        )
-        .await
-        .map_err(status::from_db)?;
+        let commands::SetProtectedAddress { person, protected } =
+            commands::SetProtectedAddress::decode(message, self.actors.identity_rules())?;
+        let patient_id =
+            proxy::set_protected_address(&self.db, &person, protected, self.clock.now())
+                .await
+                .map_err(status::from_db)?;
         self.actors.kept_proxies().changed(patient_id);
-        tracing::info!(%patient_id, protected = message.protected_address, "protected address set");
+        tracing::info!(%patient_id, protected, "protected address set");
         Ok(Response::new(pb::SetProtectedAddressResponse {}))
     }
 }
