@@ -132,7 +132,7 @@ impl FakeTwilio {
 }
 
 /// Quick retries and polls for tests.
-pub fn quick(pacing: &mut homecare_server::capabilities::notifications::Pacing) {
+pub fn quick(pacing: &mut homecare_server::config::Pacing) {
     pacing.retry_base_millis = 20;
     pacing.retry_cap_seconds = 1;
     pacing.idle_poll_millis = 50;

@@ -4,7 +4,9 @@
 //! [`service`] the thin gRPC adapter.
 
 pub mod cancellation;
+pub mod capability;
 pub mod care;
+pub mod config;
 pub mod domain;
 pub mod entity;
 pub mod events;
@@ -15,4 +17,5 @@ pub mod store;
 pub mod upcoming;
 pub mod visit_state;
 
+pub use capability::Appointments;
 pub use service::AppointmentApi;

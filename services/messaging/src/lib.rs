@@ -6,6 +6,8 @@
 //! ([`history`]), which the staff stream and the notifier read. Attachment bytes live in the
 //! blob store, never in the tables.
 
+pub mod capability;
+pub mod config;
 pub mod content;
 pub mod desk;
 pub mod entity;
@@ -16,4 +18,5 @@ pub mod participant;
 pub mod service;
 pub mod thread;
 
+pub use capability::Messaging;
 pub use service::{InboxFeed, MessagingApi};

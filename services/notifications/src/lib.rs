@@ -8,6 +8,8 @@
 //! hours, and a sink per channel ([`sink`]) sends them.
 
 pub mod callback;
+pub mod capability;
+pub mod config;
 pub mod entity;
 pub mod kind;
 pub mod plan;
@@ -18,4 +20,5 @@ pub mod settings;
 pub mod sink;
 pub mod templates;
 
+pub use capability::Notifications;
 pub use service::NotificationApi;

@@ -562,8 +562,9 @@ fn verification_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, String> {
 #[derive(Debug, Clone)]
 pub struct Authenticate(pub Arc<Verifier>);
 
-impl tonic::service::Interceptor for Authenticate {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+impl Authenticate {
+    /// Lets `request` through with its verified caller, or refuses it.
+    pub fn check(&self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         let authorization = request
             .metadata()
             .get("authorization")
@@ -571,6 +572,17 @@ impl tonic::service::Interceptor for Authenticate {
         let caller = self.0.verify(authorization)?;
         request.extensions_mut().insert(caller);
         Ok(request)
+    }
+
+    /// The gate before every capability's gRPC services.
+    pub fn into_gate(self) -> homecare_runtime::Gate {
+        homecare_runtime::Gate::new(move |request| self.check(request))
+    }
+}
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        self.check(request)
     }
 }
 

@@ -10,10 +10,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-pub use crate::capabilities::appointments::{CancellationConfig, EpjConfig};
-pub use crate::capabilities::messaging::MessagingConfig;
-pub use crate::capabilities::notifications::NotificationsConfig;
 pub use crate::capabilities::patients::TermsConfig;
+pub use homecare_appointments::config::{CancellationConfig, EpjConfig};
+pub use homecare_messaging::config::MessagingConfig;
+pub use homecare_notifications::config::{
+    EmailConfig, NotificationsConfig, Pacing, QuietHoursConfig, SmsConfig,
+};
 
 /// The whole configuration of the service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +222,15 @@ pub enum ConfigError {
     },
 }
 
+impl From<homecare_runtime::InvalidConfig> for ConfigError {
+    fn from(invalid: homecare_runtime::InvalidConfig) -> Self {
+        ConfigError::Invalid {
+            key: invalid.key,
+            reason: invalid.reason,
+        }
+    }
+}
+
 impl Config {
     /// Loads the layers, with `file` as the TOML layer (skipped when it does not exist).
     ///
@@ -264,7 +275,7 @@ impl Config {
         }
         self.cancellation.policy(self.time_zone()?)?;
         self.terms.policy()?;
-        self.epj.validate()
+        Ok(self.epj.validate()?)
     }
 
     /// The municipality's time zone.

@@ -5,7 +5,6 @@
 
 pub mod auth;
 pub mod capabilities;
-pub mod capability;
 pub mod config;
 pub mod database;
 pub mod dev_keys;
@@ -29,11 +28,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::auth::{Authenticate, Verifier};
-use crate::capability::{Context, Parts};
 use crate::config::Config;
 use crate::dev_keys::DevKey;
 
-pub use crate::capability::MAX_REQUEST_BYTES;
+pub use homecare_runtime::MAX_REQUEST_BYTES;
+use homecare_runtime::{Context, Parts};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -59,15 +58,10 @@ pub enum ServerError {
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
-    /// The EPJ client could not be built.
-    #[error("EPJ client: {0}")]
-    Epj(reqwest::Error),
-    /// Notifications could not be set up (a template, a provider's settings).
-    #[error("notifications: {0}")]
-    Notifications(String),
-    /// Messaging could not be set up (its blob store).
-    #[error("messaging: {0}")]
-    Messaging(String),
+    /// A capability could not be built (its configuration, a client, a template, a blob
+    /// store).
+    #[error(transparent)]
+    Capability(#[from] homecare_runtime::BuildError),
     /// The metrics address could not be bound.
     #[error("metrics.listen_addr: {0}")]
     MetricsListener(std::io::Error),
@@ -169,6 +163,7 @@ pub async fn run(
     } else {
         Coherence::trusted()
     };
+    let sample_every = std::time::Duration::from_secs(config.metrics.sample_seconds.max(1));
     let context = Context {
         coherence: coherence.clone(),
         actors: Arc::new(
@@ -190,16 +185,16 @@ pub async fn run(
         clock,
         shutdown: stopping_tasks.clone(),
         http,
-        config,
+        time_zone: config.time_zone()?,
+        data_dir: config.data_dir.clone(),
+        sample_every,
     };
-    let mut parts = Parts::new(authenticate);
-    for capability in capability::all() {
+    let mut parts = Parts::new(authenticate.into_gate());
+    for capability in capabilities::all(&config) {
         let name = capability.name();
         capability.build(&context, &mut parts)?;
         tracing::debug!(capability = name, "built");
     }
-    let Context { config, .. } = context;
-    let sample_every = std::time::Duration::from_secs(config.metrics.sample_seconds.max(1));
     parts.task(
         "database pool metrics",
         metrics::sample_pool(db.clone(), sample_every, stopping_tasks.clone()),

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::cancellation::{CancellationPolicy, CutOff};
+use crate::domain::ServiceType;
 use chrono_tz::Tz;
-use homecare_appointments::cancellation::{CancellationPolicy, CutOff};
-use homecare_appointments::domain::ServiceType;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use homecare_runtime::InvalidConfig;
 
 /// How long before a visit a patient must cancel it. Each cut-off is `{ hours = N }` or
 /// `{ working_days = N }` (Norwegian working days in `time_zone`). A care unit's rule wins
@@ -74,9 +74,9 @@ impl EpjConfig {
 
 impl CancellationConfig {
     /// The cancellation rules, with service type names checked.
-    pub fn policy(&self, time_zone: Tz) -> Result<CancellationPolicy, ConfigError> {
+    pub fn policy(&self, time_zone: Tz) -> Result<CancellationPolicy, InvalidConfig> {
         let check = |key: &'static str, cut_off: &CutOff| match cut_off {
-            CutOff::WorkingDays(0) => Err(ConfigError::Invalid {
+            CutOff::WorkingDays(0) => Err(InvalidConfig {
                 key,
                 reason: "working_days must be at least 1 (use hours for the same day)".into(),
             }),
@@ -85,14 +85,13 @@ impl CancellationConfig {
         let mut policy =
             CancellationPolicy::uniform(check("cancellation.default", &self.default)?, time_zone);
         for (name, cut_off) in &self.service_types {
-            let service_type =
-                ServiceType::from_stored(name).map_err(|_| ConfigError::Invalid {
-                    key: "cancellation.service_types",
-                    reason: format!(
-                        "{name} is not one of home_nursing, practical_help, medication, \
+            let service_type = ServiceType::from_stored(name).map_err(|_| InvalidConfig {
+                key: "cancellation.service_types",
+                reason: format!(
+                    "{name} is not one of home_nursing, practical_help, medication, \
                          personal_care"
-                    ),
-                })?;
+                ),
+            })?;
             policy
                 .service_types
                 .insert(service_type, check("cancellation.service_types", cut_off)?);
@@ -108,15 +107,15 @@ impl CancellationConfig {
 
 impl EpjConfig {
     /// Checks what the types alone do not.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if self.timeout_seconds == 0 || self.max_attempts == 0 || self.batch_size == 0 {
-            return Err(ConfigError::Invalid {
+            return Err(InvalidConfig {
                 key: "epj",
                 reason: "timeout_seconds, max_attempts and batch_size must be at least 1".into(),
             });
         }
         if self.idle_poll_seconds == 0 {
-            return Err(ConfigError::Invalid {
+            return Err(InvalidConfig {
                 key: "epj.idle_poll_seconds",
                 reason: "must be at least 1".into(),
             });

@@ -5,13 +5,13 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::quiet::QuietHours;
 use chrono::NaiveTime;
 use chrono_tz::Tz;
-use homecare_notifications::quiet::QuietHours;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use homecare_runtime::InvalidConfig;
 
 /// Notices by SMS and e-mail.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -204,15 +204,15 @@ impl Default for NotificationsConfig {
     }
 }
 
-fn invalid(key: &'static str, reason: &str) -> ConfigError {
-    ConfigError::Invalid {
+fn invalid(key: &'static str, reason: &str) -> InvalidConfig {
+    InvalidConfig {
         key,
         reason: reason.to_owned(),
     }
 }
 
 impl QuietHoursConfig {
-    fn hours(&self, key: &'static str, zone: Tz) -> Result<Option<QuietHours>, ConfigError> {
+    fn hours(&self, key: &'static str, zone: Tz) -> Result<Option<QuietHours>, InvalidConfig> {
         let parse = |text: &str| {
             NaiveTime::parse_from_str(text, "%H:%M")
                 .map_err(|_| invalid(key, "start and end must be HH:MM"))
@@ -235,7 +235,7 @@ fn is_sender_name(name: &str) -> bool {
 
 impl NotificationsConfig {
     /// Checks what the types alone do not.
-    pub fn validate(&self, zone: Tz) -> Result<(), ConfigError> {
+    pub fn validate(&self, zone: Tz) -> Result<(), InvalidConfig> {
         self.timing(zone)?;
         if !self.portal_url.starts_with("https://") && !self.portal_url.starts_with("http://") {
             return Err(invalid(
@@ -278,8 +278,8 @@ impl NotificationsConfig {
     }
 
     /// When messages may go.
-    pub fn timing(&self, zone: Tz) -> Result<homecare_notifications::queue::Timing, ConfigError> {
-        Ok(homecare_notifications::queue::Timing {
+    pub fn timing(&self, zone: Tz) -> Result<crate::queue::Timing, InvalidConfig> {
+        Ok(crate::queue::Timing {
             merge_window: Duration::from_secs(self.merge_window_seconds),
             sms_quiet: match &self.sms_quiet_hours {
                 Some(hours) => hours.hours("notifications.sms_quiet_hours", zone)?,
@@ -293,7 +293,7 @@ impl NotificationsConfig {
     }
 
     /// The SMS client, if a provider is configured.
-    pub fn twilio(&self) -> Result<Option<homecare_sms::Twilio>, ConfigError> {
+    pub fn twilio(&self) -> Result<Option<homecare_sms::Twilio>, InvalidConfig> {
         let sms = &self.sms;
         if sms.base_url.is_empty() {
             return Ok(None);
@@ -327,7 +327,7 @@ impl NotificationsConfig {
         .map_err(|error| invalid("notifications.sms.account_sid", &error.to_string()))
     }
 
-    fn email_security(&self) -> Result<homecare_email::Security, ConfigError> {
+    fn email_security(&self) -> Result<homecare_email::Security, InvalidConfig> {
         match self.email.security.as_str() {
             "starttls" => Ok(homecare_email::Security::StartTls),
             "tls" => Ok(homecare_email::Security::Tls),
@@ -340,7 +340,7 @@ impl NotificationsConfig {
     }
 
     /// The SMTP sender, if a server is configured.
-    pub fn smtp(&self) -> Result<Option<homecare_email::Smtp>, ConfigError> {
+    pub fn smtp(&self) -> Result<Option<homecare_email::Smtp>, InvalidConfig> {
         let email = &self.email;
         if email.host.is_empty() {
             return Ok(None);

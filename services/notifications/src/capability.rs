@@ -1,40 +1,41 @@
-//! Notices by SMS and e-mail: durable consumers of the visits' and proxies' histories, one
-//! outbox worker per channel, the provider's status reports, and the gRPC service.
-
-mod config;
+//! The notifications capability: durable consumers of the visits', messages' and proxies'
+//! histories, one outbox worker per channel, the provider's status reports, and the gRPC
+//! service, with their configuration.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use homecare_core::event_log::run_consumer;
-use homecare_notifications::NotificationApi;
-use homecare_notifications::callback::StatusReports;
-use homecare_notifications::entity::delivery;
-use homecare_notifications::plan::{MessageNotifier, Notifier, ProxyNotifier, VisitNotifier};
-use homecare_notifications::sink::{Composer, EmailProvider, NoticeSink, SmsProvider};
-use homecare_notifications::templates::{Branding, Templates};
 use homecare_outbox::{Sink, Wakeup, Worker};
 use homecare_proto::notifications::v1::notification_service_server::NotificationServiceServer;
+use homecare_runtime::{BuildError, Capability, Context, MAX_REQUEST_BYTES, Parts};
 use secrecy::SecretString;
 
-pub use config::{EmailConfig, NotificationsConfig, Pacing, QuietHoursConfig, SmsConfig};
-
-use crate::ServerError;
-use crate::capability::{Capability, Context, MAX_REQUEST_BYTES, Parts};
+use crate::NotificationApi;
+use crate::callback::StatusReports;
+use crate::config::NotificationsConfig;
+use crate::entity::delivery;
+use crate::plan::{MessageNotifier, Notifier, ProxyNotifier, VisitNotifier};
+use crate::sink::{Composer, EmailProvider, NoticeSink, SmsProvider};
+use crate::templates::{Branding, Templates};
 
 /// Notices by SMS and e-mail.
-pub struct Notifications;
+pub struct Notifications(pub NotificationsConfig);
 
 impl Capability for Notifications {
     fn name(&self) -> &'static str {
         "notifications"
     }
 
-    fn build(self: Box<Self>, context: &Context, parts: &mut Parts) -> Result<(), ServerError> {
-        let config = &context.config.notifications;
-        let zone = context.config.time_zone()?;
-        let templates = Templates::load(config.templates_dir.as_deref())
-            .map_err(|error| ServerError::Notifications(error.to_string()))?;
+    fn build(self: Box<Self>, context: &Context, parts: &mut Parts) -> Result<(), BuildError> {
+        let config = &self.0;
+        let zone = context.time_zone;
+        let templates = Templates::load(config.templates_dir.as_deref()).map_err(|error| {
+            BuildError::Setup {
+                capability: "notifications",
+                reason: error.to_string(),
+            }
+        })?;
         let timing = config.timing(zone)?;
         let sms_wakeup = Wakeup::new("sms_outbox");
         let email_wakeup = Wakeup::new("email_outbox");
@@ -142,7 +143,7 @@ impl Capability for Notifications {
                 "notices",
                 context.db.clone(),
                 context.clock.clone(),
-                Duration::from_secs(context.config.metrics.sample_seconds.max(1)),
+                context.sample_every,
                 context.shutdown.clone(),
             ),
         );

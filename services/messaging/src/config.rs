@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use homecare_runtime::InvalidConfig;
 
 /// Secure messaging.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,15 +37,15 @@ impl Default for MessagingConfig {
 
 impl MessagingConfig {
     /// Checks what the types alone do not.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         homecare_core::identifier::parse_identifier(&self.general_inquiries_unit, 64).map_err(
-            |error| ConfigError::Invalid {
+            |error| InvalidConfig {
                 key: "messaging.general_inquiries_unit",
                 reason: error.to_string(),
             },
         )?;
         if self.blob_part_bytes < 64 * 1024 {
-            return Err(ConfigError::Invalid {
+            return Err(InvalidConfig {
                 key: "messaging.blob_part_bytes",
                 reason: "must be at least 65536".into(),
             });

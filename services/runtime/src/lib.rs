@@ -1,38 +1,63 @@
-//! What the server is made of: capabilities (patients, appointments; notifications and
-//! messaging next), each contributing its gRPC services, plain HTTP routes, background tasks
-//! and cross-process topics through one small interface. [`crate::run`] builds what every
-//! capability shares (database, clock, token verification, the patients' actors and access
-//! log), asks each capability for its parts, and serves them together.
+//! What the server is made of: capabilities (patients, appointments, messaging,
+//! notifications), each contributing its gRPC services, plain HTTP routes, background tasks
+//! and cross-process topics through one small interface, [`Capability`]. The server builds
+//! what every capability shares ([`Context`]: database, clock, shutdown, who may act for
+//! whom, the access log), asks each capability for its [`Parts`], and serves them together.
 //!
-//! Adding a capability is writing its [`Capability`] (in `crate::capabilities`, with its
-//! configuration section beside it), adding it to [`all`], and naming its section in
-//! `crate::config::Config`.
+//! A capability lives in its own crate beside its domain code, with its configuration
+//! section; the capability value carries that section. Adding one is writing it and naming
+//! it (and its section) in the server's list.
 
 use std::convert::Infallible;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use homecare_core::Clock;
+use homecare_core::coherent::Coherence;
 use homecare_core::shutdown::Shutdown;
 use homecare_core::topic::Topic;
 use homecare_patients::Actors;
 use homecare_patients::access_log::ReadLog;
 use sea_orm::DatabaseConnection;
 use tonic::server::NamedService;
+use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-
-use crate::ServerError;
-use crate::auth::Authenticate;
-use crate::config::Config;
 
 /// The largest request a service accepts unless it says otherwise (with tonic's
 /// `max_decoding_message_size` on its server). Every field is bounded far below this; a
 /// larger message is refused (OUT_OF_RANGE, as tonic answers it) before it is decoded.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
+/// A configuration value that cannot be used, named by its key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration key {key}: {reason}")]
+pub struct InvalidConfig {
+    /// The key, e.g. `epj.base_url`.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Why a capability could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Its configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] InvalidConfig),
+    /// Something it needs could not be set up (a client, a template, a blob store), or a
+    /// capability it builds on was not built before it.
+    #[error("{capability}: {reason}")]
+    Setup {
+        /// The capability's name.
+        capability: &'static str,
+        /// What failed.
+        reason: String,
+    },
+}
+
 /// What every capability is built from.
 pub struct Context {
-    /// The whole configuration; a capability reads its own section.
-    pub config: Config,
     /// The database, migrated.
     pub db: DatabaseConnection,
     /// The business clock.
@@ -47,7 +72,13 @@ pub struct Context {
     pub http: reqwest::Client,
     /// Whether answers kept in memory can be trusted to reflect every commit (see
     /// `homecare_core::coherent`).
-    pub coherence: homecare_core::coherent::Coherence,
+    pub coherence: Coherence,
+    /// The municipality's time zone, in which days are counted.
+    pub time_zone: chrono_tz::Tz,
+    /// Where local state lives (the embedded database, attachments by default).
+    pub data_dir: PathBuf,
+    /// How often table-backed metrics (outbox backlogs) are sampled.
+    pub sample_every: Duration,
 }
 
 /// One capability of the server.
@@ -56,22 +87,39 @@ pub trait Capability: Send {
     fn name(&self) -> &'static str;
 
     /// Builds its services, routes, tasks and topics into `parts`.
-    fn build(self: Box<Self>, context: &Context, parts: &mut Parts) -> Result<(), ServerError>;
+    fn build(self: Box<Self>, context: &Context, parts: &mut Parts) -> Result<(), BuildError>;
 }
 
-/// Every capability of this server, in the order they are built.
-pub fn all() -> Vec<Box<dyn Capability>> {
-    vec![
-        Box::new(crate::capabilities::Patients),
-        Box::new(crate::capabilities::Appointments),
-        Box::new(crate::capabilities::messaging::Messaging),
-        Box::new(crate::capabilities::notifications::Notifications),
-    ]
+/// What a gate does with a request: lets it through (with what it found out added), or
+/// refuses it.
+type Check = dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync;
+
+/// What stands before every gRPC service: the server's token verification, which puts the
+/// verified caller into the request.
+#[derive(Clone)]
+pub struct Gate(Arc<Check>);
+
+impl Gate {
+    /// A gate that lets through what `check` lets through.
+    pub fn new(
+        check: impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Self(Arc::new(check))
+    }
+}
+
+impl Interceptor for Gate {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        (self.0)(request)
+    }
 }
 
 /// What the capabilities contribute.
 pub struct Parts {
-    authenticate: Authenticate,
+    gate: Gate,
     grpc: tonic::service::RoutesBuilder,
     http: axum::Router,
     has_http: bool,
@@ -83,9 +131,10 @@ pub struct Parts {
 }
 
 impl Parts {
-    pub(crate) fn new(authenticate: Authenticate) -> Self {
+    /// Nothing yet; gRPC services will be served behind `gate`.
+    pub fn new(gate: Gate) -> Self {
         Self {
-            authenticate,
+            gate,
             grpc: tonic::service::RoutesBuilder::default(),
             http: axum::Router::new(),
             has_http: false,
@@ -127,7 +176,7 @@ impl Parts {
     {
         self.service_names.push(S::NAME);
         self.grpc
-            .add_service(InterceptedService::new(service, self.authenticate.clone()));
+            .add_service(InterceptedService::new(service, self.gate.clone()));
         self
     }
 
@@ -176,7 +225,7 @@ impl Parts {
     }
 
     /// The gRPC services and HTTP routes as one router, and the tasks.
-    pub(crate) fn into_routes(
+    pub fn into_routes(
         self,
     ) -> (
         tonic::service::Routes,
@@ -191,55 +240,7 @@ impl Parts {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::Verifier;
-    use crate::dev_keys::DevKey;
-
-    /// A provider's callback (plain HTTP/1.1, no token) and a gRPC service (behind token
-    /// verification) answer on the same port.
-    #[tokio::test]
-    async fn plain_http_routes_answer_beside_grpc_outside_token_verification() {
-        let key = DevKey::generate().unwrap();
-        let verifier = Verifier::new(&Config::default().auth, Some(&key)).unwrap();
-        let mut parts = Parts::new(Authenticate(Arc::new(verifier)));
-        let (_health, health_service) = tonic_health::server::health_reporter();
-        parts.grpc(health_service).http(axum::Router::new().route(
-            "/callbacks/test",
-            axum::routing::post(|body: String| async move { format!("took {body}") }),
-        ));
-        assert!(parts.has_http());
-        assert_eq!(parts.service_names(), ["grpc.health.v1.Health"]);
-        let (routes, _tasks) = parts.into_routes();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .accept_http1(true)
-                .add_routes(routes)
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-        );
-
-        let answer = reqwest::Client::new()
-            .post(format!("http://{address}/callbacks/test"))
-            .body("a status")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.version(), reqwest::Version::HTTP_11);
-        assert_eq!(answer.status(), reqwest::StatusCode::OK);
-        assert_eq!(answer.text().await.unwrap(), "took a status");
-
-        let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let refused = tonic_health::pb::health_client::HealthClient::new(channel)
-            .check(tonic_health::pb::HealthCheckRequest::default())
-            .await
-            .unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-    }
-}
+/// How often the followers that keep caches coherent read their log unwoken: a fallback for
+/// a change whose cross-process signal was lost (the LISTEN connection's loss is noticed and
+/// faults the caches; a NOTIFY lost otherwise is not).
+pub const FOLLOW_POLL: Duration = Duration::from_secs(1);
