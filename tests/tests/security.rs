@@ -16,6 +16,7 @@ on_every_backend!(
     a_staff_token_without_a_claim_we_rely_on_is_refused_and_changes_nothing,
     tokens_issued_or_valid_only_in_the_future_are_refused,
     a_staff_name_claim_with_direction_controls_is_refused,
+    a_staff_care_unit_claim_that_is_not_a_unit_id_is_refused,
     staff_cannot_tell_a_patient_of_another_unit_from_one_that_does_not_exist,
     text_others_read_refuses_invisible_characters_and_is_stored_composed,
 );
@@ -212,6 +213,41 @@ async fn a_staff_name_claim_with_direction_controls_is_refused(backend: Backend)
         .expect_err("refused");
     assert_refused(&status, "INVALID_NAME_CLAIM");
     assert_eq!(server.count_rows("appointments").await, 0);
+    server.stop().await;
+}
+
+async fn a_staff_care_unit_claim_that_is_not_a_unit_id_is_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    for bad in [
+        json!(["unit-a", "unit a"]),
+        json!(["unit-\u{202E}a"]),
+        json!([""]),
+    ] {
+        let claims = with(epj_claims(&server), "care_units", bad);
+        let status = server
+            .appointments()
+            .upsert_appointment(authorized(
+                &signed(&server, &claims),
+                visit("v-unit", ASTRID, "unit-a", 72),
+            ))
+            .await
+            .expect_err("refused");
+        assert_refused(&status, "INVALID_CARE_UNIT_CLAIM");
+    }
+    assert_eq!(server.count_rows("appointments").await, 0);
+    let claims = with(
+        epj_claims(&server),
+        "care_units",
+        json!(["unit-a", "sone-3.b_2"]),
+    );
+    server
+        .appointments()
+        .upsert_appointment(authorized(
+            &signed(&server, &claims),
+            visit("v-unit", ASTRID, "unit-a", 72),
+        ))
+        .await
+        .expect("unit ids as they are written");
     server.stop().await;
 }
 

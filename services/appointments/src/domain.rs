@@ -163,18 +163,16 @@ impl VisitWindow {
     }
 }
 
-pub use homecare_core::identifier::{IdentifierError, parse_identifier};
+pub use homecare_core::identifier::{CareUnitId, IdentifierError, parse_identifier};
 
 /// The longest EPJ id: a FHIR resource id is at most 64 characters.
 pub const MAX_EPJ_ID_LEN: usize = 64;
-/// The longest care unit id.
-pub const MAX_CARE_UNIT_ID_LEN: usize = 64;
 
 /// The plan of a visit as the EPJ sends it; comparing two plans tells whether it changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisitPlan {
     /// The care unit that carries out the visit.
-    pub care_unit_id: String,
+    pub care_unit_id: CareUnitId,
     /// When staff come.
     pub window: VisitWindow,
     /// What help is given.
@@ -211,10 +209,8 @@ impl UpsertCommand {
             "patient_national_id",
             identity_rules.parse(&request.patient_national_id),
         );
-        let care_unit_id = violations.check(
-            "care_unit_id",
-            parse_identifier(&request.care_unit_id, MAX_CARE_UNIT_ID_LEN),
-        );
+        let care_unit_id =
+            violations.check("care_unit_id", CareUnitId::parse(&request.care_unit_id));
         let start = violations.check(
             "window_start",
             timestamp::required(request.window_start.as_ref()),

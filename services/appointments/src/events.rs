@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use homecare_core::db::with_literal_limit;
 pub use homecare_core::event_log::Position;
 use homecare_core::event_log::{self, Log, LogEvent};
+use homecare_core::identifier::CareUnitId;
 use homecare_patients::Actor;
 use homecare_patients::actor::Via;
 use sea_orm::{
@@ -174,16 +175,19 @@ impl Log for Entity {
     }
 }
 
-fn of_units(care_units: &[String]) -> Condition {
+fn of_units(care_units: &[CareUnitId]) -> Condition {
     Condition::all().add(Column::CareUnitId.is_in(care_units.iter().cloned()))
 }
 
 /// Where the stream of `care_units` stands now: a reader starting here sees only later
 /// changes. One index lookup per unit.
-pub async fn tail<C: ConnectionTrait>(db: &C, care_units: &[String]) -> Result<Position, DbErr> {
+pub async fn tail<C: ConnectionTrait>(
+    db: &C,
+    care_units: &[CareUnitId],
+) -> Result<Position, DbErr> {
     let mut tail = Position::default();
     for unit in care_units {
-        let of_unit = Condition::all().add(Column::CareUnitId.eq(unit));
+        let of_unit = Condition::all().add(Column::CareUnitId.eq(unit.as_str()));
         tail = tail.max(event_log::last_settled::<Entity, _>(db, Some(of_unit)).await?);
     }
     Ok(tail)
@@ -193,7 +197,7 @@ pub async fn tail<C: ConnectionTrait>(db: &C, care_units: &[String]) -> Result<P
 /// [`event_log::held_back`]).
 pub async fn held_back<C: ConnectionTrait>(
     db: &C,
-    care_units: &[String],
+    care_units: &[CareUnitId],
     position: Position,
 ) -> Result<bool, DbErr> {
     event_log::held_back::<Entity, _>(db, of_units(care_units), position).await
@@ -202,7 +206,7 @@ pub async fn held_back<C: ConnectionTrait>(
 /// Up to `limit` events of `care_units` after `position`, in stream order.
 pub async fn read_after<C: ConnectionTrait>(
     db: &C,
-    care_units: &[String],
+    care_units: &[CareUnitId],
     position: Position,
     limit: u64,
 ) -> Result<Vec<entity::Model>, DbErr> {

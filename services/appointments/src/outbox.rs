@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use homecare_core::Clock;
 use homecare_core::db::begin_write;
+use homecare_core::identifier::CareUnitId;
 use homecare_core::paging::Cursor;
 use homecare_epj::{Cancellation, Epj, EpjError, RequestedBy};
 use homecare_outbox::{Attempt, OutboxRow, RowState, Sink, store as outbox_store};
@@ -285,7 +286,7 @@ async fn fail_cancellation<C: ConnectionTrait>(
 /// One page of failed deliveries of `care_units`, oldest first.
 pub async fn list_failed<C: ConnectionTrait>(
     db: &C,
-    care_units: &[String],
+    care_units: &[CareUnitId],
     cursor: Option<Cursor>,
     page_size: u64,
 ) -> Result<(Vec<entity::Model>, Option<Cursor>), DbErr> {

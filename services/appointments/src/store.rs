@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use homecare_core::db::{begin_write, first_row, with_literal_limit};
+use homecare_core::identifier::CareUnitId;
 use homecare_core::paging::Cursor;
 use homecare_patients::access_log::{self, Action};
 use homecare_patients::{Actor, store as patients};
@@ -118,7 +119,7 @@ async fn insert<C: ConnectionTrait>(
         id: homecare_core::ids::new_id(now),
         epj_id: command.epj_id.clone(),
         patient_id,
-        care_unit_id: plan.care_unit_id.clone(),
+        care_unit_id: plan.care_unit_id.as_str().to_owned(),
         window_start: plan.window.start(),
         window_end: plan.window.end(),
         service_type: plan.service_type.as_stored().to_owned(),
@@ -173,7 +174,7 @@ async fn update<C: ConnectionTrait>(
         }));
     }
     let mut updated = entity::Model {
-        care_unit_id: plan.care_unit_id.clone(),
+        care_unit_id: plan.care_unit_id.as_str().to_owned(),
         window_start: plan.window.start(),
         window_end: plan.window.end(),
         service_type: plan.service_type.as_stored().to_owned(),
@@ -420,7 +421,7 @@ pub async fn find_many<C: ConnectionTrait>(
 fn plan_of(model: &entity::Model) -> Result<VisitPlan, DbErr> {
     let corrupt = |error: &dyn std::fmt::Display| DbErr::Custom(error.to_string());
     Ok(VisitPlan {
-        care_unit_id: model.care_unit_id.clone(),
+        care_unit_id: CareUnitId::stored(model.care_unit_id.clone()),
         window: VisitWindow::new(model.window_start, model.window_end).map_err(|e| corrupt(&e))?,
         service_type: ServiceType::from_stored(&model.service_type).map_err(|e| corrupt(&e))?,
         status: AppointmentStatus::from_stored(&model.status).map_err(|e| corrupt(&e))?,
@@ -448,7 +449,7 @@ pub struct PatientQuery {
     /// Visits whose window starts before this, if bounded.
     pub starts_before: Option<DateTime<Utc>>,
     /// Only visits of these care units (staff see their units' visits only); `None` for all.
-    pub care_units: Option<Vec<String>>,
+    pub care_units: Option<Vec<CareUnitId>>,
 }
 
 /// One page of a patient's visits.
@@ -473,7 +474,7 @@ pub async fn list_for_patient<C: ConnectionTrait>(
 /// One page of the visits of `care_units` whose window starts in [`from`, `until`).
 pub async fn list_for_care_units<C: ConnectionTrait>(
     db: &C,
-    care_units: &[String],
+    care_units: &[CareUnitId],
     from: DateTime<Utc>,
     until: DateTime<Utc>,
     cursor: Option<Cursor>,

@@ -32,7 +32,7 @@ pub struct StaffCaller {
     /// Roles granted by the identity provider.
     pub roles: Vec<String>,
     /// The care units the staff member works in.
-    pub care_units: Vec<String>,
+    pub care_units: Vec<crate::identifier::CareUnitId>,
 }
 
 impl StaffCaller {

@@ -58,6 +58,55 @@ impl RequestId {
     }
 }
 
+/// A care unit's id, as the EPJ and the staff identity provider name units (`nord`,
+/// `sone-3`): an identifier of at most [`CareUnitId::MAX_LEN`] characters, checked where it
+/// comes in (a request, a staff token's claim, a visit from the EPJ).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CareUnitId(String);
+
+impl CareUnitId {
+    /// The longest care unit id accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks a care unit id as sent.
+    pub fn parse(text: &str) -> Result<CareUnitId, IdentifierError> {
+        parse_identifier(text, Self::MAX_LEN).map(CareUnitId)
+    }
+
+    /// A care unit id read back from storage, where only checked ids are written.
+    pub fn stored(text: String) -> CareUnitId {
+        CareUnitId(text)
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id, for storage.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for CareUnitId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for CareUnitId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl From<CareUnitId> for sea_orm::Value {
+    fn from(unit: CareUnitId) -> Self {
+        unit.0.into()
+    }
+}
+
 /// Why an id this service gave out (a patient's, a visit's, a proxy's) is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {

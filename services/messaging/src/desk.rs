@@ -4,6 +4,7 @@
 //! Callers have resolved who acts ([`Participant`]) and checked the request's fields; this
 //! module decides, from the stored state, whether the step is possible, and persists it.
 
+use homecare_core::identifier::CareUnitId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -42,7 +43,7 @@ pub struct NewThread {
     /// The patient it is about.
     pub patient_id: Uuid,
     /// The unit it goes to; `None` for general inquiries.
-    pub care_unit: Option<String>,
+    pub care_unit: Option<CareUnitId>,
     /// Its subject.
     pub subject: String,
     /// The first message's text, as sent.
@@ -230,7 +231,10 @@ impl Desk {
         let mut parts = vec![
             "create".to_owned(),
             new.patient_id.to_string(),
-            new.care_unit.clone().unwrap_or_default(),
+            new.care_unit
+                .as_ref()
+                .map(CareUnitId::to_string)
+                .unwrap_or_default(),
             new.subject.clone(),
             new.text.clone(),
             new.sensitive.to_string(),
@@ -254,7 +258,7 @@ impl Desk {
                     let unit = new
                         .care_unit
                         .clone()
-                        .unwrap_or_else(|| self.general_inquiries.clone());
+                        .map_or_else(|| self.general_inquiries.clone(), CareUnitId::into_string);
                     if !recipients.contains(&unit) {
                         let mut violations = FieldViolations::new();
                         violations.add(
@@ -497,7 +501,7 @@ impl Desk {
         by: &Participant,
         patient: Option<Uuid>,
         message_id: Uuid,
-        thread_fields: Option<(Option<String>, String, bool)>,
+        thread_fields: Option<(Option<CareUnitId>, String, bool)>,
         text: String,
         attachments: Vec<Uuid>,
     ) -> Result<Written, MessagingError> {
@@ -508,7 +512,8 @@ impl Desk {
         match (new_thread, thread_fields) {
             (true, Some((unit, subject, sensitive))) => {
                 if thread.appointment_id.is_none() {
-                    let unit = unit.unwrap_or_else(|| self.general_inquiries.clone());
+                    let unit = unit
+                        .map_or_else(|| self.general_inquiries.clone(), CareUnitId::into_string);
                     if !self.recipients(thread.patient_id).await?.contains(&unit) {
                         let mut violations = FieldViolations::new();
                         violations.add(
@@ -666,8 +671,9 @@ impl Desk {
         &self,
         by: &Participant,
         thread_id: Uuid,
-        unit: String,
+        unit: CareUnitId,
     ) -> Result<thread::Model, MessagingError> {
+        let unit = unit.into_string();
         let now = self.now();
         let txn = homecare_core::db::begin_write(&self.db).await?;
         let mut thread = lock_thread(&*txn, thread_id).await?;

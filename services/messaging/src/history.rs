@@ -4,6 +4,7 @@
 //! order.
 
 use chrono::{DateTime, Utc};
+use homecare_core::identifier::CareUnitId;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -57,7 +58,7 @@ pub async fn of_thread<C: ConnectionTrait>(
 
 /// The events a stream of `units` follows: those of threads in them, and those that moved a
 /// thread out of them.
-pub fn of_units(units: &[String]) -> Condition {
+pub fn of_units(units: &[CareUnitId]) -> Condition {
     Condition::any()
         .add(event::Column::CareUnitId.is_in(units.iter().cloned()))
         .add(event::Column::FromCareUnitId.is_in(units.iter().cloned()))

@@ -5,6 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use homecare_core::identifier::CareUnitId;
 use homecare_core::paging::{PagingError, QueryKey};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
@@ -82,7 +83,7 @@ impl InboxCursor {
 /// them (measured: 29 ms for a unit of 25,000 threads on PostgreSQL, against well under 1 ms).
 pub async fn page<C: ConnectionTrait>(
     db: &C,
-    units: &[String],
+    units: &[CareUnitId],
     cursor: Option<InboxCursor>,
     page_size: u64,
 ) -> Result<(Vec<thread::Model>, Option<InboxCursor>), DbErr> {

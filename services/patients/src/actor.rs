@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use homecare_core::caller::EPJ_INTEGRATION_ROLE;
+use homecare_core::identifier::CareUnitId;
 use homecare_core::{Caller, Clock, NationalIdentityNumber};
 use homecare_proto::common::v1 as common;
 use sea_orm::DatabaseConnection;
@@ -71,7 +72,7 @@ pub enum Via {
         /// Their name, when their token carries one.
         name: Option<String>,
         /// The care units they work in.
-        care_units: Vec<String>,
+        care_units: Vec<CareUnitId>,
     },
     /// A system account such as the EPJ integration.
     System {
@@ -168,7 +169,7 @@ impl Actor {
     }
 
     /// The care units whose data the actor may see, or `None` when not limited by unit.
-    pub fn visible_care_units(&self) -> Option<Vec<String>> {
+    pub fn visible_care_units(&self) -> Option<Vec<CareUnitId>> {
         match &self.via {
             Via::SelfService | Via::Proxy { .. } | Via::System { .. } => None,
             Via::Staff { care_units, .. } => Some(care_units.clone()),

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use homecare_core::NationalIdentityNumber;
 use homecare_core::event_log::{Consumer, consume};
+use homecare_core::identifier::CareUnitId;
 use homecare_migrations::{Migrator, MigratorTrait as _};
 use homecare_patients::actor::Via;
 use homecare_patients::entity::proxy_event;
@@ -48,7 +49,7 @@ fn staff() -> Actor {
         via: Via::Staff {
             subject: "nurse-1".into(),
             name: Some("Nina Nurse".into()),
-            care_units: vec!["unit-a".into()],
+            care_units: vec![CareUnitId::parse("unit-a").unwrap()],
         },
     }
 }

@@ -10,6 +10,7 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use homecare_core::identifier::CareUnitId;
 use homecare_core::status::unauthenticated;
 use homecare_core::text::parse_display_name;
 use homecare_core::{Caller, StaffCaller};
@@ -366,12 +367,26 @@ impl Verifier {
                     })?),
                     None => None,
                 };
+                // Units are matched against the visits' and threads' units, which are
+                // checked identifiers: a claim that is not one is refused, not ignored.
+                let care_units = claims
+                    .care_units
+                    .iter()
+                    .map(|unit| CareUnitId::parse(unit))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        unauthenticated(
+                            "INVALID_CARE_UNIT_CLAIM",
+                            "the token's care_units claim holds something that is not a care \
+                             unit id",
+                        )
+                    })?;
                 Ok((
                     Caller::Staff(StaffCaller {
                         subject,
                         name,
                         roles: claims.roles,
-                        care_units: claims.care_units,
+                        care_units,
                     }),
                     expires_at,
                 ))

@@ -14,7 +14,7 @@ use homecare_core::timestamp;
 use homecare_proto::appointments::v1 as pb;
 use uuid::Uuid;
 
-use crate::domain::{CancellationReason, IdentifierError, MAX_CARE_UNIT_ID_LEN, parse_identifier};
+use crate::domain::{CancellationReason, CareUnitId, IdentifierError};
 use crate::events::Position;
 
 /// One page of a patient's visits (ListAppointments).
@@ -106,7 +106,7 @@ impl TryFrom<&pb::ListAppointmentHistoryRequest> for ListAppointmentHistory {
 /// One page of a care unit's day (ListCareUnitAppointments).
 pub(super) struct ListCareUnitAppointments {
     pub(super) date: NaiveDate,
-    pub(super) requested_unit: Option<String>,
+    pub(super) requested_unit: Option<CareUnitId>,
     pub(super) page_size: u64,
     pub(super) cursor: Option<Cursor>,
     /// Bound to the effective date, so a token from yesterday's "today" is not used on
@@ -179,7 +179,7 @@ impl TryFrom<&pb::CancelAppointmentRequest> for CancelAppointment {
 
 /// A staff change stream, from its start or resumed (WatchCareUnitChanges).
 pub(super) struct WatchCareUnitChanges {
-    pub(super) requested_unit: Option<String>,
+    pub(super) requested_unit: Option<CareUnitId>,
     /// Where to resume; none: from now.
     pub(super) resume: Option<Position>,
 }
@@ -207,7 +207,7 @@ impl TryFrom<&pb::WatchCareUnitChangesRequest> for WatchCareUnitChanges {
 
 /// One page of cancellations the EPJ did not take (ListFailedEpjDeliveries).
 pub(super) struct ListFailedEpjDeliveries {
-    pub(super) requested_unit: Option<String>,
+    pub(super) requested_unit: Option<CareUnitId>,
     pub(super) page_size: u64,
     pub(super) cursor: Option<Cursor>,
     pub(super) query_key: QueryKey,
@@ -256,10 +256,10 @@ fn parse_uuid(text: &str) -> Result<Uuid, IdError> {
 }
 
 /// An optional care unit id from a request: empty means all of the caller's units.
-fn optional_unit(text: &str) -> Result<Option<String>, IdentifierError> {
+fn optional_unit(text: &str) -> Result<Option<CareUnitId>, IdentifierError> {
     if text.is_empty() {
         Ok(None)
     } else {
-        parse_identifier(text, MAX_CARE_UNIT_ID_LEN).map(Some)
+        CareUnitId::parse(text).map(Some)
     }
 }

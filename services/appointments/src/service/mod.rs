@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
+use homecare_core::identifier::CareUnitId;
 use homecare_core::paging::{Cursor, QueryKey};
 use homecare_core::shutdown::Shutdown;
 use homecare_core::status;
@@ -243,7 +244,7 @@ impl AppointmentApi {
 
 /// The care units a staff call covers: the one asked for, if the caller works there, or all
 /// of the caller's units.
-fn units_for(actor: &Actor, requested: Option<String>) -> Result<Vec<String>, Status> {
+fn units_for(actor: &Actor, requested: Option<CareUnitId>) -> Result<Vec<CareUnitId>, Status> {
     let Via::Staff { care_units, .. } = &actor.via else {
         unreachable!("only called for staff");
     };
@@ -253,7 +254,7 @@ fn units_for(actor: &Actor, requested: Option<String>) -> Result<Vec<String>, St
             "the caller works in no care unit",
         )),
         None => Ok(care_units.clone()),
-        Some(unit) if actor.may_see_care_unit(&unit) => Ok(vec![unit]),
+        Some(unit) if actor.may_see_care_unit(unit.as_str()) => Ok(vec![unit]),
         Some(_) => Err(status::permission_denied(
             "NOT_IN_CARE_UNIT",
             "the caller does not work in that care unit",

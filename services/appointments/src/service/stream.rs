@@ -12,6 +12,7 @@ use super::AppointmentApi;
 use super::convert::{event_to_proto, to_proto};
 use crate::events::{self, Position};
 use crate::{entity, store};
+use homecare_core::identifier::CareUnitId;
 use uuid::Uuid;
 
 /// How often a change stream looks for changes no wake-up told it of: those committed by
@@ -26,7 +27,7 @@ const STREAM_BATCH: u64 = 100;
 pub(super) struct ChangeWatcher {
     pub(super) api: AppointmentApi,
     pub(super) actor: Actor,
-    pub(super) units: Vec<String>,
+    pub(super) units: Vec<CareUnitId>,
     pub(super) sender: tokio::sync::mpsc::Sender<Result<pb::WatchCareUnitChangesResponse, Status>>,
 }
 

@@ -5,7 +5,7 @@
 //! thread.
 
 use homecare_core::all_checked;
-use homecare_core::identifier::{IdError, IdentifierError, RequestId, parse_identifier};
+use homecare_core::identifier::{CareUnitId, IdError, IdentifierError, RequestId};
 use homecare_core::paging::{self, Cursor, QueryKey};
 use homecare_core::status::FieldViolations;
 use homecare_proto::messaging::v1 as pb;
@@ -14,9 +14,6 @@ use uuid::Uuid;
 use crate::content::{check_text, parse_subject};
 use crate::desk::{NewThread, Sending};
 use crate::error::MessagingError;
-
-/// The longest care unit id.
-const MAX_CARE_UNIT_ID_LEN: usize = 64;
 
 /// An id this service gave out.
 pub(super) fn id(text: &str) -> Result<Uuid, IdError> {
@@ -36,11 +33,11 @@ fn optional_id(text: &str) -> Result<Option<Uuid>, IdError> {
     }
 }
 
-fn optional_unit(text: &str) -> Result<Option<String>, IdentifierError> {
+fn optional_unit(text: &str) -> Result<Option<CareUnitId>, IdentifierError> {
     if text.is_empty() {
         Ok(None)
     } else {
-        parse_identifier(text, MAX_CARE_UNIT_ID_LEN).map(Some)
+        CareUnitId::parse(text).map(Some)
     }
 }
 
@@ -75,7 +72,7 @@ pub(super) struct CreateThread {
 
 /// A new thread's fields, before the patient is known.
 pub(super) struct NewThreadFields {
-    care_unit: Option<String>,
+    care_unit: Option<CareUnitId>,
     subject: String,
     text: String,
     sensitive: bool,
@@ -163,7 +160,7 @@ impl TryFrom<&pb::ReplyToThreadRequest> for ReplyToThread {
 pub(super) struct UpdateDraft {
     pub(super) message_id: Uuid,
     /// Unit, subject and sensitivity, for the draft of a new thread.
-    pub(super) thread_fields: Option<(Option<String>, String, bool)>,
+    pub(super) thread_fields: Option<(Option<CareUnitId>, String, bool)>,
     pub(super) text: String,
     pub(super) attachments: Vec<Uuid>,
 }
@@ -237,7 +234,7 @@ impl TryFrom<&pb::DeleteDraftRequest> for DeleteDraft {
 
 /// Moving a thread to another unit (ReassignThread).
 pub(super) struct ReassignThread {
-    pub(super) care_unit: String,
+    pub(super) care_unit: CareUnitId,
 }
 
 impl TryFrom<&pb::ReassignThreadRequest> for ReassignThread {
@@ -247,7 +244,7 @@ impl TryFrom<&pb::ReassignThreadRequest> for ReassignThread {
         Ok(Self {
             care_unit: FieldViolations::single(
                 "care_unit_id",
-                parse_identifier(&request.care_unit_id, MAX_CARE_UNIT_ID_LEN),
+                CareUnitId::parse(&request.care_unit_id),
             )?,
         })
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use homecare_appointments::feed::ChangeFeed;
 use homecare_blob::BlobStore;
+use homecare_core::identifier::CareUnitId;
 use homecare_core::paging::{Cursor, QueryKey};
 use homecare_core::{Caller, status};
 use homecare_patients::access_log::{Action, ReadLog};
@@ -515,7 +516,8 @@ impl MessagingService for MessagingApi {
         let message = request.get_ref();
         let by = Self::staff(caller)?;
         let units = units_of(&by, &message.care_unit_id)?;
-        let key = QueryKey::named("inbox").with("units", units.join(","));
+        let names: Vec<&str> = units.iter().map(CareUnitId::as_str).collect();
+        let key = QueryKey::named("inbox").with("units", names.join(","));
         let page_size = homecare_core::paging::page_size(message.page_size)
             .map_err(|error| status::invalid_argument("page_size", &error.to_string()))?;
         let cursor = InboxCursor::decode(&message.page_token, &key)
@@ -599,14 +601,13 @@ impl MessagingApi {
 
 /// The units a staff request covers: the one it names (NOT_FOUND unless it is theirs), or
 /// all of theirs.
-fn units_of(by: &Participant, named: &str) -> Result<Vec<String>, MessagingError> {
+fn units_of(by: &Participant, named: &str) -> Result<Vec<CareUnitId>, MessagingError> {
     let mine = by.actor.visible_care_units().unwrap_or_default();
     if named.is_empty() {
         return Ok(mine);
     }
-    if mine.iter().any(|unit| unit == named) {
-        Ok(vec![named.to_owned()])
-    } else {
-        Err(MessagingError::CareUnitNotFound)
+    match mine.into_iter().find(|unit| unit == named) {
+        Some(unit) => Ok(vec![unit]),
+        None => Err(MessagingError::CareUnitNotFound),
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use homecare_core::event_log::{self, Position};
+use homecare_core::identifier::CareUnitId;
 use homecare_core::status;
 use homecare_core::topic::Broadcast;
 use homecare_proto::messaging::v1 as pb;
@@ -56,7 +57,7 @@ impl InboxFeed {
 pub(super) async fn watch(
     api: MessagingApi,
     by: Participant,
-    units: Vec<String>,
+    units: Vec<CareUnitId>,
     resume_token: &str,
 ) -> Result<ServerStream<pb::WatchInboxResponse>, Status> {
     let position = if resume_token.is_empty() {
@@ -83,7 +84,7 @@ pub(super) async fn watch(
 struct Watcher {
     api: MessagingApi,
     by: Participant,
-    units: Vec<String>,
+    units: Vec<CareUnitId>,
     sender: tokio::sync::mpsc::Sender<Result<pb::WatchInboxResponse, Status>>,
 }
 
