@@ -49,6 +49,21 @@ impl ProxyChecks {
     }
 }
 
+/// The fields GrantProxy and RegisterProxy share, which their messages name alike.
+macro_rules! proxy_request {
+    ($request:expr) => {
+        ProxyRequest {
+            holder_national_id: &$request.holder_national_id,
+            holder_name: &$request.holder_name,
+            patient_name: &$request.patient_name,
+            scopes: &$request.scopes,
+            valid_time: $request.valid_time.as_ref(),
+            end_time: $request.end_time.as_ref(),
+            request_id: &$request.request_id,
+        }
+    };
+}
+
 /// The fields GrantProxy and RegisterProxy share.
 struct ProxyRequest<'a> {
     holder_national_id: &'a str,
@@ -71,18 +86,7 @@ impl GrantProxy {
         checks: &ProxyChecks,
     ) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
-        let fields = checks.fields(
-            &mut violations,
-            ProxyRequest {
-                holder_national_id: &request.holder_national_id,
-                holder_name: &request.holder_name,
-                patient_name: &request.patient_name,
-                scopes: &request.scopes,
-                valid_time: request.valid_time.as_ref(),
-                end_time: request.end_time.as_ref(),
-                request_id: &request.request_id,
-            },
-        );
+        let fields = checks.fields(&mut violations, proxy_request!(request));
         let (fields,) = all_checked!(violations; fields)?;
         Ok(Self { fields })
     }
@@ -101,18 +105,7 @@ impl RegisterProxy {
         checks: &ProxyChecks,
     ) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
-        let fields = checks.fields(
-            &mut violations,
-            ProxyRequest {
-                holder_national_id: &request.holder_national_id,
-                holder_name: &request.holder_name,
-                patient_name: &request.patient_name,
-                scopes: &request.scopes,
-                valid_time: request.valid_time.as_ref(),
-                end_time: request.end_time.as_ref(),
-                request_id: &request.request_id,
-            },
-        );
+        let fields = checks.fields(&mut violations, proxy_request!(request));
         let basis = match pb::ProxyBasis::try_from(request.basis) {
             Ok(pb::ProxyBasis::PaperForm) => Some(Basis::PaperForm),
             Ok(pb::ProxyBasis::Guardianship) => Some(Basis::Guardianship),
