@@ -304,6 +304,21 @@ async fn other_patients_and_other_units_see_nothing(backend: Backend) {
     );
     assert!(server.inbox("unit-b").await.expect("inbox").is_empty());
     assert_eq!(server.inbox("unit-a").await.expect("inbox").len(), 1);
+    // A bad page size and a bad page token are named together.
+    let refused = server
+        .messaging()
+        .list_inbox(authorized(
+            &nurse(&server, "unit-a"),
+            pb::ListInboxRequest {
+                care_unit_id: "unit-a".into(),
+                page_size: -1,
+                page_token: "not-a-token".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&refused), ["page_size", "page_token"]);
     server.stop().await;
 }
 

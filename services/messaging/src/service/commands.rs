@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::content::{check_text, parse_subject};
 use crate::desk::{NewThread, Sending};
 use crate::error::MessagingError;
+use crate::inbox::InboxCursor;
 
 /// An id this service gave out.
 pub(super) fn id(text: &str) -> Result<Uuid, IdError> {
@@ -267,6 +268,36 @@ impl TryFrom<&pb::ListThreadsRequest> for ListThreads {
         let cursor = violations.check(
             "page_token",
             Cursor::decode(&request.page_token, &query_key),
+        );
+        let (page_size, cursor) = all_checked!(violations; size, cursor)?;
+        Ok(Self {
+            page_size,
+            cursor,
+            query_key,
+        })
+    }
+}
+
+/// One page of the staff inbox of `units` (ListInbox): the page token is bound to the units
+/// it covers, so it is checked once they are known.
+pub(super) struct ListInbox {
+    pub(super) page_size: u64,
+    pub(super) cursor: Option<InboxCursor>,
+    pub(super) query_key: QueryKey,
+}
+
+impl ListInbox {
+    pub(super) fn decode(
+        request: &pb::ListInboxRequest,
+        units: &[CareUnitId],
+    ) -> Result<Self, FieldViolations> {
+        let names: Vec<&str> = units.iter().map(CareUnitId::as_str).collect();
+        let query_key = QueryKey::named("inbox").with("units", names.join(","));
+        let mut violations = FieldViolations::new();
+        let size = violations.check("page_size", paging::page_size(request.page_size));
+        let cursor = violations.check(
+            "page_token",
+            InboxCursor::decode(&request.page_token, &query_key),
         );
         let (page_size, cursor) = all_checked!(violations; size, cursor)?;
         Ok(Self {

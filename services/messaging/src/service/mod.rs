@@ -12,7 +12,7 @@ use std::sync::Arc;
 use homecare_appointments::feed::ChangeFeed;
 use homecare_blob::BlobStore;
 use homecare_core::identifier::CareUnitId;
-use homecare_core::paging::{Cursor, QueryKey};
+use homecare_core::paging::Cursor;
 use homecare_core::{Caller, status};
 use homecare_patients::access_log::{Action, ReadLog};
 use homecare_patients::{Actor, Actors, Need, Scope};
@@ -28,7 +28,7 @@ use crate::desk::{DRAFT, Desk, SENT, Written, attachments_of, unread_counts};
 use crate::entity::{message, thread};
 use crate::error::MessagingError;
 use crate::history;
-use crate::inbox::{self, InboxCursor};
+use crate::inbox;
 use crate::participant::Participant;
 use crate::thread::ThreadStatus;
 use commands::parse_id;
@@ -516,12 +516,11 @@ impl MessagingService for MessagingApi {
         let message = request.get_ref();
         let by = Self::staff(caller)?;
         let units = units_of(&by, &message.care_unit_id)?;
-        let names: Vec<&str> = units.iter().map(CareUnitId::as_str).collect();
-        let key = QueryKey::named("inbox").with("units", names.join(","));
-        let page_size = homecare_core::paging::page_size(message.page_size)
-            .map_err(|error| status::invalid_argument("page_size", &error.to_string()))?;
-        let cursor = InboxCursor::decode(&message.page_token, &key)
-            .map_err(|error| status::invalid_argument("page_token", &error.to_string()))?;
+        let commands::ListInbox {
+            page_size,
+            cursor,
+            query_key: key,
+        } = commands::ListInbox::decode(message, &units)?;
         let (rows, next) = inbox::page(self.desk.db(), &units, cursor, page_size)
             .await
             .map_err(status::from_db)?;
