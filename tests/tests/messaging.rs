@@ -950,6 +950,7 @@ async fn staff_follow_their_units_in_a_resumable_stream(backend: Backend) {
     let first = next(&mut stream).await;
     let event = first.event.unwrap();
     assert_eq!(event.r#type(), pb::InboxEventType::ThreadStarted);
+    assert_eq!(event.actor(), ActorKind::Patient);
     assert_eq!(event.subject, "Åpent emne");
     let second = next(&mut stream).await;
     assert_eq!(second.event.as_ref().unwrap().subject, "", "sensitive");
@@ -968,6 +969,7 @@ async fn staff_follow_their_units_in_a_resumable_stream(backend: Backend) {
         .unwrap();
     let moved = next(&mut stream).await.event.unwrap();
     assert_eq!(moved.r#type(), pb::InboxEventType::Reassigned);
+    assert_eq!(moved.actor(), ActorKind::Staff);
     assert_eq!(moved.from_care_unit_id, "unit-a");
     assert_eq!(moved.care_unit_id, "unit-b");
 
