@@ -73,6 +73,16 @@ impl CareUnitId {
         parse_identifier(text, Self::MAX_LEN).map(CareUnitId)
     }
 
+    /// An optional care unit id as sent: empty is none (in a staff request, all of the
+    /// caller's units).
+    pub fn parse_optional(text: &str) -> Result<Option<CareUnitId>, IdentifierError> {
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            Self::parse(text).map(Some)
+        }
+    }
+
     /// A care unit id read back from storage, where only checked ids are written.
     pub fn stored(text: String) -> CareUnitId {
         CareUnitId(text)

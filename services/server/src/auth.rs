@@ -573,7 +573,7 @@ fn verification_keys(set: &JwkSet) -> Result<Vec<VerificationKey>, String> {
         .collect()
 }
 
-/// The tonic interceptor that authenticates each call of a wrapped service.
+/// Authenticates each call of the capabilities' services (as their [`homecare_runtime::Gate`]).
 #[derive(Debug, Clone)]
 pub struct Authenticate(pub Arc<Verifier>);
 
@@ -592,12 +592,6 @@ impl Authenticate {
     /// The gate before every capability's gRPC services.
     pub fn into_gate(self) -> homecare_runtime::Gate {
         homecare_runtime::Gate::new(move |request| self.check(request))
-    }
-}
-
-impl tonic::service::Interceptor for Authenticate {
-    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        self.check(request)
     }
 }
 

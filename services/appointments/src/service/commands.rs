@@ -14,7 +14,7 @@ use homecare_core::timestamp;
 use homecare_proto::appointments::v1 as pb;
 use uuid::Uuid;
 
-use crate::domain::{CancellationReason, CareUnitId, IdentifierError};
+use crate::domain::{CancellationReason, CareUnitId};
 use crate::events::Position;
 
 /// One page of a patient's visits (ListAppointments).
@@ -130,7 +130,10 @@ impl ListCareUnitAppointments {
                     .map_err(|_| "must be a date as YYYY-MM-DD"),
             )
         };
-        let requested_unit = violations.check("care_unit_id", optional_unit(&request.care_unit_id));
+        let requested_unit = violations.check(
+            "care_unit_id",
+            CareUnitId::parse_optional(&request.care_unit_id),
+        );
         let page_size = violations.check("page_size", paging::page_size(request.page_size));
         let query_key = QueryKey::default()
             .with("unit", &request.care_unit_id)
@@ -189,7 +192,10 @@ impl TryFrom<&pb::WatchCareUnitChangesRequest> for WatchCareUnitChanges {
 
     fn try_from(request: &pb::WatchCareUnitChangesRequest) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
-        let requested_unit = violations.check("care_unit_id", optional_unit(&request.care_unit_id));
+        let requested_unit = violations.check(
+            "care_unit_id",
+            CareUnitId::parse_optional(&request.care_unit_id),
+        );
         let resume = if request.resume_token.is_empty() {
             Some(None)
         } else {
@@ -218,7 +224,10 @@ impl TryFrom<&pb::ListFailedEpjDeliveriesRequest> for ListFailedEpjDeliveries {
 
     fn try_from(request: &pb::ListFailedEpjDeliveriesRequest) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
-        let requested_unit = violations.check("care_unit_id", optional_unit(&request.care_unit_id));
+        let requested_unit = violations.check(
+            "care_unit_id",
+            CareUnitId::parse_optional(&request.care_unit_id),
+        );
         let page_size = violations.check("page_size", paging::page_size(request.page_size));
         let query_key = QueryKey::named("failed-deliveries").with("unit", &request.care_unit_id);
         let cursor = violations.check(
@@ -253,13 +262,4 @@ impl TryFrom<&pb::RetryEpjDeliveryRequest> for RetryEpjDelivery {
 
 fn parse_uuid(text: &str) -> Result<Uuid, IdError> {
     homecare_core::identifier::parse_id(text, "id")
-}
-
-/// An optional care unit id from a request: empty means all of the caller's units.
-fn optional_unit(text: &str) -> Result<Option<CareUnitId>, IdentifierError> {
-    if text.is_empty() {
-        Ok(None)
-    } else {
-        CareUnitId::parse(text).map(Some)
-    }
 }

@@ -5,7 +5,7 @@
 //! thread.
 
 use homecare_core::all_checked;
-use homecare_core::identifier::{CareUnitId, IdError, IdentifierError, RequestId};
+use homecare_core::identifier::{CareUnitId, IdError, RequestId};
 use homecare_core::paging::{self, Cursor, QueryKey};
 use homecare_core::status::FieldViolations;
 use homecare_proto::messaging::v1 as pb;
@@ -31,14 +31,6 @@ fn optional_id(text: &str) -> Result<Option<Uuid>, IdError> {
         Ok(None)
     } else {
         id(text).map(Some)
-    }
-}
-
-fn optional_unit(text: &str) -> Result<Option<CareUnitId>, IdentifierError> {
-    if text.is_empty() {
-        Ok(None)
-    } else {
-        CareUnitId::parse(text).map(Some)
     }
 }
 
@@ -102,7 +94,10 @@ impl TryFrom<&pb::CreateThreadRequest> for CreateThread {
 
     fn try_from(request: &pb::CreateThreadRequest) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
-        let care_unit = violations.check("care_unit_id", optional_unit(&request.care_unit_id));
+        let care_unit = violations.check(
+            "care_unit_id",
+            CareUnitId::parse_optional(&request.care_unit_id),
+        );
         let subject = violations.check("subject", parse_subject(&request.subject));
         let text = violations
             .check("text", check_text(&request.text))
@@ -175,7 +170,10 @@ impl TryFrom<&pb::UpdateDraftRequest> for UpdateDraft {
         let has_thread_fields =
             !request.subject.is_empty() || !request.care_unit_id.is_empty() || request.sensitive;
         let thread_fields = if has_thread_fields {
-            let unit = violations.check("care_unit_id", optional_unit(&request.care_unit_id));
+            let unit = violations.check(
+                "care_unit_id",
+                CareUnitId::parse_optional(&request.care_unit_id),
+            );
             let subject = violations.check("subject", parse_subject(&request.subject));
             unit.zip(subject)
                 .map(|(unit, subject)| Some((unit, subject, request.sensitive)))
