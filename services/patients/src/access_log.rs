@@ -10,7 +10,7 @@
 //! writing their 300 index entries in the reader's commit cost 300 scattered pages there.
 
 use chrono::{DateTime, Utc};
-use homecare_core::db::begin_write;
+use homecare_core::db::{begin_write, insert_in_chunks};
 use homecare_core::paging::Cursor;
 use homecare_core::status;
 use sea_orm::sea_query::{Condition, Expr};
@@ -82,7 +82,7 @@ pub async fn record_many<C: ConnectionTrait>(
     action: Action,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    insert(db, entries(actor, touched, action, now)).await
+    insert_in_chunks(db, entries(actor, touched, action, now)).await
 }
 
 /// The rows recording that `actor` did `action` to `touched`; none when the actor is the
@@ -116,31 +116,6 @@ fn entries(
             resource_id: Set(resource_id),
         })
         .collect()
-}
-
-/// The most rows per INSERT: nine parameters each, far below SQLite's and PostgreSQL's
-/// limits.
-const ROWS_PER_STATEMENT: usize = 512;
-
-/// Inserts `rows` in statements of 512, 256, ... or 1 rows: any number of rows is a few such
-/// statements, so each connection prepares (and keeps) at most ten distinct INSERTs rather
-/// than one per batch size it meets.
-async fn insert<C: ConnectionTrait>(
-    db: &C,
-    rows: Vec<access_log::ActiveModel>,
-) -> Result<(), DbErr> {
-    let mut rows = rows.into_iter();
-    let mut size = ROWS_PER_STATEMENT;
-    while rows.len() > 0 {
-        while size > rows.len() {
-            size /= 2;
-        }
-        let chunk: Vec<_> = rows.by_ref().take(size).collect();
-        Entity::insert_many(chunk)
-            .exec_without_returning(db)
-            .await?;
-    }
-    Ok(())
 }
 
 /// `touched` with one entry per patient, in first-seen order, keeping the record's id only
@@ -262,7 +237,7 @@ async fn write_batches(
         let rows: Vec<_> = batch.iter().map(|waiting| waiting.row.clone()).collect();
         let result = async {
             let txn = begin_write(&db).await?;
-            insert_journal(&*txn, rows).await?;
+            insert_in_chunks(&*txn, rows).await?;
             txn.commit().await
         }
         .await
@@ -271,26 +246,6 @@ async fn write_batches(
             let _ = waiting.stored.send(result.clone());
         }
     }
-}
-
-/// Inserts journal rows in statements of at most [`ROWS_PER_STATEMENT`], halving as for
-/// [`insert`].
-async fn insert_journal<C: ConnectionTrait>(
-    db: &C,
-    rows: Vec<access_log_journal::ActiveModel>,
-) -> Result<(), DbErr> {
-    let mut rows = rows.into_iter();
-    let mut size = ROWS_PER_STATEMENT;
-    while rows.len() > 0 {
-        while size > rows.len() {
-            size /= 2;
-        }
-        let chunk: Vec<_> = rows.by_ref().take(size).collect();
-        access_log_journal::Entity::insert_many(chunk)
-            .exec_without_returning(db)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Journal rows spread per transaction, at most.
@@ -459,7 +414,7 @@ async fn spread_row_by_row(db: &DatabaseConnection, waiting: Waiting) -> Result<
         .filter(Journal::Id.is_in(spread))
         .exec(&*txn)
         .await?;
-    insert(&*txn, rows).await?;
+    insert_in_chunks(&*txn, rows).await?;
     txn.commit().await?;
     Ok(left_behind)
 }
