@@ -118,10 +118,13 @@ impl EpjSink {
 impl Sink for EpjSink {
     type Entity = Entity;
     type Row = entity::Model;
+    type Batch = ();
 
     const NAME: &'static str = "epj";
 
-    async fn send(&self, row: &entity::Model) -> Attempt {
+    async fn prepare(&self, _rows: &[entity::Model]) {}
+
+    async fn send(&self, row: &entity::Model, (): &()) -> Attempt {
         let cancellation = Cancellation {
             epj_id: row.epj_id.clone(),
             reason: row.reason.clone(),

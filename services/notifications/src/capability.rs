@@ -110,7 +110,7 @@ impl Capability for Notifications {
             Some(twilio) => {
                 let sink = NoticeSink::new(
                     composer.clone(),
-                    SmsProvider(Arc::new(twilio)),
+                    SmsProvider::new(Arc::new(twilio), context.db.clone()),
                     timing.sms_quiet,
                 );
                 parts.task(

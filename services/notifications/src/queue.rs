@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use homecare_core::db::insert_in_chunks;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
 };
@@ -67,18 +68,6 @@ impl Timing {
             Channel::Email => self.email_quiet.as_ref(),
         }
     }
-}
-
-/// Reads the stored settings of `national_id`, if they made any.
-pub async fn settings_of<C: ConnectionTrait>(
-    db: &C,
-    national_id: &str,
-) -> Result<Option<Settings>, DbErr> {
-    settings::Entity::find_by_id(national_id.to_owned())
-        .one(db)
-        .await?
-        .map(|row| read_settings(&row))
-        .transpose()
 }
 
 /// A stored settings row as values.
@@ -179,9 +168,7 @@ pub async fn enqueue<C: ConnectionTrait>(
         });
     }
     if !notices.is_empty() {
-        notice::Entity::insert_many(notices)
-            .exec_without_returning(txn)
-            .await?;
+        insert_in_chunks(txn, notices).await?;
     }
     Ok(())
 }
@@ -298,8 +285,6 @@ async fn messages_for<'a, C: ConnectionTrait>(
             updated_at: Set(now),
         });
     }
-    delivery::Entity::insert_many(new_messages)
-        .exec_without_returning(txn)
-        .await?;
+    insert_in_chunks(txn, new_messages).await?;
     Ok(found)
 }

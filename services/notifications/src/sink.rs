@@ -1,13 +1,16 @@
 //! Sending messages: one outbox sink per channel over the shared `notice_deliveries` table.
 //!
 //! A message is composed when it is sent, from the notices it carries and the recipient's
-//! settings as they are then: a changed phone number is used, an opt-out is respected (its
-//! notices are marked skipped). Once the provider has taken an SMS its id is stored at once,
-//! so that a later attempt (after a crash before the outcome was recorded) does not send it
-//! again; the window for a repeat is only between the provider's answer and that write.
+//! settings as they are when its batch is claimed (read for the whole batch at once): a
+//! changed phone number is used, an opt-out is respected (its notices are marked skipped).
+//! Once the provider has taken an SMS its id is stored at once, so that a later attempt
+//! (after a crash before the outcome was recorded) does not send it again; the window for a
+//! repeat is only between the provider's answer and that write (the ids of concurrent sends
+//! are written together, see [`ProviderIds`]).
 //! Twilio's Messages API takes no idempotency key; an e-mail carries its message's id as
 //! `Message-ID`, by which mail clients drop a repeat.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -21,12 +24,14 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     QueryFilter, QueryOrder,
 };
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::entity::{delivery, notice};
+use crate::entity::{delivery, notice, settings};
 use crate::kind::{Channel, NoticeKind, NoticeStatus, SkipReason};
-use crate::queue::settings_of;
+use crate::queue::read_settings;
 use crate::quiet::QuietHours;
+use crate::settings::Settings;
 use crate::templates::{Branding, NoticeContext, Rendered, Templates};
 
 /// What both channels need to compose a message.
@@ -67,25 +72,67 @@ enum Nothing {
     Skipped,
 }
 
+/// What a batch of claimed messages needs to be composed, read in two queries for the
+/// whole batch: the notices each carries and their recipients' settings.
+pub struct Recipients {
+    /// Per message, its queued notices, oldest subject first.
+    notices: HashMap<Uuid, Vec<notice::Model>>,
+    /// Per recipient who made settings, those settings (or why they cannot be read).
+    settings: HashMap<String, Result<Settings, String>>,
+}
+
 impl Composer {
-    /// The message `row` carries on `channel`, or why there is none. Notices of a recipient
-    /// who has since opted out or removed the contact are marked skipped here.
+    /// Reads what `rows` need to be composed.
+    async fn recipients(&self, rows: &[delivery::Model]) -> Result<Recipients, DbErr> {
+        let mut notices: HashMap<Uuid, Vec<notice::Model>> = HashMap::new();
+        for notice in notice::Entity::find()
+            .filter(notice::Column::DeliveryId.is_in(rows.iter().map(|row| row.id)))
+            .filter(notice::Column::Status.eq(NoticeStatus::Queued.as_stored()))
+            .order_by_asc(notice::Column::SubjectTime)
+            .all(&self.db)
+            .await?
+        {
+            if let Some(delivery_id) = notice.delivery_id {
+                notices.entry(delivery_id).or_default().push(notice);
+            }
+        }
+        let settings = settings::Entity::find()
+            .filter(
+                settings::Column::NationalId
+                    .is_in(rows.iter().map(|row| row.recipient_national_id.as_str())),
+            )
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let read = read_settings(&row).map_err(|error| error.to_string());
+                (row.national_id, read)
+            })
+            .collect();
+        Ok(Recipients { notices, settings })
+    }
+}
+
+impl Composer {
+    /// The message `row` carries on `channel`, or why there is none, from what was read for
+    /// its batch. Notices of a recipient who has since opted out or removed the contact are
+    /// marked skipped here.
     async fn compose(
         &self,
         row: &delivery::Model,
         channel: Channel,
+        batch: &Recipients,
     ) -> Result<Result<Composed, Nothing>, DbErr> {
-        let notices = notice::Entity::find()
-            .filter(notice::Column::DeliveryId.eq(row.id))
-            .filter(notice::Column::Status.eq(NoticeStatus::Queued.as_stored()))
-            .order_by_asc(notice::Column::SubjectTime)
-            .all(&self.db)
-            .await?;
-        let Some(first) = notices.first() else {
+        let Some(notices) = batch.notices.get(&row.id).filter(|found| !found.is_empty()) else {
             return Ok(Err(Nothing::Skipped));
         };
-        let settings = settings_of(&self.db, &row.recipient_national_id).await?;
-        let skip = match &settings {
+        let first = &notices[0];
+        let settings = match batch.settings.get(&row.recipient_national_id) {
+            None => None,
+            Some(Ok(settings)) => Some(settings),
+            Some(Err(error)) => return Err(DbErr::Custom(error.clone())),
+        };
+        let skip = match settings {
             None => Some(SkipReason::NoContact),
             Some(settings) if !settings.channels.chosen().contains(&channel) => {
                 Some(SkipReason::OptedOut)
@@ -146,32 +193,96 @@ async fn mark_skipped(
     txn.commit().await
 }
 
-/// Stores what the provider said of a message at once, outside the outcome's transaction
-/// (through the writer gate on SQLite, like every write).
-async fn store_answer(
+/// Stores the provider's error code for a message it refused.
+async fn store_error_code(
     db: &DatabaseConnection,
     delivery_id: Uuid,
-    provider_id: Option<String>,
-    error_code: Option<&str>,
+    code: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
-    if let Some(provider_id) = provider_id {
-        delivery::Entity::update_many()
-            .col_expr(delivery::Column::ProviderId, Some(provider_id).into())
-            .filter(delivery::Column::Id.eq(delivery_id))
-            .exec(&*txn)
-            .await?;
-    }
-    if let Some(code) = error_code {
-        notice::Entity::update_many()
-            .col_expr(notice::Column::ErrorCode, Expr::value(code))
-            .col_expr(notice::Column::UpdatedAt, now.into())
-            .filter(notice::Column::DeliveryId.eq(delivery_id))
-            .exec(&*txn)
-            .await?;
-    }
+    notice::Entity::update_many()
+        .col_expr(notice::Column::ErrorCode, Expr::value(code))
+        .col_expr(notice::Column::UpdatedAt, now.into())
+        .filter(notice::Column::DeliveryId.eq(delivery_id))
+        .exec(&*txn)
+        .await?;
     txn.commit().await
+}
+
+/// A provider's id for a message, waiting to be stored.
+struct TakenMessage {
+    delivery_id: Uuid,
+    provider_id: String,
+    stored: oneshot::Sender<Result<(), String>>,
+}
+
+/// Stores the ids the provider gave the messages it took, at once (see the module
+/// documentation) but those of concurrent sends together, in one transaction: a busy worker
+/// pays one commit for many messages, not one each.
+#[derive(Clone)]
+pub struct ProviderIds {
+    queue: mpsc::Sender<TakenMessage>,
+}
+
+/// Messages whose ids wait to be stored, at most; beyond this, senders wait for room.
+const PROVIDER_IDS_QUEUE: usize = 1_024;
+
+/// Ids set per UPDATE, at most: three parameters each.
+const PROVIDER_IDS_PER_STATEMENT: usize = 256;
+
+impl ProviderIds {
+    /// Starts the writer on `db`; it stops when the last handle is dropped.
+    pub fn start(db: DatabaseConnection) -> Self {
+        let (queue, taken) = mpsc::channel(PROVIDER_IDS_QUEUE);
+        tokio::spawn(store_provider_ids(db, taken));
+        Self { queue }
+    }
+
+    /// Stores `provider_id` as the provider's id of message `delivery_id`, returning once it
+    /// is stored.
+    async fn store(&self, delivery_id: Uuid, provider_id: String) -> Result<(), String> {
+        let (stored, written) = oneshot::channel();
+        let taken = TakenMessage {
+            delivery_id,
+            provider_id,
+            stored,
+        };
+        let gone = || "the provider ids' writer has stopped".to_owned();
+        self.queue.send(taken).await.map_err(|_| gone())?;
+        written.await.map_err(|_| gone())?
+    }
+}
+
+async fn store_provider_ids(db: DatabaseConnection, mut taken: mpsc::Receiver<TakenMessage>) {
+    let mut batch = Vec::new();
+    while taken.recv_many(&mut batch, PROVIDER_IDS_QUEUE).await > 0 {
+        let result = async {
+            let txn = begin_write(&db).await?;
+            for chunk in batch.chunks(PROVIDER_IDS_PER_STATEMENT) {
+                let mut provider_id = sea_orm::sea_query::CaseStatement::new();
+                for message in chunk {
+                    provider_id = provider_id.case(
+                        delivery::Column::Id.eq(message.delivery_id),
+                        Expr::value(message.provider_id.clone()),
+                    );
+                }
+                delivery::Entity::update_many()
+                    .col_expr(delivery::Column::ProviderId, provider_id.into())
+                    .filter(
+                        delivery::Column::Id.is_in(chunk.iter().map(|message| message.delivery_id)),
+                    )
+                    .exec(&*txn)
+                    .await?;
+            }
+            txn.commit().await
+        }
+        .await
+        .map_err(|error: DbErr| error.to_string());
+        for message in batch.drain(..) {
+            let _ = message.stored.send(result.clone());
+        }
+    }
 }
 
 /// Sets the status of the notices of `deliveries` that are still `from` to `to`.
@@ -291,7 +402,13 @@ impl<P: Provider> Sink for NoticeSink<P> {
         value: P::CHANNEL.as_stored_const(),
     });
 
-    async fn send(&self, row: &delivery::Model) -> Attempt {
+    type Batch = Result<Recipients, DbErr>;
+
+    async fn prepare(&self, rows: &[delivery::Model]) -> Result<Recipients, DbErr> {
+        self.composer.recipients(rows).await
+    }
+
+    async fn send(&self, row: &delivery::Model, batch: &Result<Recipients, DbErr>) -> Attempt {
         if P::already_taken(row) {
             // An earlier attempt reached the provider; its outcome was not recorded.
             return Attempt::Delivered;
@@ -299,7 +416,11 @@ impl<P: Provider> Sink for NoticeSink<P> {
         if let Some(wait) = self.composer.quiet_now(self.quiet.as_ref()) {
             return wait;
         }
-        match self.composer.compose(row, P::CHANNEL).await {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => return temporary(error),
+        };
+        match self.composer.compose(row, P::CHANNEL, batch).await {
             Ok(Ok(composed)) => self.provider.deliver(&self.composer, row, composed).await,
             Ok(Err(Nothing::Skipped)) => Attempt::Delivered,
             Err(error) => temporary(&error),
@@ -326,7 +447,20 @@ impl<P: Provider> Sink for NoticeSink<P> {
 }
 
 /// SMS through an [`Sms`] provider.
-pub struct SmsProvider(pub Arc<dyn Sms>);
+pub struct SmsProvider {
+    sms: Arc<dyn Sms>,
+    ids: ProviderIds,
+}
+
+impl SmsProvider {
+    /// Sends through `sms`, storing its ids of the messages it took in `db`.
+    pub fn new(sms: Arc<dyn Sms>, db: DatabaseConnection) -> Self {
+        Self {
+            sms,
+            ids: ProviderIds::start(db),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl Provider for SmsProvider {
@@ -347,11 +481,9 @@ impl Provider for SmsProvider {
             to: composed.contact,
             body: composed.rendered.text,
         };
-        let now = composer.clock.now();
-        match self.0.send(&message).await {
+        match self.sms.send(&message).await {
             Ok(accepted) => {
-                let stored =
-                    store_answer(&composer.db, row.id, Some(accepted.provider_id), None, now).await;
+                let stored = self.ids.store(row.id, accepted.provider_id).await;
                 if let Err(error) = stored {
                     tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's id");
                 }
@@ -365,10 +497,11 @@ impl Provider for SmsProvider {
                 retry_after,
             },
             Err(SmsError::Refused { reason, code }) => {
-                if let Err(error) =
-                    store_answer(&composer.db, row.id, None, code.as_deref(), now).await
-                {
-                    tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's error code");
+                if let Some(code) = code {
+                    let now = composer.clock.now();
+                    if let Err(error) = store_error_code(&composer.db, row.id, &code, now).await {
+                        tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's error code");
+                    }
                 }
                 Attempt::Refused { reason }
             }

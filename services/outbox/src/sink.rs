@@ -50,8 +50,17 @@ pub trait Sink: Send + Sync + 'static {
     /// The sink's rows, when it shares its table with other sinks (one per channel).
     const PARTITION: Option<crate::store::Partition> = None;
 
-    /// Sends one row once. Called outside any transaction.
-    async fn send(&self, row: &Self::Row) -> Attempt;
+    /// What a batch of claimed rows needs for sending, read once for the batch rather than
+    /// once per row (their recipients, say): `()` when there is nothing.
+    type Batch: Send + Sync + 'static;
+
+    /// Reads what `rows`, just claimed, need for sending. Called outside any transaction;
+    /// a failure belongs in the batch, for [`Sink::send`] to report per row.
+    async fn prepare(&self, rows: &[Self::Row]) -> Self::Batch;
+
+    /// Sends one row once, with what [`Sink::prepare`] read for its batch. Called outside
+    /// any transaction.
+    async fn send(&self, row: &Self::Row, batch: &Self::Batch) -> Attempt;
 
     /// The receiver took `rows`: apply that to the domain. Returns how many domain records
     /// changed (for [`Sink::changed`]).

@@ -155,11 +155,13 @@ impl<S: Sink> Worker<S> {
             }
             // Attempts run to the end even when the server is stopping, so none is left
             // unrecorded; the lease covers a process that dies meanwhile.
+            let batch = Arc::new(self.sink.prepare(&rows).await);
             let mut attempts = JoinSet::new();
             for row in rows {
                 let worker = self.clone();
+                let batch = batch.clone();
                 attempts.spawn(async move {
-                    let outcome = worker.attempt(&row).await;
+                    let outcome = worker.attempt(&row, &batch).await;
                     (row, outcome)
                 });
             }
@@ -202,11 +204,11 @@ impl<S: Sink> Worker<S> {
     }
 
     /// One attempt at one row, and what follows from it.
-    async fn attempt(&self, row: &S::Row) -> Outcome {
+    async fn attempt(&self, row: &S::Row, batch: &S::Batch) -> Outcome {
         if let Some(rate) = &self.rate {
             rate.take().await;
         }
-        let attempt = self.sink.send(row).await;
+        let attempt = self.sink.send(row, batch).await;
         let outcome = self.outcome(row, attempt, self.clock.now());
         let kind = match &outcome {
             Outcome::Delivered => "delivered",

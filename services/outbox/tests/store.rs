@@ -63,9 +63,12 @@ struct PostOffice {
 impl Sink for PostOffice {
     type Entity = letters::Entity;
     type Row = letters::Model;
+    type Batch = ();
     const NAME: &'static str = "letters";
 
-    async fn send(&self, _row: &letters::Model) -> Attempt {
+    async fn prepare(&self, _rows: &[letters::Model]) {}
+
+    async fn send(&self, _row: &letters::Model, (): &()) -> Attempt {
         Attempt::Delivered
     }
 
