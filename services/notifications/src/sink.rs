@@ -111,9 +111,7 @@ impl Composer {
             .collect();
         Ok(Recipients { notices, settings })
     }
-}
 
-impl Composer {
     /// The message `row` carries on `channel`, or why there is none, from what was read for
     /// its batch. Notices of a recipient who has since opted out or removed the contact are
     /// marked skipped here.
