@@ -167,9 +167,7 @@ pub async fn enqueue<C: ConnectionTrait>(
             updated_at: Set(now),
         });
     }
-    if !notices.is_empty() {
-        insert_in_chunks(txn, notices).await?;
-    }
+    insert_in_chunks(txn, notices).await?;
     Ok(())
 }
 
