@@ -520,6 +520,13 @@ async fn quiet_hours_hold_sms_from_nine_to_eight_but_not_email(backend: Backend)
         ))
         .await;
     mail.wait_for(3, StdDuration::from_secs(10)).await;
+    // The mail reaches the server before its notice is marked sent: wait for that too, or the
+    // e-mail's notice would still count as queued below.
+    server
+        .until_notices(ASTRID, 3, |notice| {
+            notice.channel() == Channel::Email && sent(notice)
+        })
+        .await;
     server
         .until_notices(ASTRID, 2, |notice| notice.status() == Status::Queued)
         .await;
