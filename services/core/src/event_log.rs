@@ -285,11 +285,21 @@ pub fn run_consumer<H: Consumer>(
     // 300 ms (1,500/s). Few enough that a batch's transaction, which holds back the event
     // logs' readers while it holds an id, stays short.
     const BATCH: u64 = 500;
+    // A wake-up can come before its events are readable: they wait behind an older
+    // transaction still running (PostgreSQL). Then look again soon, not after `poll`.
+    const HELD_BACK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
     tokio::spawn(async move {
         loop {
-            let wait = match consume(&db, &*consumer, BATCH, clock.now()).await {
-                Ok(handled) if handled as u64 >= BATCH => continue,
-                Ok(_) => poll,
+            let next_wait = async {
+                if consume(&db, &*consumer, BATCH, clock.now()).await? as u64 >= BATCH {
+                    return Ok(None);
+                }
+                let held_back = consumer_held_back::<H>(&db).await?;
+                Ok::<_, DbErr>(Some(if held_back { HELD_BACK_RETRY } else { poll }))
+            };
+            let wait = match next_wait.await {
+                Ok(None) => continue,
+                Ok(Some(wait)) => wait,
                 Err(error) => {
                     tracing::warn!(consumer = H::NAME, %error, "an event consumer failed; trying again");
                     std::time::Duration::from_secs(1)
@@ -300,6 +310,25 @@ pub fn run_consumer<H: Consumer>(
             }
         }
     })
+}
+
+/// Whether events after `H`'s cursor are committed but held back behind an older transaction
+/// (see [`held_back`]); never on SQLite.
+async fn consumer_held_back<H: Consumer>(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(false);
+    }
+    let Some(cursor) = cursor::Entity::find_by_id(H::NAME.to_owned())
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let position = Position {
+        tx_order: cursor.tx_order,
+        seq: cursor.seq,
+    };
+    held_back::<H::Log, _>(db, Condition::all(), position).await
 }
 
 /// Waits until `woken` changes or `wait` passes (with no one left to wake it, only `wait`
