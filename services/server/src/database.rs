@@ -8,6 +8,13 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use crate::ServerError;
 use crate::config::Config;
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is handed out, so one
+/// that the server, a proxy or a firewall dropped meanwhile is replaced rather than failing
+/// its first statement. The pool's default pings on every checkout: one more round trip
+/// for every statement or transaction of the service, on a busy server as well. A file
+/// cannot hang up, so SQLite's connections are never pinged.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
+
 /// A connection pool to the configured database. Creates the data directory for the
 /// embedded SQLite default, and the SQLite file itself on first start.
 pub async fn connect(config: &Config) -> Result<DatabaseConnection, ServerError> {
@@ -20,6 +27,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, ServerError>
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
+        .test_before_acquire_if_idle_for(PING_WHEN_IDLE_FOR)
         // Write-ahead logging lets readers go on while one writer commits.
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite
