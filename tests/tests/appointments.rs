@@ -5,7 +5,7 @@ use homecare_proto::appointments::v1::{
     AppointmentStatus, GetAppointmentRequest, ListAppointmentsRequest,
     ListCareUnitAppointmentsRequest, ServiceType, UpsertAppointmentRequest,
 };
-use homecare_tests::people::{ASTRID, BJARNE, STRANGER};
+use homecare_tests::people::{ACCEPTED_TERMS, ASTRID, BJARNE, STRANGER};
 use homecare_tests::{
     Backend, TestServer, authorized, epj_ids, error_reason, on_every_backend, test_now,
     violated_fields, visit, visit_at,
@@ -22,6 +22,7 @@ on_every_backend!(
     staff_list_their_own_units_day_in_oslo_time,
     staff_reads_are_written_to_the_access_log,
     a_reads_entries_keep_its_place_in_the_log,
+    reads_of_many_patients_and_of_one_reach_each_patients_log_alike,
     bad_upsert_names_every_wrong_field_and_stores_nothing,
     only_the_epj_integration_may_upsert,
     epj_id_of_another_patient_is_refused,
@@ -561,6 +562,84 @@ async fn a_reads_entries_keep_its_place_in_the_log(backend: Backend) {
         assert_eq!(entries[patient], id, "the entry of patient {patient}");
     }
     assert_eq!(server.count_rows("access_log_journal").await, 0);
+    server.stop().await;
+}
+
+/// A read of a few patients stores their entries at once; a read of many, one journal row
+/// spread later. Each patient's own log shows both kinds the same way: who read, what,
+/// and the record when it was one.
+async fn reads_of_many_patients_and_of_one_reach_each_patients_log_alike(backend: Backend) {
+    use homecare_proto::patients::v1::ListAccessLogRequest;
+
+    let server = TestServer::start(backend).await;
+    let mut patients = Vec::new();
+    for (n, person) in ACCEPTED_TERMS.iter().enumerate() {
+        let visit = server
+            .upsert(visit(&format!("v-{n}"), person, "unit-a", 2))
+            .await
+            .appointment
+            .expect("appointment");
+        patients.push((*person, visit));
+    }
+    let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
+    let day = unit_day(
+        &server,
+        &nurse,
+        ListCareUnitAppointmentsRequest {
+            date: "2026-12-01".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("unit day");
+    assert_eq!(day.appointments.len(), patients.len());
+    let (_, astrids) = &patients[0];
+    server
+        .appointments()
+        .get_appointment(authorized(
+            &nurse,
+            GetAppointmentRequest {
+                patient_id: astrids.patient_id.clone(),
+                appointment_id: astrids.id.clone(),
+            },
+        ))
+        .await
+        .expect("one visit");
+
+    for (person, visit) in &patients {
+        let entries = server
+            .patients()
+            .list_access_log(authorized(
+                &server.citizen_token(person),
+                ListAccessLogRequest {
+                    patient_id: visit.patient_id.clone(),
+                    page_size: 50,
+                    page_token: String::new(),
+                },
+            ))
+            .await
+            .expect("own log")
+            .into_inner()
+            .entries;
+        let reads: Vec<(&str, &str)> = entries
+            .iter()
+            .filter(|entry| entry.action == "appointments.read")
+            .map(|entry| (entry.actor_name.as_str(), entry.resource_id.as_str()))
+            .collect();
+        if visit.id == astrids.id {
+            // Newest first: the one visit, named, then the unit's day.
+            assert_eq!(
+                reads,
+                [
+                    ("nurse-kari", astrids.id.as_str()),
+                    ("nurse-kari", visit.id.as_str())
+                ],
+                "{person}"
+            );
+        } else {
+            assert_eq!(reads, [("nurse-kari", visit.id.as_str())], "{person}");
+        }
+    }
     server.stop().await;
 }
 

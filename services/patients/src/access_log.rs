@@ -145,8 +145,85 @@ pub struct ReadLog {
 }
 
 struct Pending {
-    row: access_log_journal::ActiveModel,
+    read: Read,
     stored: oneshot::Sender<Result<(), String>>,
+}
+
+/// A read to store: who did what to which patients, when.
+struct Read {
+    /// Time-ordered; its entries' ids follow it (see [`entry_id`]).
+    id: Uuid,
+    occurred_at: DateTime<Utc>,
+    actor_kind: String,
+    actor_subject: String,
+    actor_name: Option<String>,
+    proxy_id: Option<Uuid>,
+    action: String,
+    /// One per patient (see [`per_patient`]).
+    touched: Vec<(Uuid, Option<String>)>,
+}
+
+/// Reads that touched at least this many patients are stored as one journal row, spread
+/// later; fewer as their entries at once. The journal saves a read of a unit's day 300
+/// scattered index pages in the reader's commit, but for a read of one patient (a proxy
+/// holder's list) it only adds work: a journal row written, deleted and written again as
+/// the entry, where the entry alone is one row.
+const JOURNAL_FROM: usize = 8;
+
+impl Read {
+    fn goes_through_journal(&self) -> bool {
+        self.touched.len() >= JOURNAL_FROM
+    }
+
+    /// Its entries, with the ids spreading its journal row would give them.
+    fn entries(&self) -> impl Iterator<Item = access_log::ActiveModel> + '_ {
+        self.touched
+            .iter()
+            .zip(0u64..)
+            .map(|((patient_id, resource_id), n)| access_log::ActiveModel {
+                id: Set(entry_id(self.id, n)),
+                patient_id: Set(*patient_id),
+                occurred_at: Set(self.occurred_at),
+                actor_kind: Set(self.actor_kind.clone()),
+                actor_subject: Set(self.actor_subject.clone()),
+                actor_name: Set(self.actor_name.clone()),
+                proxy_id: Set(self.proxy_id),
+                action: Set(self.action.clone()),
+                resource_id: Set(resource_id.clone()),
+            })
+    }
+
+    fn journal_row(&self) -> access_log_journal::ActiveModel {
+        access_log_journal::ActiveModel {
+            id: Set(self.id),
+            occurred_at: Set(self.occurred_at),
+            actor_kind: Set(self.actor_kind.clone()),
+            actor_subject: Set(self.actor_subject.clone()),
+            actor_name: Set(self.actor_name.clone()),
+            proxy_id: Set(self.proxy_id),
+            action: Set(self.action.clone()),
+            touched: Set(self.touched_json()),
+        }
+    }
+
+    fn from_journal(row: access_log_journal::Model) -> Result<Read, DbErr> {
+        let touched = serde_json::from_str(&row.touched)
+            .map_err(|error| DbErr::Custom(format!("an unreadable journal row: {error}")))?;
+        Ok(Read {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            actor_kind: row.actor_kind,
+            actor_subject: row.actor_subject,
+            actor_name: row.actor_name,
+            proxy_id: row.proxy_id,
+            action: row.action,
+            touched,
+        })
+    }
+
+    fn touched_json(&self) -> String {
+        serde_json::to_string(&self.touched).unwrap_or_default()
+    }
 }
 
 /// Writers at once on PostgreSQL: while one transaction stores its batch, the reads that
@@ -195,20 +272,20 @@ impl ReadLog {
         if actor.via == crate::actor::Via::SelfService || touched.is_empty() {
             return Ok(());
         }
-        let row = access_log_journal::ActiveModel {
-            id: Set(homecare_core::ids::new_id(now)),
-            occurred_at: Set(now),
-            actor_kind: Set(actor.kind().as_stored().to_owned()),
-            actor_subject: Set(actor.subject()),
-            actor_name: Set(actor.name().map(str::to_owned)),
-            proxy_id: Set(actor.proxy_id()),
-            action: Set(action.as_stored().to_owned()),
-            touched: Set(serde_json::to_string(&touched).unwrap_or_default()),
+        let read = Read {
+            id: homecare_core::ids::new_id(now),
+            occurred_at: now,
+            actor_kind: actor.kind().as_stored().to_owned(),
+            actor_subject: actor.subject(),
+            actor_name: actor.name().map(str::to_owned),
+            proxy_id: actor.proxy_id(),
+            action: action.as_stored().to_owned(),
+            touched,
         };
         let (stored, written) = oneshot::channel();
         let unavailable = || status::unavailable("the access log cannot be written; try again");
         self.queue
-            .send(Pending { row, stored })
+            .send(Pending { read, stored })
             .await
             .map_err(|_| unavailable())?;
         match written.await {
@@ -222,8 +299,8 @@ impl ReadLog {
     }
 }
 
-/// Takes every read waiting, stores their journal rows in one transaction, answers each;
-/// the writers take turns at the queue, not at the database.
+/// Takes every read waiting, stores them together, answers each; the writers take turns at
+/// the queue, not at the database.
 async fn write_batches(
     db: DatabaseConnection,
     pending: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
@@ -234,18 +311,108 @@ async fn write_batches(
         if received == 0 {
             return;
         }
-        let rows: Vec<_> = batch.iter().map(|waiting| waiting.row.clone()).collect();
-        let result = async {
-            let txn = begin_write(&db).await?;
-            insert_in_chunks(&*txn, rows).await?;
-            txn.commit().await
+        let reads: Vec<&Read> = batch.iter().map(|waiting| &waiting.read).collect();
+        let result = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            store_in_one_statement(&db, &reads).await
+        } else {
+            store_in_one_transaction(&db, &reads).await
         }
-        .await
         .map_err(|error| error.to_string());
         for waiting in batch.drain(..) {
             let _ = waiting.stored.send(result.clone());
         }
     }
+}
+
+/// Stores `reads` (entries or journal rows) in one transaction.
+async fn store_in_one_transaction(db: &DatabaseConnection, reads: &[&Read]) -> Result<(), DbErr> {
+    let (through_journal, at_once): (Vec<&Read>, Vec<&Read>) =
+        reads.iter().partition(|read| read.goes_through_journal());
+    let txn = begin_write(db).await?;
+    insert_in_chunks(
+        &*txn,
+        at_once.iter().flat_map(|read| read.entries()).collect(),
+    )
+    .await?;
+    insert_in_chunks(
+        &*txn,
+        through_journal
+            .iter()
+            .map(|read| read.journal_row())
+            .collect(),
+    )
+    .await?;
+    txn.commit().await
+}
+
+/// [`store_in_one_transaction`] on PostgreSQL: the entries (`$1`) and journal rows (`$2`)
+/// as JSON arrays of rows, written by one statement.
+const STORE_STATEMENT: &str = "
+WITH journal AS (
+    INSERT INTO access_log_journal
+        (id, occurred_at, actor_kind, actor_subject, actor_name, proxy_id, action, touched)
+    SELECT (r ->> 0)::uuid, (r ->> 1)::timestamptz, r ->> 2, r ->> 3, r ->> 4,
+        (r ->> 5)::uuid, r ->> 6, r ->> 7
+    FROM json_array_elements($2::json) AS r
+)
+INSERT INTO access_log
+    (id, patient_id, occurred_at, actor_kind, actor_subject, actor_name, proxy_id, action,
+     resource_id)
+SELECT (r ->> 0)::uuid, (r ->> 1)::uuid, (r ->> 2)::timestamptz, r ->> 3, r ->> 4, r ->> 5,
+    (r ->> 6)::uuid, r ->> 7, r ->> 8
+FROM json_array_elements($1::json) AS r";
+
+/// Stores `reads` with one statement outside a transaction block (one statement is one
+/// transaction): one round trip for any number of reads, where a transaction of INSERTs in
+/// chunks took four to seven, each parsed and executed by a server busy with the reads.
+async fn store_in_one_statement(db: &DatabaseConnection, reads: &[&Read]) -> Result<(), DbErr> {
+    use serde_json::{Value, json};
+    // Microseconds, as PostgreSQL keeps them and as a bound timestamp is cut.
+    let time = |read: &Read| {
+        read.occurred_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    };
+    let (mut entries, mut journal) = (Vec::<Value>::new(), Vec::<Value>::new());
+    for read in reads {
+        let at = time(read);
+        if read.goes_through_journal() {
+            journal.push(json!([
+                read.id,
+                at,
+                read.actor_kind,
+                read.actor_subject,
+                read.actor_name,
+                read.proxy_id,
+                read.action,
+                read.touched_json(),
+            ]));
+        } else {
+            entries.extend(read.touched.iter().zip(0u64..).map(
+                |((patient_id, resource_id), n)| {
+                    json!([
+                        entry_id(read.id, n),
+                        patient_id,
+                        at,
+                        read.actor_kind,
+                        read.actor_subject,
+                        read.actor_name,
+                        read.proxy_id,
+                        read.action,
+                        resource_id,
+                    ])
+                },
+            ));
+        }
+    }
+    let statement = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        STORE_STATEMENT,
+        [
+            Value::Array(entries).to_string().into(),
+            Value::Array(journal).to_string().into(),
+        ],
+    );
+    db.execute_raw(statement).await.map(|_| ())
 }
 
 /// Journal rows spread per transaction, at most.
@@ -389,25 +556,8 @@ async fn spread_row_by_row(db: &DatabaseConnection, waiting: Waiting) -> Result<
         .all(&*txn)
         .await?;
     let mut rows = Vec::new();
-    for read in &journal {
-        let touched: Vec<(Uuid, Option<String>)> = serde_json::from_str(&read.touched)
-            .map_err(|error| DbErr::Custom(format!("an unreadable journal row: {error}")))?;
-        rows.extend(
-            touched
-                .into_iter()
-                .zip(0u64..)
-                .map(|((patient_id, resource_id), n)| access_log::ActiveModel {
-                    id: Set(entry_id(read.id, n)),
-                    patient_id: Set(patient_id),
-                    occurred_at: Set(read.occurred_at),
-                    actor_kind: Set(read.actor_kind.clone()),
-                    actor_subject: Set(read.actor_subject.clone()),
-                    actor_name: Set(read.actor_name.clone()),
-                    proxy_id: Set(read.proxy_id),
-                    action: Set(read.action.clone()),
-                    resource_id: Set(resource_id),
-                }),
-        );
+    for row in journal {
+        rows.extend(Read::from_journal(row)?.entries());
     }
     let left_behind = spread.len() < candidates.len() || candidates.len() as u64 == SPREAD_BATCH;
     access_log_journal::Entity::delete_many()
