@@ -193,6 +193,21 @@ pub async fn tail<C: ConnectionTrait>(
     Ok(tail)
 }
 
+/// Events of `care_units` after `tail` committed before now but not yet readable (see
+/// [`event_log::committed_unsettled`]): a stream starting at `tail` skips them.
+pub async fn committed_after_tail<C: ConnectionTrait>(
+    db: &C,
+    care_units: &[CareUnitId],
+    tail: Position,
+) -> Result<std::collections::HashSet<Position>, DbErr> {
+    Ok(
+        event_log::committed_unsettled::<Entity, _>(db, of_units(care_units), tail, 1_000)
+            .await?
+            .into_iter()
+            .collect(),
+    )
+}
+
 /// Whether events of `care_units` after `position` are committed but not yet readable (see
 /// [`event_log::held_back`]).
 pub async fn held_back<C: ConnectionTrait>(

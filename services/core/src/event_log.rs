@@ -34,7 +34,7 @@ pub trait Log: EntityTrait<Model: LogEvent + sea_orm::FromQueryResult + Send + S
 }
 
 /// A place in a log: right after the event with this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Position {
     tx_order: i64,
     seq: i64,
@@ -142,6 +142,31 @@ pub async fn read_after<L: Log, C: ConnectionTrait>(
         .from_raw_sql(with_literal_limit(statement))
         .all(db)
         .await
+}
+
+/// Up to `limit` events after `position` that `filter` lets through and that are committed
+/// but not yet settled (PostgreSQL only; none on SQLite, where committed is settled). A
+/// reader that starts "from now" at [`last_settled`] skips these: they were committed
+/// before it started, while a transaction elsewhere that may still commit behind them was
+/// open.
+pub async fn committed_unsettled<L: Log, C: ConnectionTrait>(
+    db: &C,
+    filter: Condition,
+    position: Position,
+    limit: u64,
+) -> Result<Vec<Position>, DbErr> {
+    if settled::<L>(db.get_database_backend()).is_none() {
+        return Ok(Vec::new());
+    }
+    let statement = L::find()
+        .filter(filter)
+        .filter(after::<L>(position))
+        .order_by_asc(L::tx_order())
+        .order_by_asc(L::seq())
+        .limit(limit)
+        .build(db.get_database_backend());
+    let events = L::find().from_raw_sql(statement).all(db).await?;
+    Ok(events.iter().map(Position::after).collect())
 }
 
 /// Whether events after `position` that `filter` lets through are committed but not yet

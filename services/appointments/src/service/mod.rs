@@ -555,11 +555,19 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             resume,
         } = message.try_into()?;
         let units = units_for(&actor, requested_unit)?;
-        let start = match resume {
-            Some(position) => position,
-            None => events::tail(&self.db, &units)
-                .await
-                .map_err(status::from_db)?,
+        let (start, before_start) = match resume {
+            Some(position) => (position, Default::default()),
+            None => {
+                // "From now": changes committed before this call are not sent, also those
+                // not yet readable in order because a transaction elsewhere is still open.
+                let tail = events::tail(&self.db, &units)
+                    .await
+                    .map_err(status::from_db)?;
+                let before = events::committed_after_tail(&self.db, &units, tail)
+                    .await
+                    .map_err(status::from_db)?;
+                (tail, before)
+            }
         };
         let (sender, receiver) = tokio::sync::mpsc::channel(64);
         let watcher = ChangeWatcher {
@@ -567,6 +575,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             actor,
             units,
             sender,
+            before_start,
         };
         tokio::spawn(watcher.run(start));
         Ok(Response::new(Box::pin(

@@ -1,6 +1,6 @@
 //! A staff client's change stream: the events of their units from a position on, live.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use homecare_core::status;
@@ -29,6 +29,8 @@ pub(super) struct ChangeWatcher {
     pub(super) actor: Actor,
     pub(super) units: Vec<CareUnitId>,
     pub(super) sender: tokio::sync::mpsc::Sender<Result<pb::WatchCareUnitChangesResponse, Status>>,
+    /// Events after the start committed before the stream began: passed over, not sent.
+    pub(super) before_start: HashSet<Position>,
 }
 
 impl ChangeWatcher {
@@ -90,6 +92,13 @@ impl ChangeWatcher {
         batch: &[events::entity::Model],
     ) -> Result<Option<Position>, Status> {
         let db = &self.api.db;
+        let Some(last) = batch.last() else {
+            return Ok(None);
+        };
+        let batch: Vec<&events::entity::Model> = batch
+            .iter()
+            .filter(|event| !self.before_start.contains(&Position::after(*event)))
+            .collect();
         let visits = store::find_many(db, batch.iter().map(|event| event.appointment_id))
             .await
             .map_err(status::from_db)?;
@@ -98,7 +107,6 @@ impl ChangeWatcher {
             .await?;
         let visits: HashMap<Uuid, entity::Model> =
             visits.into_iter().map(|visit| (visit.id, visit)).collect();
-        let mut position = None;
         for event in batch {
             let here = Position::after(event);
             let message = pb::WatchCareUnitChangesResponse {
@@ -112,8 +120,7 @@ impl ChangeWatcher {
             if self.sender.send(Ok(message)).await.is_err() {
                 return Ok(None);
             }
-            position = Some(here);
         }
-        Ok(position)
+        Ok(Some(Position::after(last)))
     }
 }
