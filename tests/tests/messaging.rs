@@ -28,6 +28,7 @@ on_every_backend!(
     attachments_are_typed_by_their_bytes_and_bounded,
     an_upload_cut_off_halfway_leaves_nothing,
     staff_follow_their_units_in_a_resumable_stream,
+    an_inbox_stream_from_now_skips_threads_started_before_it_while_a_transaction_is_open,
     the_inbox_of_several_units_pages_in_one_order,
     staff_attach_a_file_to_an_answer_and_the_patient_downloads_it,
 );
@@ -991,6 +992,64 @@ async fn staff_follow_their_units_in_a_resumable_stream(backend: Backend) {
     assert_eq!(
         next(&mut resumed).await.event.unwrap().r#type(),
         pb::InboxEventType::Reassigned
+    );
+    server.stop().await;
+}
+
+/// A stream without a resume token starts with the next step, also when a thread started
+/// just before it cannot yet be read in order (on PostgreSQL, while an older transaction
+/// is still open elsewhere).
+async fn an_inbox_stream_from_now_skips_threads_started_before_it_while_a_transaction_is_open(
+    backend: Backend,
+) {
+    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+
+    let (server, patient) = with_visit(backend).await;
+    let staff = nurse(&server, "unit-a");
+    // An open transaction with an id: what commits after it began waits behind it in the
+    // history (SQLite has one writer and nothing to wait for).
+    let open = if server.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        let open = server.db.begin().await.expect("begin");
+        open.execute_unprepared("SELECT pg_current_xact_id()")
+            .await
+            .expect("take an id");
+        Some(open)
+    } else {
+        None
+    };
+    server
+        .create_thread(ASTRID, new_thread(&patient, "unit-a", "Før", "Hei"))
+        .await
+        .unwrap();
+    let mut stream = server
+        .messaging()
+        .watch_inbox(authorized(
+            &staff,
+            pb::WatchInboxRequest {
+                care_unit_id: "unit-a".into(),
+                resume_token: String::new(),
+            },
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    server
+        .create_thread(ASTRID, new_thread(&patient, "unit-a", "Etter", "Hei"))
+        .await
+        .unwrap();
+    if let Some(open) = open {
+        // Ends only now: both threads are readable from here on.
+        open.rollback().await.expect("rollback");
+    }
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+        .await
+        .expect("in time")
+        .expect("healthy")
+        .expect("open");
+    assert_eq!(
+        first.event.unwrap().subject,
+        "Etter",
+        "not the thread before it"
     );
     server.stop().await;
 }

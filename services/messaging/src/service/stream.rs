@@ -1,7 +1,7 @@
 //! A staff client's inbox stream: the history steps of their units' threads from a position
 //! on, live.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use homecare_core::event_log::{self, Position};
@@ -60,13 +60,26 @@ pub(super) async fn watch(
     units: Vec<CareUnitId>,
     resume_token: &str,
 ) -> Result<ServerStream<pb::WatchInboxResponse>, Status> {
-    let position = if resume_token.is_empty() {
-        event_log::last_settled::<event::Entity, _>(api.desk.db(), Some(history::of_units(&units)))
+    let (position, before_start) = if resume_token.is_empty() {
+        // "From now": steps committed before this call are not sent, also those not yet
+        // readable in order because a transaction elsewhere is still open.
+        let db = api.desk.db();
+        let tail = event_log::last_settled::<event::Entity, _>(db, Some(history::of_units(&units)))
             .await
-            .map_err(status::from_db)?
+            .map_err(status::from_db)?;
+        let before = event_log::committed_unsettled::<event::Entity, _>(
+            db,
+            history::of_units(&units),
+            tail,
+            1_000,
+        )
+        .await
+        .map_err(status::from_db)?;
+        (tail, before.into_iter().collect())
     } else {
-        Position::from_token(resume_token)
-            .map_err(|reason| status::invalid_argument("resume_token", reason))?
+        let position = Position::from_token(resume_token)
+            .map_err(|reason| status::invalid_argument("resume_token", reason))?;
+        (position, HashSet::new())
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(16);
     let watcher = Watcher {
@@ -74,6 +87,7 @@ pub(super) async fn watch(
         by,
         units,
         sender,
+        before_start,
     };
     tokio::spawn(watcher.run(position));
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(
@@ -86,6 +100,8 @@ struct Watcher {
     by: Participant,
     units: Vec<CareUnitId>,
     sender: tokio::sync::mpsc::Sender<Result<pb::WatchInboxResponse, Status>>,
+    /// Steps after the start committed before the stream began: passed over, not sent.
+    before_start: HashSet<Position>,
 }
 
 impl Watcher {
@@ -105,7 +121,7 @@ impl Watcher {
             }
             // Marked seen before reading, so a change committed during the read wakes us.
             changes.borrow_and_update();
-            let batch = match event_log::read_after::<event::Entity, _>(
+            let mut batch = match event_log::read_after::<event::Entity, _>(
                 self.api.desk.db(),
                 Some(filter.clone()),
                 position,
@@ -119,6 +135,13 @@ impl Watcher {
                     return;
                 }
             };
+            if let Some(last) = batch.last().map(Position::after) {
+                batch.retain(|step| !self.before_start.contains(&Position::after(step)));
+                if batch.is_empty() {
+                    position = last;
+                    continue;
+                }
+            }
             if batch.is_empty() {
                 let held_back = event_log::held_back::<event::Entity, _>(
                     self.api.desk.db(),
