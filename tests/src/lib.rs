@@ -513,6 +513,21 @@ impl TestServer {
     }
 
     /// The number of rows in `table`.
+    /// On PostgreSQL, a transaction that has an id and stays open until it is rolled back:
+    /// what commits after it began cannot be read in order from the event logs behind it.
+    /// `None` on SQLite, which has one writer and nothing to wait for.
+    pub async fn hold_a_transaction_open(&self) -> Option<sea_orm::DatabaseTransaction> {
+        use sea_orm::TransactionTrait as _;
+        if self.db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+            return None;
+        }
+        let open = self.db.begin().await.expect("begin");
+        open.execute_unprepared("SELECT pg_current_xact_id()")
+            .await
+            .expect("take an id");
+        Some(open)
+    }
+
     pub async fn count_rows(&self, table: &str) -> i64 {
         if table.starts_with("access_log") {
             // As reading the log through the service does: every read stored so far is in it.

@@ -616,20 +616,8 @@ async fn a_stale_plan_from_the_epj_does_not_undo_a_pending_cancellation(backend:
 async fn a_stream_from_now_skips_changes_made_before_it_while_a_transaction_is_open(
     backend: Backend,
 ) {
-    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
-
     let server = TestServer::start(backend).await;
-    // An open transaction that has an id: everything committed after it began waits
-    // behind it in the event log (SQLite has one writer and nothing to wait for).
-    let open = if server.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        let open = server.db.begin().await.expect("begin");
-        open.execute_unprepared("SELECT pg_current_xact_id()")
-            .await
-            .expect("take an id");
-        Some(open)
-    } else {
-        None
-    };
+    let open = server.hold_a_transaction_open().await;
     planned(&server, visit("v-1", ASTRID, UNIT, 48)).await;
     let mut stream = server.watch(UNIT, "").await;
     server.upsert(visit("v-1", ASTRID, UNIT, 50)).await;

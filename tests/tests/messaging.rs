@@ -1002,21 +1002,9 @@ async fn staff_follow_their_units_in_a_resumable_stream(backend: Backend) {
 async fn an_inbox_stream_from_now_skips_threads_started_before_it_while_a_transaction_is_open(
     backend: Backend,
 ) {
-    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
-
     let (server, patient) = with_visit(backend).await;
     let staff = nurse(&server, "unit-a");
-    // An open transaction with an id: what commits after it began waits behind it in the
-    // history (SQLite has one writer and nothing to wait for).
-    let open = if server.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        let open = server.db.begin().await.expect("begin");
-        open.execute_unprepared("SELECT pg_current_xact_id()")
-            .await
-            .expect("take an id");
-        Some(open)
-    } else {
-        None
-    };
+    let open = server.hold_a_transaction_open().await;
     server
         .create_thread(ASTRID, new_thread(&patient, "unit-a", "Før", "Hei"))
         .await
