@@ -200,12 +200,7 @@ pub async fn committed_after_tail<C: ConnectionTrait>(
     care_units: &[CareUnitId],
     tail: Position,
 ) -> Result<std::collections::HashSet<Position>, DbErr> {
-    Ok(
-        event_log::committed_unsettled::<Entity, _>(db, of_units(care_units), tail, 1_000)
-            .await?
-            .into_iter()
-            .collect(),
-    )
+    event_log::committed_unsettled::<Entity, _>(db, of_units(care_units), tail, 1_000).await
 }
 
 /// Whether events of `care_units` after `position` are committed but not yet readable (see

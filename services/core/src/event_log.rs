@@ -154,9 +154,9 @@ pub async fn committed_unsettled<L: Log, C: ConnectionTrait>(
     filter: Condition,
     position: Position,
     limit: u64,
-) -> Result<Vec<Position>, DbErr> {
+) -> Result<std::collections::HashSet<Position>, DbErr> {
     if settled::<L>(db.get_database_backend()).is_none() {
-        return Ok(Vec::new());
+        return Ok(Default::default());
     }
     let statement = L::find()
         .filter(filter)

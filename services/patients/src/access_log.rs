@@ -367,14 +367,12 @@ FROM json_array_elements($1::json) AS r";
 /// chunks took four to seven, each parsed and executed by a server busy with the reads.
 async fn store_in_one_statement(db: &DatabaseConnection, reads: &[&Read]) -> Result<(), DbErr> {
     use serde_json::{Value, json};
-    // Microseconds, as PostgreSQL keeps them and as a bound timestamp is cut.
-    let time = |read: &Read| {
-        read.occurred_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-    };
     let (mut entries, mut journal) = (Vec::<Value>::new(), Vec::<Value>::new());
     for read in reads {
-        let at = time(read);
+        // Microseconds, as PostgreSQL keeps them and as a bound timestamp is cut.
+        let at = read
+            .occurred_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         if read.goes_through_journal() {
             journal.push(json!([
                 read.id,

@@ -49,7 +49,7 @@ impl ChangeWatcher {
             }
             // Marked seen before reading, so a change committed during the read wakes us.
             changes.borrow_and_update();
-            let batch =
+            let mut batch =
                 match events::read_after(&self.api.db, &self.units, position, STREAM_BATCH).await {
                     Ok(batch) => batch,
                     Err(error) => {
@@ -57,6 +57,13 @@ impl ChangeWatcher {
                         return;
                     }
                 };
+            if let Some(last) = batch.last().map(Position::after) {
+                batch.retain(|event| !self.before_start.contains(&Position::after(event)));
+                if batch.is_empty() {
+                    position = last;
+                    continue;
+                }
+            }
             if batch.is_empty() {
                 let held_back = events::held_back(&self.api.db, &self.units, position)
                     .await
@@ -92,13 +99,6 @@ impl ChangeWatcher {
         batch: &[events::entity::Model],
     ) -> Result<Option<Position>, Status> {
         let db = &self.api.db;
-        let Some(last) = batch.last() else {
-            return Ok(None);
-        };
-        let batch: Vec<&events::entity::Model> = batch
-            .iter()
-            .filter(|event| !self.before_start.contains(&Position::after(*event)))
-            .collect();
         let visits = store::find_many(db, batch.iter().map(|event| event.appointment_id))
             .await
             .map_err(status::from_db)?;
@@ -107,6 +107,7 @@ impl ChangeWatcher {
             .await?;
         let visits: HashMap<Uuid, entity::Model> =
             visits.into_iter().map(|visit| (visit.id, visit)).collect();
+        let mut position = None;
         for event in batch {
             let here = Position::after(event);
             let message = pb::WatchCareUnitChangesResponse {
@@ -120,7 +121,8 @@ impl ChangeWatcher {
             if self.sender.send(Ok(message)).await.is_err() {
                 return Ok(None);
             }
+            position = Some(here);
         }
-        Ok(Some(Position::after(last)))
+        Ok(position)
     }
 }

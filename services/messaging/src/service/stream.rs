@@ -75,7 +75,7 @@ pub(super) async fn watch(
         )
         .await
         .map_err(status::from_db)?;
-        (tail, before.into_iter().collect())
+        (tail, before)
     } else {
         let position = Position::from_token(resume_token)
             .map_err(|reason| status::invalid_argument("resume_token", reason))?;
