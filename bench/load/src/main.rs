@@ -489,7 +489,7 @@ async fn measure(
         .collect();
     let listed = visit_ids.len();
     // Patients the list scenarios do not read: theirs stay at 20 visits.
-    unit_day::seed(&channel, &epj, &pids[3..]).await?;
+    let day = unit_day::seed(&channel, &epj, &pids[3..]).await?;
     if listed != args.visits_per_patient {
         bail!(
             "expected {} visits, listed {listed}",
@@ -539,7 +539,7 @@ async fn measure(
     let unit_day = run_scenario(
         "unit_day_300",
         &day_streams,
-        unit_day::scenario(&channel, &tokens)?,
+        unit_day::scenario(&channel, &tokens, day)?,
     )
     .await;
 

@@ -16,15 +16,20 @@ pub(crate) const UNIT: &str = "unit-day";
 /// Visits of that unit on that day.
 pub(crate) const VISITS: usize = 300;
 
-/// The day read: the day after tomorrow in Oslo, as `YYYY-MM-DD`.
-pub(crate) fn day() -> chrono::NaiveDate {
+/// The day read: the day after tomorrow in Oslo, taken once, at seeding (taken again when
+/// the scenario starts, it moved at midnight in Oslo and no call found the 300 visits).
+fn day() -> chrono::NaiveDate {
     (chrono::Utc::now().with_timezone(&chrono_tz::Europe::Oslo) + chrono::Duration::days(2))
         .date_naive()
 }
 
 /// Upserts [`VISITS`] visits of [`UNIT`] on [`day`], one per patient of `pids` in turn,
-/// between 07:00 and 22:00.
-pub(crate) async fn seed(channel: &Channel, epj: &str, pids: &[String]) -> anyhow::Result<()> {
+/// between 07:00 and 22:00; returns the day.
+pub(crate) async fn seed(
+    channel: &Channel,
+    epj: &str,
+    pids: &[String],
+) -> anyhow::Result<chrono::NaiveDate> {
     let day = day();
     let morning = chrono_tz::Europe::Oslo
         .with_ymd_and_hms(day.year(), day.month(), day.day(), 7, 0, 0)
@@ -51,14 +56,15 @@ pub(crate) async fn seed(channel: &Channel, epj: &str, pids: &[String]) -> anyho
             ))
             .await?;
     }
-    Ok(())
+    Ok(day)
 }
 
-/// One read of the whole day by a nurse of the unit; a call counts when all
-/// [`VISITS`] came back.
+/// One read of the whole `day` by a nurse of the unit; a call counts when all [`VISITS`]
+/// came back.
 pub(crate) fn scenario(
     channel: &Channel,
     tokens: &TokenMinter,
+    day: chrono::NaiveDate,
 ) -> anyhow::Result<
     impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
     + Clone
@@ -74,7 +80,7 @@ pub(crate) fn scenario(
         )?
         .into();
     let channel = channel.clone();
-    let date = day().to_string();
+    let date = day.to_string();
     Ok(move || {
         let mut client = AppointmentServiceClient::new(channel.clone());
         let nurse = nurse.clone();
