@@ -21,7 +21,7 @@ on_every_backend!(
     date_range_limits_the_visits_listed,
     staff_list_their_own_units_day_in_oslo_time,
     staff_reads_are_written_to_the_access_log,
-    a_reads_entries_keep_its_place_in_the_log,
+    journalled_reads_survive_the_upgrade_and_a_day_read_twice_is_one_set,
     reads_of_many_patients_and_of_one_reach_each_patients_log_alike,
     bad_upsert_names_every_wrong_field_and_stores_nothing,
     only_the_epj_integration_may_upsert,
@@ -109,7 +109,7 @@ async fn citizen_lists_own_upcoming_visits_in_time_order(backend: Backend) {
     // The patient reading their own data is not an access by someone else.
     assert_eq!(
         server
-            .count_rows("access_log WHERE actor_kind = 'staff'")
+            .count_rows("access_log_entries WHERE actor_kind = 'staff'")
             .await,
         0
     );
@@ -145,7 +145,7 @@ async fn same_plan_twice_changes_nothing_and_a_new_plan_bumps_the_version(backen
     // Two writes that changed something, each logged for the patient; the no-op is not.
     assert_eq!(
         server
-            .count_rows("access_log WHERE action = 'appointments.write'")
+            .count_rows("access_log_entries WHERE action = 'appointments.write'")
             .await,
         2
     );
@@ -439,7 +439,7 @@ async fn staff_reads_are_written_to_the_access_log(backend: Backend) {
         .appointment
         .expect("appointment");
     server.upsert(visit("b-1", BJARNE, "unit-a", 3)).await;
-    let writes = server.count_rows("access_log").await;
+    let writes = server.count_rows("access_log_entries").await;
 
     let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
     unit_day(
@@ -454,7 +454,9 @@ async fn staff_reads_are_written_to_the_access_log(backend: Backend) {
     .expect("unit day");
     assert_eq!(
         server
-            .count_rows("access_log WHERE actor_kind = 'staff' AND actor_subject = 'nurse-kari'")
+            .count_rows(
+                "access_log_entries WHERE actor_kind = 'staff' AND actor_subject = 'nurse-kari'"
+            )
             .await,
         2
     );
@@ -462,7 +464,7 @@ async fn staff_reads_are_written_to_the_access_log(backend: Backend) {
     assert_eq!(
         server
             .count_rows(
-                "(SELECT DISTINCT patient_id FROM access_log \
+                "(SELECT DISTINCT patient_id FROM access_log_entries \
                  WHERE actor_subject = 'nurse-kari') AS read_patients"
             )
             .await,
@@ -483,7 +485,7 @@ async fn staff_reads_are_written_to_the_access_log(backend: Backend) {
     assert_eq!(
         server
             .count_rows(&format!(
-                "access_log WHERE actor_subject = 'nurse-kari' AND resource_id = '{}'",
+                "access_log_entries WHERE actor_subject = 'nurse-kari' AND resource_id = '{}'",
                 astrids.id
             ))
             .await,
@@ -504,69 +506,105 @@ async fn staff_reads_are_written_to_the_access_log(backend: Backend) {
         .await
         .expect_err("other unit");
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(server.count_rows("access_log").await, writes + 3);
+    assert_eq!(server.count_rows("access_log_entries").await, writes + 3);
     server.stop().await;
 }
 
-/// A read of three patients is journalled as one row and spread into three entries whose ids
-/// follow the read's own (so each patient's log keeps the order of the reads), the same on
-/// both backends: PostgreSQL spreads in SQL, SQLite in Rust. The read's id sits two below the
-/// end of its low bits, where the third entry wraps rather than carrying into the time.
-async fn a_reads_entries_keep_its_place_in_the_log(backend: Backend) {
-    use homecare_patients::entity::{access_log, access_log_journal};
-    use sea_orm::{ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+/// A read of a unit's day that was journalled before the upgrade to sets of patients, and
+/// not yet spread, is in each of its patients' logs after it; and the same day read twice
+/// stores its set of patients once, while both reads are in each patient's log.
+async fn journalled_reads_survive_the_upgrade_and_a_day_read_twice_is_one_set(backend: Backend) {
+    use homecare_migrations::{Migrator, MigratorTrait as _};
+    use homecare_proto::patients::v1::ListAccessLogRequest;
+    use sea_orm::ConnectionTrait as _;
 
     let server = TestServer::start(backend).await;
     let mut patients = Vec::new();
-    for (epj_id, person) in [("a-1", ASTRID), ("b-1", BJARNE), ("s-1", STRANGER)] {
-        let visit = server.upsert(visit(epj_id, person, "unit-a", 2)).await;
-        patients.push(visit.appointment.expect("appointment").patient_id);
+    for (n, person) in ACCEPTED_TERMS.iter().enumerate() {
+        let visit = server
+            .upsert(visit(&format!("v-{n}"), person, "unit-a", 2))
+            .await
+            .appointment
+            .expect("appointment");
+        patients.push(visit.patient_id);
     }
-    let read_id = uuid::Uuid::parse_str("0190f3a1-7c2e-7abc-9def-fffffffffffe").unwrap();
+    assert!(patients.len() >= 8, "a read of this many names a set");
+    // The schema as it was, with one journalled read of every patient.
+    Migrator::down(&server.db, Some(1)).await.expect("down");
     let touched: Vec<(String, Option<String>)> = patients
         .iter()
         .map(|patient| (patient.clone(), None))
         .collect();
-    access_log_journal::Entity::insert(access_log_journal::ActiveModel {
-        id: Set(read_id),
-        occurred_at: Set(test_now()),
-        actor_kind: Set("staff".into()),
-        actor_subject: Set("nurse-journal".into()),
-        actor_name: Set(None),
-        proxy_id: Set(None),
-        action: Set("appointments.read".into()),
-        touched: Set(serde_json::to_string(&touched).unwrap()),
-    })
-    .exec_without_returning(&server.db)
-    .await
-    .expect("journal a read");
-    homecare_patients::access_log::spread_all(&server.db)
+    server
+        .db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            server.db.get_database_backend(),
+            match server.db.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => {
+                    "INSERT INTO access_log_journal (id, occurred_at, actor_kind, actor_subject, \
+                     action, touched) VALUES ($1, $2, 'staff', 'nurse-before', \
+                     'appointments.read', $3)"
+                }
+                _ => {
+                    "INSERT INTO access_log_journal (id, occurred_at, actor_kind, actor_subject, \
+                     action, touched) VALUES (?, ?, 'staff', 'nurse-before', \
+                     'appointments.read', ?)"
+                }
+            },
+            [
+                uuid::Uuid::now_v7().into(),
+                (test_now() - chrono::Duration::minutes(5)).into(),
+                serde_json::to_string(&touched).unwrap().into(),
+            ],
+        ))
         .await
-        .expect("spread");
+        .expect("journal a read");
+    Migrator::up(&server.db, None).await.expect("up");
 
-    let entries: std::collections::HashMap<String, String> = access_log::Entity::find()
-        .filter(access_log::Column::ActorSubject.eq("nurse-journal"))
-        .all(&server.db)
+    let nurse = server.nurse_token("nurse-after", &["unit-a"]);
+    for _ in 0..2 {
+        unit_day(
+            &server,
+            &nurse,
+            ListCareUnitAppointmentsRequest {
+                date: "2026-12-01".into(),
+                ..Default::default()
+            },
+        )
         .await
-        .expect("entries")
-        .into_iter()
-        .map(|entry| (entry.patient_id.to_string(), entry.id.to_string()))
-        .collect();
-    let expected = [
-        "0190f3a1-7c2e-7abc-9def-fffffffffffe",
-        "0190f3a1-7c2e-7abc-9def-ffffffffffff",
-        "0190f3a1-7c2e-7abc-9def-000000000000",
-    ];
-    assert_eq!(entries.len(), 3);
-    for (patient, id) in patients.iter().zip(expected) {
-        assert_eq!(entries[patient], id, "the entry of patient {patient}");
+        .expect("unit day");
     }
-    assert_eq!(server.count_rows("access_log_journal").await, 0);
+    assert_eq!(server.count_rows("access_log_patient_sets").await, 2);
+    for (person, patient_id) in ACCEPTED_TERMS.iter().zip(&patients) {
+        let log = server
+            .patients()
+            .list_access_log(authorized(
+                &server.citizen_token(person),
+                ListAccessLogRequest {
+                    patient_id: patient_id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("own log")
+            .into_inner()
+            .entries;
+        let readers: Vec<&str> = log
+            .iter()
+            .filter(|entry| entry.action == "appointments.read")
+            .map(|entry| entry.actor_name.as_str())
+            .collect();
+        assert_eq!(
+            readers,
+            ["nurse-after", "nurse-after", "nurse-before"],
+            "the log of {person}"
+        );
+    }
     server.stop().await;
 }
 
-/// A read of a few patients stores their entries at once; a read of many, one journal row
-/// spread later. Each patient's own log shows both kinds the same way: who read, what,
+/// A read of a few patients stores their entries at once; a read of many, one row naming
+/// its set of patients. Each patient's own log shows both kinds the same way: who read, what,
 /// and the record when it was one.
 async fn reads_of_many_patients_and_of_one_reach_each_patients_log_alike(backend: Backend) {
     use homecare_proto::patients::v1::ListAccessLogRequest;
@@ -827,7 +865,7 @@ async fn staff_listing_a_patient_see_only_their_units_visits(backend: Backend) {
     assert_eq!(
         server
             .count_rows(
-                "access_log WHERE actor_subject = 'nurse-kari' AND action = 'appointments.read'"
+                "access_log_entries WHERE actor_subject = 'nurse-kari' AND action = 'appointments.read'"
             )
             .await,
         1

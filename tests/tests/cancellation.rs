@@ -177,13 +177,13 @@ async fn a_cancellation_reaches_the_epj_and_staff_see_it_within_a_second(backend
     // The patient's own cancellation is not in their access log; the worker's write is.
     assert_eq!(
         server
-            .count_rows("access_log WHERE actor_kind = 'patient'")
+            .count_rows("access_log_entries WHERE actor_kind = 'patient'")
             .await,
         0
     );
     assert_eq!(
         server
-            .count_rows("access_log WHERE actor_subject = 'epj-delivery'")
+            .count_rows("access_log_entries WHERE actor_subject = 'epj-delivery'")
             .await,
         1
     );
@@ -683,7 +683,7 @@ async fn epj_replans_reach_the_stream_and_a_client_resumes_where_it_left(backend
     // Streams are read by staff, and each read is in the access log.
     assert!(
         server
-            .count_rows("access_log WHERE actor_subject = 'nurse-watch'")
+            .count_rows("access_log_entries WHERE actor_subject = 'nurse-watch'")
             .await
             >= 3
     );

@@ -377,12 +377,12 @@ async fn a_proxy_needs_the_messaging_scope_and_the_patient_sees_who_wrote(backen
     assert_eq!(threads[0].started_by_name, "Kari Nordmann");
     // The proxy's read of the patient's threads is in the patient's access log.
     let before = server
-        .count_rows("access_log WHERE action = 'messages.read'")
+        .count_rows("access_log_entries WHERE action = 'messages.read'")
         .await;
     server.threads_seen_by(KARI, &patient).await.expect("list");
     assert_eq!(
         server
-            .count_rows("access_log WHERE action = 'messages.read'")
+            .count_rows("access_log_entries WHERE action = 'messages.read'")
             .await,
         before + 1
     );
@@ -554,7 +554,7 @@ async fn staff_answer_reassign_and_close_from_their_inbox(backend: Backend) {
 
     let staff = nurse(&server, "unit-a");
     let log_before = server
-        .count_rows("access_log WHERE action = 'messages.read' AND actor_kind = 'staff'")
+        .count_rows("access_log_entries WHERE action = 'messages.read' AND actor_kind = 'staff'")
         .await;
     let read = server
         .thread_seen_by(&staff, "", &first.id)
@@ -562,7 +562,9 @@ async fn staff_answer_reassign_and_close_from_their_inbox(backend: Backend) {
         .expect("read");
     assert_eq!(
         server
-            .count_rows("access_log WHERE action = 'messages.read' AND actor_kind = 'staff'")
+            .count_rows(
+                "access_log_entries WHERE action = 'messages.read' AND actor_kind = 'staff'"
+            )
             .await,
         log_before + 1
     );
@@ -796,7 +798,7 @@ async fn attachments_are_typed_by_their_bytes_and_bounded(backend: Backend) {
     assert_eq!(receipt.attachments[0].size_bytes, 300 * 1024);
     let staff = nurse(&server, "unit-a");
     let logged = server
-        .count_rows("access_log WHERE action = 'messages.read'")
+        .count_rows("access_log_entries WHERE action = 'messages.read'")
         .await;
     let (found, bytes) = server
         .download(&staff, "", &uploaded.id)
@@ -806,7 +808,7 @@ async fn attachments_are_typed_by_their_bytes_and_bounded(backend: Backend) {
     assert!(bytes == pdf, "the bytes come back as sent");
     assert_eq!(
         server
-            .count_rows("access_log WHERE action = 'messages.read'")
+            .count_rows("access_log_entries WHERE action = 'messages.read'")
             .await,
         logged + 1
     );

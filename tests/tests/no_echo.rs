@@ -795,7 +795,7 @@ async fn every_read_by_someone_else_goes_to_the_access_log(backend: Backend) {
         reads += 1;
         let mut disclosed_to = Vec::new();
         for (who, token) in &others {
-            let before = server.count_rows("access_log").await;
+            let before = server.count_rows("access_log_entries").await;
             let disclosed = if method.server_streaming {
                 stream_discloses(
                     &server,
@@ -812,7 +812,7 @@ async fn every_read_by_someone_else_goes_to_the_access_log(backend: Backend) {
                 )
             };
             if disclosed {
-                let after = server.count_rows("access_log").await;
+                let after = server.count_rows("access_log_entries").await;
                 assert!(
                     after > before,
                     "{} showed a patient's data to a {who} without an access-log row",

@@ -660,7 +660,7 @@ async fn a_refusal_fails_the_notice_for_staff_who_send_it_again(backend: Backend
     assert_eq!(twilio.received().await.len(), 1, "a refusal is not retried");
 
     let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
-    let before = server.count_rows("access_log").await;
+    let before = server.count_rows("access_log_entries").await;
     let listed = server
         .notifications()
         .list_patient_notices(authorized(
@@ -681,7 +681,7 @@ async fn a_refusal_fails_the_notice_for_staff_who_send_it_again(backend: Backend
         "{}",
         listed[0].last_error
     );
-    assert!(server.count_rows("access_log").await > before);
+    assert!(server.count_rows("access_log_entries").await > before);
     // Staff of another unit do not find the patient.
     let other = server
         .notifications()

@@ -1,13 +1,17 @@
 //! The access log: every read or change of a patient's data by anyone but the patient.
 //!
 //! A change writes its entry in its own transaction ([`record`]), so a change is never
-//! without its entry. Reads go through [`ReadLog`], which stores each read as one journal
-//! row naming every patient it touched, the rows of concurrent reads together in one
-//! transaction, and answers each read only once its row is stored: no read is served
-//! unlogged, and a busy server pays one commit for many reads. The journal is spread into
-//! one entry per patient later, many reads per transaction ([`spread`]), and always before
-//! the log is read ([`page`]): a staff read of a unit's day touches 300 patients, and
-//! writing their 300 index entries in the reader's commit cost 300 scattered pages there.
+//! without its entry. Reads go through [`ReadLog`], which stores the reads arriving together
+//! in one transaction and answers each only once it is stored: no read is served unlogged,
+//! and a busy server pays one commit for many reads.
+//!
+//! A read of a few patients is stored as one entry per patient. A read of many (a staff
+//! read of a unit's day: 300 patients, again and again) is stored as one row naming its set
+//! of patients, and the set once: it is keyed by a hash of its members, and its members are
+//! written, indexed by patient, only the first time, after the read ([`spread`]), and always
+//! before the log is read ([`page`]). Writing 300 entries per read, even spread later, was
+//! the whole of a unit day's p99 above its target. A patient's log is the view
+//! `access_log_entries` over both.
 
 use chrono::{DateTime, Utc};
 use homecare_core::db::{begin_write, insert_in_chunks};
@@ -23,8 +27,11 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::actor::Actor;
-use crate::entity::access_log::{self, Column, Entity};
-use crate::entity::access_log_journal;
+use crate::entity::access_log_entry::{self, Column, Entity};
+use crate::entity::{
+    access_log, access_log_patient_set, access_log_patient_set_member, access_log_read,
+    access_log_unspread_set,
+};
 
 /// What was done to a patient's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,21 +168,22 @@ struct Read {
     action: String,
     /// One per patient (see [`per_patient`]).
     touched: Vec<(Uuid, Option<String>)>,
+    /// The set it names, when it touched many patients (see [`SET_FROM`]).
+    set: Option<PatientSet>,
 }
 
-/// Reads that touched at least this many patients are stored as one journal row, spread
-/// later; fewer as their entries at once. The journal saves a read of a unit's day 300
-/// scattered index pages in the reader's commit, but for a read of one patient (a proxy
-/// holder's list) it only adds work: a journal row written, deleted and written again as
-/// the entry, where the entry alone is one row.
-const JOURNAL_FROM: usize = 8;
+/// Reads that touched at least this many patients are stored as one row naming their set of
+/// patients; fewer as their entries. A set costs a row of its own and its members the first
+/// time it is named, where a read of one patient (a proxy holder's list) is one entry.
+const SET_FROM: usize = 8;
 
 impl Read {
-    fn goes_through_journal(&self) -> bool {
-        self.touched.len() >= JOURNAL_FROM
+    /// The set a read of `touched` names, if it names one.
+    fn set_of(touched: &[(Uuid, Option<String>)]) -> Option<PatientSet> {
+        (touched.len() >= SET_FROM).then(|| PatientSet::of(touched))
     }
 
-    /// Its entries, with the ids spreading its journal row would give them.
+    /// Its entries, one per patient, with ids that follow its own (see [`entry_id`]).
     fn entries(&self) -> impl Iterator<Item = access_log::ActiveModel> + '_ {
         self.touched
             .iter()
@@ -193,8 +201,8 @@ impl Read {
             })
     }
 
-    fn journal_row(&self) -> access_log_journal::ActiveModel {
-        access_log_journal::ActiveModel {
+    fn read_row(&self, set: &PatientSet) -> access_log_read::ActiveModel {
+        access_log_read::ActiveModel {
             id: Set(self.id),
             occurred_at: Set(self.occurred_at),
             actor_kind: Set(self.actor_kind.clone()),
@@ -202,27 +210,60 @@ impl Read {
             actor_name: Set(self.actor_name.clone()),
             proxy_id: Set(self.proxy_id),
             action: Set(self.action.clone()),
-            touched: Set(self.touched_json()),
+            patient_set_id: Set(set.id),
+        }
+    }
+}
+
+/// The patients a read of many touched, as stored: the same patients with the same records,
+/// in the same order, are the same set.
+struct PatientSet {
+    id: Uuid,
+    /// A JSON array of `[patient id, record id or null]`.
+    touched: String,
+}
+
+impl PatientSet {
+    fn of(touched: &[(Uuid, Option<String>)]) -> PatientSet {
+        use sha2::Digest as _;
+        let touched = serde_json::to_string(touched).unwrap_or_default();
+        let hash = sha2::Sha256::digest(touched.as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&hash[..16]);
+        PatientSet {
+            id: Uuid::new_v8(id),
+            touched,
         }
     }
 
-    fn from_journal(row: access_log_journal::Model) -> Result<Read, DbErr> {
-        let touched = serde_json::from_str(&row.touched)
-            .map_err(|error| DbErr::Custom(format!("an unreadable journal row: {error}")))?;
-        Ok(Read {
-            id: row.id,
-            occurred_at: row.occurred_at,
-            actor_kind: row.actor_kind,
-            actor_subject: row.actor_subject,
-            actor_name: row.actor_name,
-            proxy_id: row.proxy_id,
-            action: row.action,
-            touched,
-        })
+    fn members(touched: &str) -> Result<Vec<(Uuid, Option<String>)>, DbErr> {
+        serde_json::from_str(touched)
+            .map_err(|error| DbErr::Custom(format!("an unreadable set of patients: {error}")))
+    }
+}
+
+/// Sets known to be stored, at most: past this the memory is cleared and filled again (a set
+/// not known is offered again and found stored, at the cost of its members' text).
+const KNOWN_SETS: usize = 10_000;
+
+/// The ids of sets this process has seen stored, so that a read naming one sends only its id.
+#[derive(Debug, Default)]
+struct KnownSets(std::sync::Mutex<std::collections::HashSet<Uuid>>);
+
+impl KnownSets {
+    fn contains(&self, id: &Uuid) -> bool {
+        self.0.lock().is_ok_and(|known| known.contains(id))
     }
 
-    fn touched_json(&self) -> String {
-        serde_json::to_string(&self.touched).unwrap_or_default()
+    fn add(&self, ids: impl IntoIterator<Item = Uuid>) {
+        if let Ok(mut known) = self.0.lock() {
+            for id in ids {
+                if known.len() >= KNOWN_SETS {
+                    known.clear();
+                }
+                known.insert(id);
+            }
+        }
     }
 }
 
@@ -231,7 +272,7 @@ impl Read {
 /// at a time, so one writer task there).
 const POSTGRES_WRITERS: usize = 4;
 
-/// How often the journal is spread into the log when no one reads the log.
+/// How often new sets' members are written when no one reads the log.
 const SPREAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ReadLog {
@@ -245,8 +286,9 @@ impl ReadLog {
             1
         };
         let pending = std::sync::Arc::new(tokio::sync::Mutex::new(pending));
+        let known = std::sync::Arc::new(KnownSets::default());
         for _ in 0..writers {
-            tokio::spawn(write_batches(db.clone(), pending.clone()));
+            tokio::spawn(write_batches(db.clone(), pending.clone(), known.clone()));
         }
         let alive = std::sync::Arc::new(());
         tokio::spawn(spread_now_and_then(db, std::sync::Arc::downgrade(&alive)));
@@ -280,6 +322,7 @@ impl ReadLog {
             actor_name: actor.name().map(str::to_owned),
             proxy_id: actor.proxy_id(),
             action: action.as_stored().to_owned(),
+            set: Read::set_of(&touched),
             touched,
         };
         let (stored, written) = oneshot::channel();
@@ -304,6 +347,7 @@ impl ReadLog {
 async fn write_batches(
     db: DatabaseConnection,
     pending: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+    known: std::sync::Arc<KnownSets>,
 ) {
     let mut batch = Vec::new();
     loop {
@@ -312,47 +356,113 @@ async fn write_batches(
             return;
         }
         let reads: Vec<&Read> = batch.iter().map(|waiting| &waiting.read).collect();
-        let result = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-            store_in_one_statement(&db, &reads).await
+        let stored = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            store_in_one_statement(&db, &reads, &known).await
         } else {
-            store_in_one_transaction(&db, &reads).await
+            store_in_one_transaction(&db, &reads, &known).await
+        };
+        if stored.is_ok() {
+            known.add(reads.iter().filter_map(|read| Some(read.set.as_ref()?.id)));
         }
-        .map_err(|error| error.to_string());
+        let result = stored.map_err(|error| error.to_string());
         for waiting in batch.drain(..) {
             let _ = waiting.stored.send(result.clone());
         }
     }
 }
 
-/// Stores `reads` (entries or journal rows) in one transaction.
-async fn store_in_one_transaction(db: &DatabaseConnection, reads: &[&Read]) -> Result<(), DbErr> {
-    let (through_journal, at_once): (Vec<&Read>, Vec<&Read>) =
-        reads.iter().partition(|read| read.goes_through_journal());
+/// The sets named by `reads` that `known` does not hold, each once.
+fn sets_to_offer<'a>(reads: &[&'a Read], known: &KnownSets) -> Vec<&'a PatientSet> {
+    let mut offered: Vec<&PatientSet> = Vec::new();
+    for set in reads.iter().filter_map(|read| read.set.as_ref()) {
+        if !known.contains(&set.id) && !offered.iter().any(|seen| seen.id == set.id) {
+            offered.push(set);
+        }
+    }
+    offered
+}
+
+/// Stores `reads` (entries, or reads naming a set and the sets not stored before) in one
+/// transaction.
+async fn store_in_one_transaction(
+    db: &DatabaseConnection,
+    reads: &[&Read],
+    known: &KnownSets,
+) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
+    let offered = sets_to_offer(reads, known);
+    let stored: std::collections::HashSet<Uuid> = if offered.is_empty() {
+        Default::default()
+    } else {
+        access_log_patient_set::Entity::find()
+            .filter(access_log_patient_set::Column::Id.is_in(offered.iter().map(|set| set.id)))
+            .into_tuple::<Uuid>()
+            .all(&*txn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let new: Vec<&PatientSet> = offered
+        .into_iter()
+        .filter(|set| !stored.contains(&set.id))
+        .collect();
     insert_in_chunks(
         &*txn,
-        at_once.iter().flat_map(|read| read.entries()).collect(),
+        new.iter()
+            .map(|set| access_log_patient_set::ActiveModel { id: Set(set.id) })
+            .collect(),
     )
     .await?;
     insert_in_chunks(
         &*txn,
-        through_journal
+        new.iter()
+            .map(|set| access_log_unspread_set::ActiveModel {
+                set_id: Set(set.id),
+                touched: Set(set.touched.clone()),
+            })
+            .collect(),
+    )
+    .await?;
+    insert_in_chunks(
+        &*txn,
+        reads
             .iter()
-            .map(|read| read.journal_row())
+            .filter_map(|read| Some(read.read_row(read.set.as_ref()?)))
+            .collect(),
+    )
+    .await?;
+    insert_in_chunks(
+        &*txn,
+        reads
+            .iter()
+            .filter(|read| read.set.is_none())
+            .flat_map(|read| read.entries())
             .collect(),
     )
     .await?;
     txn.commit().await
 }
 
-/// [`store_in_one_transaction`] on PostgreSQL: the entries (`$1`) and journal rows (`$2`)
-/// as JSON arrays of rows, written by one statement.
+/// [`store_in_one_transaction`] on PostgreSQL: the entries (`$1`), the reads naming a set
+/// (`$2`) and the sets offered (`$3`, of which those not yet stored are stored and left to
+/// spread), as JSON arrays of rows, written by one statement. A set two writers offer at
+/// once is stored by the first; the second waits for its commit and leaves it.
 const STORE_STATEMENT: &str = "
-WITH journal AS (
-    INSERT INTO access_log_journal
-        (id, occurred_at, actor_kind, actor_subject, actor_name, proxy_id, action, touched)
+WITH new_sets AS (
+    INSERT INTO access_log_patient_sets (id)
+    SELECT (s ->> 0)::uuid FROM json_array_elements($3::json) AS s
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), unspread AS (
+    INSERT INTO access_log_unspread_sets (set_id, touched)
+    SELECT new_sets.id, s ->> 1
+    FROM new_sets JOIN json_array_elements($3::json) AS s ON (s ->> 0)::uuid = new_sets.id
+), reads AS (
+    INSERT INTO access_log_reads
+        (id, occurred_at, actor_kind, actor_subject, actor_name, proxy_id, action,
+         patient_set_id)
     SELECT (r ->> 0)::uuid, (r ->> 1)::timestamptz, r ->> 2, r ->> 3, r ->> 4,
-        (r ->> 5)::uuid, r ->> 6, r ->> 7
+        (r ->> 5)::uuid, r ->> 6, (r ->> 7)::uuid
     FROM json_array_elements($2::json) AS r
 )
 INSERT INTO access_log
@@ -365,16 +475,20 @@ FROM json_array_elements($1::json) AS r";
 /// Stores `reads` with one statement outside a transaction block (one statement is one
 /// transaction): one round trip for any number of reads, where a transaction of INSERTs in
 /// chunks took four to seven, each parsed and executed by a server busy with the reads.
-async fn store_in_one_statement(db: &DatabaseConnection, reads: &[&Read]) -> Result<(), DbErr> {
+async fn store_in_one_statement(
+    db: &DatabaseConnection,
+    reads: &[&Read],
+    known: &KnownSets,
+) -> Result<(), DbErr> {
     use serde_json::{Value, json};
-    let (mut entries, mut journal) = (Vec::<Value>::new(), Vec::<Value>::new());
+    let (mut entries, mut set_reads) = (Vec::<Value>::new(), Vec::<Value>::new());
     for read in reads {
         // Microseconds, as PostgreSQL keeps them and as a bound timestamp is cut.
         let at = read
             .occurred_at
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        if read.goes_through_journal() {
-            journal.push(json!([
+        if let Some(set) = &read.set {
+            set_reads.push(json!([
                 read.id,
                 at,
                 read.actor_kind,
@@ -382,7 +496,7 @@ async fn store_in_one_statement(db: &DatabaseConnection, reads: &[&Read]) -> Res
                 read.actor_name,
                 read.proxy_id,
                 read.action,
-                read.touched_json(),
+                set.id,
             ]));
         } else {
             entries.extend(read.touched.iter().zip(0u64..).map(
@@ -402,40 +516,42 @@ async fn store_in_one_statement(db: &DatabaseConnection, reads: &[&Read]) -> Res
             ));
         }
     }
+    let offered: Vec<Value> = sets_to_offer(reads, known)
+        .into_iter()
+        .map(|set| json!([set.id, set.touched]))
+        .collect();
     let statement = sea_orm::Statement::from_sql_and_values(
         sea_orm::DatabaseBackend::Postgres,
         STORE_STATEMENT,
         [
             Value::Array(entries).to_string().into(),
-            Value::Array(journal).to_string().into(),
+            Value::Array(set_reads).to_string().into(),
+            Value::Array(offered).to_string().into(),
         ],
     );
     db.execute_raw(statement).await.map(|_| ())
 }
 
-/// Journal rows spread per transaction, at most.
+/// New sets spread per transaction, at most.
 const SPREAD_BATCH: u64 = 200;
 
-/// Journal text spread per transaction, about (a row is taken while the rows before it hold
-/// less): some 200 entries, since each is 40 to 60 bytes of JSON. Enough that a patient's
-/// index page is written once for many entries and that reads of one patient each (a proxy
-/// holder's list) are not spread a few per transaction; few enough that the transaction
-/// holds SQLite's one writer (and the reads waiting to store their journal rows) only
-/// briefly. Measured with the rows per transaction capped at 10 instead: a proxy holder's
-/// list cost +222 % against the patient's own on PostgreSQL, against +85 % unspread.
+/// Members' text spread per transaction, about (a set is taken while the sets before it hold
+/// less): some 200 members, since each is 40 to 60 bytes of JSON. Enough that a patient's
+/// index page is written once for many members; few enough that the transaction holds
+/// SQLite's one writer (and the reads waiting to be stored) only briefly.
 const SPREAD_BYTES: i64 = 10_000;
 
-/// Rows are sized by `octet_length`, which both databases read from the row's header (and
+/// Sets are sized by `octet_length`, which both databases read from the row's header (and
 /// PostgreSQL without decompressing it): `length` counts characters, so it reads the whole
 /// text of every candidate (measured on SQLite: a unit day's reads fell from 192–286 to 62
 /// per second, the one writer held while 200 rows of 15 KB were read).
 ///
-/// Spreads journal rows, oldest first, into one entry per patient (some [`SPREAD_BYTES`]
-/// of journal), removing them from the journal in the same transaction (so each is spread once,
-/// also with several server processes: a row another process is spreading is waited for,
-/// then found gone). Returns whether journal rows may be left behind.
+/// Writes the members of new sets (some [`SPREAD_BYTES`] of them), removing the sets from
+/// `access_log_unspread_sets` in the same transaction (so each is spread once, also with
+/// several server processes: a set another process is spreading is waited for, then found
+/// gone). Returns whether sets may be left unspread.
 ///
-/// `Waiting::ForOthers` waits for rows another process is spreading (a reader of the log
+/// `Waiting::ForOthers` waits for sets another process is spreading (a reader of the log
 /// needs all of them spread); `Waiting::No` skips them (the background spreader).
 ///
 /// On PostgreSQL every open transaction with an id holds back the readers of the event logs
@@ -452,41 +568,32 @@ pub async fn spread(db: &DatabaseConnection, waiting: Waiting) -> Result<bool, D
 }
 
 /// The id of a read's `n`th entry (from 0): the read's own id, time-ordered, with `n` added
-/// to its last 48 bits (modulo 2^48), so entries sort in the order of the reads. Written
-/// also as SQL in [`SPREAD_STATEMENT`]; both backends give the same ids.
+/// to its last 48 bits (modulo 2^48), so entries sort in the order of the reads.
 fn entry_id(read_id: Uuid, n: u64) -> Uuid {
     const LOW: u128 = (1 << 48) - 1;
     let id = read_id.as_u128();
     Uuid::from_u128((id & !LOW) | ((id & LOW) + u128::from(n)) & LOW)
 }
 
-/// [`spread`] on PostgreSQL: takes up to [`SPREAD_BATCH`] journal rows (`{lock}` is how it
-/// treats rows another transaction holds), keeps those that start before [`SPREAD_BYTES`]
-/// are reached (as [`chosen`]), deletes them and inserts their entries. Ids as [`entry_id`].
+/// [`spread`] on PostgreSQL: takes up to [`SPREAD_BATCH`] new sets (`{lock}` is how it
+/// treats sets another transaction holds), keeps those that start before [`SPREAD_BYTES`]
+/// are reached (as [`chosen`]), removes them and inserts their members.
 const SPREAD_STATEMENT: &str = "
 WITH candidates AS (
-    SELECT id, octet_length(touched) AS bytes
-    FROM access_log_journal ORDER BY id LIMIT $1 {lock}
+    SELECT set_id, octet_length(touched) AS bytes
+    FROM access_log_unspread_sets ORDER BY set_id LIMIT $1 {lock}
 ), chosen AS (
-    SELECT id FROM (
-        SELECT id, sum(bytes) OVER (ORDER BY id) - bytes AS before FROM candidates
+    SELECT set_id FROM (
+        SELECT set_id, sum(bytes) OVER (ORDER BY set_id) - bytes AS before FROM candidates
     ) running WHERE before < $2
 ), taken AS (
-    DELETE FROM access_log_journal WHERE id IN (SELECT id FROM chosen)
-    RETURNING id, occurred_at, actor_kind, actor_subject, actor_name, proxy_id, action, touched
+    DELETE FROM access_log_unspread_sets WHERE set_id IN (SELECT set_id FROM chosen)
+    RETURNING set_id, touched
 )
-INSERT INTO access_log
-    (id, patient_id, occurred_at, actor_kind, actor_subject, actor_name, proxy_id, action,
-     resource_id)
-SELECT
-    (left(taken.id::text, 24) || lpad(to_hex(
-        (('x' || lpad(right(taken.id::text, 12), 16, '0'))::bit(64)::bigint + entry.n - 1)
-        % 281474976710656), 12, '0'))::uuid,
-    (entry.touched ->> 0)::uuid,
-    taken.occurred_at, taken.actor_kind, taken.actor_subject, taken.actor_name,
-    taken.proxy_id, taken.action,
-    entry.touched ->> 1
-FROM taken, jsonb_array_elements(taken.touched::jsonb) WITH ORDINALITY AS entry(touched, n)";
+INSERT INTO access_log_patient_set_members (set_id, patient_id, resource_id)
+SELECT taken.set_id, (member ->> 0)::uuid, member ->> 1
+FROM taken, jsonb_array_elements(taken.touched::jsonb) AS member
+ON CONFLICT DO NOTHING";
 
 async fn spread_in_one_statement(db: &DatabaseConnection, waiting: Waiting) -> Result<bool, DbErr> {
     let lock = match waiting {
@@ -501,7 +608,7 @@ async fn spread_in_one_statement(db: &DatabaseConnection, waiting: Waiting) -> R
     let txn = db.begin().await?;
     // The transaction's id is released as soon as its commit is written, not once it is
     // flushed: nothing is lost by it, since a spread lost in a crash is a spread undone (its
-    // journal rows come back with it, and are spread again to the same entry ids).
+    // sets come back unspread with it, and are spread again).
     txn.execute_unprepared("SET LOCAL synchronous_commit = off")
         .await?;
     let spread = txn.execute_raw(statement).await?.rows_affected();
@@ -510,8 +617,8 @@ async fn spread_in_one_statement(db: &DatabaseConnection, waiting: Waiting) -> R
     Ok(spread > 0)
 }
 
-/// The first of `candidates` (journal ids and their text's length, oldest first) to spread
-/// in one transaction: each while the ones before it hold less than [`SPREAD_BYTES`].
+/// The first of `candidates` (set ids and their members' text's length) to spread in one
+/// transaction: each while the ones before it hold less than [`SPREAD_BYTES`].
 fn chosen(candidates: &[(Uuid, i64)]) -> Vec<Uuid> {
     let mut before = 0;
     candidates
@@ -527,13 +634,13 @@ fn chosen(candidates: &[(Uuid, i64)]) -> Vec<Uuid> {
 
 /// [`spread`] on SQLite, in one transaction under the one writer.
 async fn spread_row_by_row(db: &DatabaseConnection, waiting: Waiting) -> Result<bool, DbErr> {
-    use access_log_journal::Column as Journal;
+    use access_log_unspread_set::Column as Unspread;
     let txn = begin_write(db).await?;
-    let select = access_log_journal::Entity::find()
+    let select = access_log_unspread_set::Entity::find()
         .select_only()
-        .column(Journal::Id)
+        .column(Unspread::SetId)
         .column_as(Expr::cust("octet_length(touched)"), "bytes")
-        .order_by_asc(Journal::Id)
+        .order_by_asc(Unspread::SetId)
         .limit(SPREAD_BATCH);
     let select = match waiting {
         Waiting::ForOthers => select.lock_exclusive(),
@@ -548,26 +655,31 @@ async fn spread_row_by_row(db: &DatabaseConnection, waiting: Waiting) -> Result<
         return Ok(false);
     }
     let spread = chosen(&candidates);
-    let journal = access_log_journal::Entity::find()
-        .filter(Journal::Id.is_in(spread.clone()))
-        .order_by_asc(Journal::Id)
+    let sets = access_log_unspread_set::Entity::find()
+        .filter(Unspread::SetId.is_in(spread.clone()))
         .all(&*txn)
         .await?;
-    let mut rows = Vec::new();
-    for row in journal {
-        rows.extend(Read::from_journal(row)?.entries());
+    let mut members = Vec::new();
+    for set in sets {
+        members.extend(PatientSet::members(&set.touched)?.into_iter().map(
+            |(patient_id, resource_id)| access_log_patient_set_member::ActiveModel {
+                set_id: Set(set.set_id),
+                patient_id: Set(patient_id),
+                resource_id: Set(resource_id),
+            },
+        ));
     }
     let left_behind = spread.len() < candidates.len() || candidates.len() as u64 == SPREAD_BATCH;
-    access_log_journal::Entity::delete_many()
-        .filter(Journal::Id.is_in(spread))
+    access_log_unspread_set::Entity::delete_many()
+        .filter(Unspread::SetId.is_in(spread))
         .exec(&*txn)
         .await?;
-    insert_in_chunks(&*txn, rows).await?;
+    insert_in_chunks(&*txn, members).await?;
     txn.commit().await?;
     Ok(left_behind)
 }
 
-/// Whether [`spread`] waits for journal rows another process is spreading.
+/// Whether [`spread`] waits for sets another process is spreading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Waiting {
     /// Wait for them: every row is spread when it returns.
@@ -576,24 +688,24 @@ pub enum Waiting {
     No,
 }
 
-/// Spreads the whole journal: what [`page`] does before reading the log.
+/// Spreads every new set: what [`page`] does before reading the log.
 pub async fn spread_all(db: &DatabaseConnection) -> Result<(), DbErr> {
     spread_until_done(db, Waiting::ForOthers).await
 }
 
 async fn spread_until_done(db: &DatabaseConnection, waiting: Waiting) -> Result<(), DbErr> {
     while spread(db, waiting).await? {
-        // Readers waiting to store their journal rows go first (the writer gate is fair).
+        // Reads waiting to be stored go first (the writer gate is fair).
         tokio::task::yield_now().await;
     }
     Ok(())
 }
 
-/// Spreads the journal every [`SPREAD_EVERY`], until no [`ReadLog`] handle is left.
+/// Spreads new sets every [`SPREAD_EVERY`], until no [`ReadLog`] handle is left.
 async fn spread_now_and_then(db: DatabaseConnection, alive: std::sync::Weak<()>) {
     loop {
         if let Err(error) = spread_until_done(&db, Waiting::No).await {
-            tracing::warn!(%error, "spreading the access log's journal failed; trying again");
+            tracing::warn!(%error, "writing the members of the access log's new sets failed; trying again");
         }
         if alive.upgrade().is_none() {
             return;
@@ -602,14 +714,14 @@ async fn spread_now_and_then(db: DatabaseConnection, alive: std::sync::Weak<()>)
     }
 }
 
-/// A page of a patient's access log, newest first, and the cursor after it; the journal is
+/// A page of a patient's access log, newest first, and the cursor after it; new sets are
 /// spread first, so every read stored so far is in it.
 pub async fn page(
     db: &DatabaseConnection,
     patient_id: Uuid,
     after: Option<Cursor>,
     page_size: u64,
-) -> Result<(Vec<access_log::Model>, Option<Cursor>), DbErr> {
+) -> Result<(Vec<access_log_entry::Model>, Option<Cursor>), DbErr> {
     spread_all(db).await?;
     let mut select = Entity::find()
         .filter(Column::PatientId.eq(patient_id))

@@ -24,7 +24,9 @@ fn kind_and_role(stored: &str) -> (i32, i32) {
     (kind.to_proto().into(), role.into())
 }
 
-pub(super) fn access_entry_to_proto(row: &crate::entity::access_log::Model) -> pb::AccessLogEntry {
+pub(super) fn access_entry_to_proto(
+    row: &crate::entity::access_log_entry::Model,
+) -> pb::AccessLogEntry {
     let (actor_kind, actor_role) = kind_and_role(&row.actor_kind);
     #[allow(deprecated)]
     pb::AccessLogEntry {

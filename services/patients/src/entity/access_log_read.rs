@@ -1,10 +1,10 @@
-//! A read by someone other than the patient, as first stored: one row naming every patient
-//! it touched, spread into `access_log` later (see `crate::access_log`).
+//! A read of many patients' data by someone other than the patients, stored once, naming its
+//! set of patients (see `crate::access_log`).
 
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "access_log_journal")]
+#[sea_orm(table_name = "access_log_reads")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
@@ -16,8 +16,7 @@ pub struct Model {
     pub actor_name: Option<String>,
     pub proxy_id: Option<Uuid>,
     pub action: String,
-    /// The patients touched: a JSON array of `[patient id, record id or null]`.
-    pub touched: String,
+    pub patient_set_id: Uuid,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
