@@ -190,6 +190,7 @@ impl MigrationTrait for Migration {
                     .table(AccessLogReads::Table)
                     .col(AccessLogReads::PatientSetId)
                     .col(AccessLogReads::OccurredAt)
+                    .col(AccessLogReads::Id)
                     .to_owned(),
             )
             .await?;

@@ -542,6 +542,14 @@ async fn measure(
         unit_day::scenario(&channel, &tokens, day)?,
     )
     .await;
+    let day_citizen = tokens.citizen(&pids[3], ttl)?;
+    let day_patient_id = own_patient_id(&channel, &day_citizen).await?;
+    let day_log = run_scenario(
+        "access_log_page",
+        &day_streams,
+        unit_day::access_log_scenario(&channel, &day_citizen, &day_patient_id),
+    )
+    .await;
 
     let cancelled = cancel::run(&channel, args, jobs, fake_epj).await;
 
@@ -571,6 +579,7 @@ async fn measure(
         &get,
         &history,
         &unit_day,
+        &day_log,
     ] {
         println!(
             "{:<20} {:>12.0} {:>10.2} {:>10.2} {:>8}",
@@ -583,7 +592,8 @@ async fn measure(
     }
     println!(
         "list_appointments / health throughput: {:.2} and {:.2}; get_appointment {:.2}; \
-         list_history {:.2} (unit_day_300 at 8 streams, one call = the whole day in two pages)",
+         list_history {:.2} (unit_day_300 at 8 streams, one call = the whole day in two pages; \
+         access_log_page at 8 streams, a patient of that day reads the first 50 of their log)",
         list.per_second() / health.per_second(),
         list_again.per_second() / health.per_second(),
         get.per_second() / health.per_second(),

@@ -113,3 +113,38 @@ pub(crate) fn scenario(
         }) as std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
     })
 }
+
+/// A patient of the day reads the first page (50) of their access log, which holds every read
+/// of the day so far: the cost of reading a log whose reads are stored once per set of
+/// patients. A call counts when the page is full.
+pub(crate) fn access_log_scenario(
+    channel: &Channel,
+    citizen: &str,
+    patient_id: &str,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
++ Clone
++ Send
++ 'static {
+    use homecare_proto::patients::v1::ListAccessLogRequest;
+    use homecare_proto::patients::v1::patient_service_client::PatientServiceClient;
+    let channel = channel.clone();
+    let citizen: std::sync::Arc<str> = citizen.into();
+    let patient_id: std::sync::Arc<str> = patient_id.into();
+    move || {
+        let mut client = PatientServiceClient::new(channel.clone());
+        let request = authorized(
+            &citizen,
+            ListAccessLogRequest {
+                patient_id: patient_id.to_string(),
+                page_size: 50,
+                page_token: String::new(),
+            },
+        );
+        Box::pin(async move {
+            client
+                .list_access_log(request)
+                .await
+                .is_ok_and(|response| response.into_inner().entries.len() == 50)
+        })
+    }
+}
