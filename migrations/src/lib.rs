@@ -14,7 +14,7 @@ mod m20261125_000006_proxy_event_log;
 mod m20261126_000007_notifications;
 mod m20261126_000008_messaging;
 mod m20261126_000009_access_log_journal;
-mod m20261127_000010_access_log_patient_sets;
+mod m20261126_000010_access_log_patient_sets;
 
 /// All migrations, oldest first.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_notifications::Migration),
             Box::new(m20261126_000008_messaging::Migration),
             Box::new(m20261126_000009_access_log_journal::Migration),
-            Box::new(m20261127_000010_access_log_patient_sets::Migration),
+            Box::new(m20261126_000010_access_log_patient_sets::Migration),
         ]
     }
 }
