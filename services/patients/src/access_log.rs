@@ -836,6 +836,19 @@ mod tests {
     }
 
     #[test]
+    fn a_set_is_named_by_its_members_and_their_records() {
+        let (astrid, bjarne) = (Uuid::now_v7(), Uuid::now_v7());
+        let day = [(astrid, None), (bjarne, Some("v9".to_owned()))];
+        let set = PatientSet::of(&day);
+        assert_eq!(set.id, PatientSet::of(&day).id);
+        assert_eq!(PatientSet::members(&set.touched).unwrap(), day);
+        // Another record of the same patients is another set.
+        let replanned = [(astrid, None), (bjarne, Some("v10".to_owned()))];
+        assert_ne!(set.id, PatientSet::of(&replanned).id);
+        assert_eq!(set.id.get_version_num(), 8);
+    }
+
+    #[test]
     fn a_reads_entries_follow_its_id_and_stay_in_its_last_48_bits() {
         let read = Uuid::parse_str("0190f3a1-7c2e-7abc-9def-fffffffffffe").unwrap();
         assert_eq!(entry_id(read, 0), read);
