@@ -57,6 +57,23 @@ async fn unit_day(
         .map(tonic::Response::into_inner)
 }
 
+/// One visit in unit-a two hours from now for each test person who accepted the terms: more
+/// patients than a read stores as entries one by one.
+async fn one_visit_each_in_unit_a(
+    server: &TestServer,
+) -> Vec<(&'static str, homecare_proto::appointments::v1::Appointment)> {
+    let mut visits = Vec::new();
+    for (n, person) in ACCEPTED_TERMS.iter().enumerate() {
+        let visit = server
+            .upsert(visit(&format!("v-{n}"), person, "unit-a", 2))
+            .await
+            .appointment
+            .expect("appointment");
+        visits.push((*person, visit));
+    }
+    visits
+}
+
 async fn citizen_lists_own_upcoming_visits_in_time_order(backend: Backend) {
     let server = TestServer::start(backend).await;
     server.upsert(visit("v-later", ASTRID, "unit-a", 30)).await;
@@ -519,15 +536,11 @@ async fn journalled_reads_survive_the_upgrade_and_a_day_read_twice_is_one_set(ba
     use sea_orm::ConnectionTrait as _;
 
     let server = TestServer::start(backend).await;
-    let mut patients = Vec::new();
-    for (n, person) in ACCEPTED_TERMS.iter().enumerate() {
-        let visit = server
-            .upsert(visit(&format!("v-{n}"), person, "unit-a", 2))
-            .await
-            .appointment
-            .expect("appointment");
-        patients.push(visit.patient_id);
-    }
+    let patients: Vec<String> = one_visit_each_in_unit_a(&server)
+        .await
+        .into_iter()
+        .map(|(_, visit)| visit.patient_id)
+        .collect();
     assert!(patients.len() >= 8, "a read of this many names a set");
     // The schema as it was, with one journalled read of every patient.
     Migrator::down(&server.db, Some(1)).await.expect("down");
@@ -626,15 +639,7 @@ async fn reads_of_many_patients_and_of_one_reach_each_patients_log_alike(backend
     use homecare_proto::patients::v1::ListAccessLogRequest;
 
     let server = TestServer::start(backend).await;
-    let mut patients = Vec::new();
-    for (n, person) in ACCEPTED_TERMS.iter().enumerate() {
-        let visit = server
-            .upsert(visit(&format!("v-{n}"), person, "unit-a", 2))
-            .await
-            .appointment
-            .expect("appointment");
-        patients.push((*person, visit));
-    }
+    let patients = one_visit_each_in_unit_a(&server).await;
     let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
     let day = unit_day(
         &server,
