@@ -232,7 +232,8 @@ impl TestServer {
         wait_until_serving(channel.clone()).await;
         let db = homecare_server::database::connect(&config)
             .await
-            .expect("db");
+            .expect("db")
+            .calls;
 
         TestServer {
             address,

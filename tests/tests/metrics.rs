@@ -111,10 +111,17 @@ async fn the_numbers_an_operator_scrapes_move_with_the_calls_made() {
     let gate_hits = [("cache", "terms_gate"), ("result", "hit")];
     let cached = "homecare_cache_requests_total";
     assert!(count(&after, cached, &gate_hits) - count(&before, cached, &gate_hits) >= 3.0);
-    assert!(
-        sample(&after, "homecare_db_pool_connections", &[("state", "idle")]).is_some(),
-        "{after}"
-    );
+    for pool in ["calls", "background"] {
+        assert!(
+            sample(
+                &after,
+                "homecare_db_pool_connections",
+                &[("pool", pool), ("state", "idle")]
+            )
+            .is_some(),
+            "{after}"
+        );
+    }
 
     // The backlog is sampled every second: the waiting cancellation shows within a few.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -42,7 +42,7 @@ impl Capability for Appointments {
         parts.task(
             "upcoming visits follower",
             homecare_core::event_log::follow(
-                context.db.clone(),
+                context.background_db.clone(),
                 Arc::new(UpcomingFollower(upcoming)),
                 feed.subscribe_elsewhere(),
                 FOLLOW_POLL,
@@ -61,7 +61,7 @@ impl Capability for Appointments {
             "EPJ outbox metrics",
             homecare_outbox::gauges::sample_every::<crate::outbox::entity::Entity>(
                 EpjSink::NAME,
-                context.db.clone(),
+                context.background_db.clone(),
                 Arc::new(SystemClock),
                 context.sample_every,
                 context.shutdown.clone(),
@@ -108,7 +108,7 @@ fn epj_delivery(
     let sink = EpjSink::new(Arc::new(epj), context.clock.clone(), feed.clone());
     // The outbox schedules by the machine's clock; history entries take the business clock.
     let worker = homecare_outbox::Worker::new(
-        context.db.clone(),
+        context.background_db.clone(),
         Arc::new(sink),
         Arc::new(SystemClock),
         wakeup.clone(),

@@ -65,7 +65,7 @@ impl Capability for Notifications {
         parts.task(
             "visit notices",
             run_consumer(
-                context.db.clone(),
+                context.background_db.clone(),
                 Arc::new(VisitNotifier(notifier.clone())),
                 visits_changed,
                 context.clock.clone(),
@@ -76,7 +76,7 @@ impl Capability for Notifications {
         parts.task(
             "message notices",
             run_consumer(
-                context.db.clone(),
+                context.background_db.clone(),
                 Arc::new(MessageNotifier(notifier.clone())),
                 messages_changed,
                 context.clock.clone(),
@@ -87,7 +87,7 @@ impl Capability for Notifications {
         parts.task(
             "proxy notices",
             run_consumer(
-                context.db.clone(),
+                context.background_db.clone(),
                 Arc::new(ProxyNotifier(notifier)),
                 proxies_changed,
                 context.clock.clone(),
@@ -97,7 +97,7 @@ impl Capability for Notifications {
         );
 
         let composer = Arc::new(Composer::new(
-            context.db.clone(),
+            context.background_db.clone(),
             Arc::new(templates),
             Branding {
                 service_name: config.service_name.clone(),
@@ -110,7 +110,7 @@ impl Capability for Notifications {
             Some(twilio) => {
                 let sink = NoticeSink::new(
                     composer.clone(),
-                    SmsProvider::new(Arc::new(twilio), context.db.clone()),
+                    SmsProvider::new(Arc::new(twilio), context.background_db.clone()),
                     timing.sms_quiet,
                 );
                 parts.task(
@@ -141,7 +141,7 @@ impl Capability for Notifications {
             "notice outbox metrics",
             homecare_outbox::gauges::sample_every::<delivery::Entity>(
                 "notices",
-                context.db.clone(),
+                context.background_db.clone(),
                 context.clock.clone(),
                 context.sample_every,
                 context.shutdown.clone(),
@@ -188,7 +188,7 @@ fn worker<S: Sink>(
     settings: homecare_outbox::Settings,
 ) -> tokio::task::JoinHandle<()> {
     let worker = Worker::new(
-        context.db.clone(),
+        context.background_db.clone(),
         Arc::new(sink),
         context.clock.clone(),
         wakeup.clone(),

@@ -276,9 +276,9 @@ const POSTGRES_WRITERS: usize = 4;
 const SPREAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ReadLog {
-    /// Starts the writers and the spreader on `db`. They stop when the last handle is
-    /// dropped.
-    pub fn start(db: DatabaseConnection) -> ReadLog {
+    /// Starts the writers on `db` (a call waits for its read's entry) and the spreader on
+    /// `background`. They stop when the last handle is dropped.
+    pub fn start(db: DatabaseConnection, background: DatabaseConnection) -> ReadLog {
         let (queue, pending) = mpsc::channel(QUEUE);
         let writers = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
             POSTGRES_WRITERS
@@ -291,7 +291,10 @@ impl ReadLog {
             tokio::spawn(write_batches(db.clone(), pending.clone(), known.clone()));
         }
         let alive = std::sync::Arc::new(());
-        tokio::spawn(spread_now_and_then(db, std::sync::Arc::downgrade(&alive)));
+        tokio::spawn(spread_now_and_then(
+            background,
+            std::sync::Arc::downgrade(&alive),
+        ));
         ReadLog {
             queue,
             _alive: alive,

@@ -58,8 +58,12 @@ pub enum BuildError {
 
 /// What every capability is built from.
 pub struct Context {
-    /// The database, migrated.
+    /// The database, migrated, through the pool for calls: what a service answers with.
     pub db: DatabaseConnection,
+    /// The same database through the pool for background work: outbox workers, consumers of
+    /// the histories, followers. Kept apart so that a burst of calls does not leave a
+    /// delivery waiting for a connection behind every call, nor the other way round.
+    pub background_db: DatabaseConnection,
     /// The business clock.
     pub clock: Arc<dyn Clock>,
     /// Triggered when the server stops: streams end, workers finish what they hold.

@@ -29,8 +29,13 @@ pub struct Config {
     pub database_url: String,
     /// PostgreSQL only: the schema to use instead of `public` (tests use one per test).
     pub database_schema: Option<String>,
-    /// The most database connections the pool opens.
+    /// The most database connections the pool for calls opens.
     pub database_max_connections: u32,
+    /// The most database connections the pool for background work opens (outbox deliveries,
+    /// notices made from the histories, followers of other processes' changes). A pool of its
+    /// own, so that a burst of calls does not leave deliveries queueing behind it for a
+    /// connection, nor the other way round.
+    pub database_background_connections: u32,
     /// The municipality's time zone, in which days are counted.
     pub time_zone: String,
     /// After SIGTERM, how long calls in flight may take to finish before the server stops
@@ -165,6 +170,7 @@ impl Default for Config {
             database_url: String::new(),
             database_schema: None,
             database_max_connections: 16,
+            database_background_connections: 8,
             time_zone: "Europe/Oslo".into(),
             shutdown_grace_seconds: 30,
             log: LogConfig {
@@ -260,11 +266,19 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.notifications.validate(self.time_zone()?)?;
         self.messaging.validate()?;
-        if self.database_max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                key: "database_max_connections",
-                reason: "must be at least 1".into(),
-            });
+        for (key, connections) in [
+            ("database_max_connections", self.database_max_connections),
+            (
+                "database_background_connections",
+                self.database_background_connections,
+            ),
+        ] {
+            if connections == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         if self.auth.citizen.issuer == self.auth.staff.issuer {
             return Err(ConfigError::Invalid {
@@ -348,6 +362,29 @@ mod tests {
         };
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("time_zone"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_pool_names_its_key() {
+        for (key, config) in [
+            (
+                "database_max_connections",
+                Config {
+                    database_max_connections: 0,
+                    ..Config::default()
+                },
+            ),
+            (
+                "database_background_connections",
+                Config {
+                    database_background_connections: 0,
+                    ..Config::default()
+                },
+            ),
+        ] {
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
+        }
     }
 
     #[test]

@@ -15,16 +15,40 @@ use crate::config::Config;
 /// cannot hang up, so SQLite's connections are never pinged.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
 
-/// A connection pool to the configured database. Creates the data directory for the
-/// embedded SQLite default, and the SQLite file itself on first start.
-pub async fn connect(config: &Config) -> Result<DatabaseConnection, ServerError> {
+/// The two connection pools to the configured database: one for calls, one for background
+/// work (see `Config::database_background_connections`).
+pub struct Pools {
+    /// For the calls the service answers.
+    pub calls: DatabaseConnection,
+    /// For outbox deliveries, consumers of the histories and followers.
+    pub background: DatabaseConnection,
+}
+
+/// Connects both pools. Creates the data directory for the embedded SQLite default, and the
+/// SQLite file itself on first start. An in-memory SQLite database is one per connection
+/// pool, so there the background shares the calls' pool.
+pub async fn connect(config: &Config) -> Result<Pools, ServerError> {
     let url = config.effective_database_url();
     if config.database_url.is_empty() {
         std::fs::create_dir_all(&config.data_dir).map_err(ServerError::DataDir)?;
     }
+    let calls = pool(config, &url, config.database_max_connections).await?;
+    let background = if url.contains(":memory:") || url.contains("mode=memory") {
+        calls.clone()
+    } else {
+        pool(config, &url, config.database_background_connections).await?
+    };
+    Ok(Pools { calls, background })
+}
+
+async fn pool(
+    config: &Config,
+    url: &str,
+    max_connections: u32,
+) -> Result<DatabaseConnection, ServerError> {
     let mut options = ConnectOptions::new(url);
     options
-        .max_connections(config.database_max_connections)
+        .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
         .test_before_acquire_if_idle_for(PING_WHEN_IDLE_FOR)

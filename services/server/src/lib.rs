@@ -139,7 +139,10 @@ pub async fn run(
         )
     });
     let authenticate = Authenticate(verifier);
-    let db = database::connect(&config).await?;
+    let database::Pools {
+        calls: db,
+        background,
+    } = database::connect(&config).await?;
     database::migrate(&db).await?;
     let metrics_listener = match config.metrics.listen_addr {
         Some(address) => Some(
@@ -180,8 +183,9 @@ pub async fn run(
                 coherence.clone(),
             ))),
         ),
-        read_log: ReadLog::start(db.clone()),
+        read_log: ReadLog::start(db.clone(), background.clone()),
         db: db.clone(),
+        background_db: background.clone(),
         clock,
         shutdown: stopping_tasks.clone(),
         http,
@@ -197,7 +201,11 @@ pub async fn run(
     }
     parts.task(
         "database pool metrics",
-        metrics::sample_pool(db.clone(), sample_every, stopping_tasks.clone()),
+        metrics::sample_pools(
+            [("calls", db.clone()), ("background", background.clone())],
+            sample_every,
+            stopping_tasks.clone(),
+        ),
     );
     if let Some(listener) = metrics_listener {
         tracing::info!(address = ?listener.local_addr().ok(), "serving /metrics");
@@ -207,7 +215,7 @@ pub async fn run(
         );
     }
     let signal_tasks = signals::start(
-        &db,
+        &background,
         &config.effective_database_url(),
         config.database_schema.as_deref(),
         parts.topics(),
@@ -279,6 +287,7 @@ pub async fn run(
         }
     }
     db.close().await?;
+    background.close().await?;
     tracing::info!("stopped");
     Ok(())
 }

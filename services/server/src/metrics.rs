@@ -83,29 +83,33 @@ pub fn serve(listener: TcpListener, shutdown: Shutdown) -> tokio::task::JoinHand
     })
 }
 
-/// Samples the database pool every `every` until `shutdown`, and folds the latencies
+/// Samples the named database pools every `every` until `shutdown`, and folds the latencies
 /// recorded since into their histograms' buckets (the recorder keeps each sample until then:
 /// without this, memory grows with every call until the next scrape).
-pub fn sample_pool(
-    db: DatabaseConnection,
+pub fn sample_pools<const N: usize>(
+    pools: [(&'static str, DatabaseConnection); N],
     every: Duration,
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let (size, idle) = match db.get_database_backend() {
-                sea_orm::DatabaseBackend::Postgres => {
-                    let pool = db.get_postgres_connection_pool();
-                    (pool.size(), pool.num_idle())
-                }
-                _ => {
-                    let pool = db.get_sqlite_connection_pool();
-                    (pool.size(), pool.num_idle())
-                }
-            };
-            let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
-            metrics::gauge!(DB_CONNECTIONS, "state" => "in_use").set(f64::from(size - idle));
-            metrics::gauge!(DB_CONNECTIONS, "state" => "idle").set(f64::from(idle));
+            for (name, db) in &pools {
+                let (size, idle) = match db.get_database_backend() {
+                    sea_orm::DatabaseBackend::Postgres => {
+                        let pool = db.get_postgres_connection_pool();
+                        (pool.size(), pool.num_idle())
+                    }
+                    _ => {
+                        let pool = db.get_sqlite_connection_pool();
+                        (pool.size(), pool.num_idle())
+                    }
+                };
+                let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+                metrics::gauge!(DB_CONNECTIONS, "pool" => *name, "state" => "in_use")
+                    .set(f64::from(size - idle));
+                metrics::gauge!(DB_CONNECTIONS, "pool" => *name, "state" => "idle")
+                    .set(f64::from(idle));
+            }
             handle().run_upkeep();
             tokio::select! {
                 () = tokio::time::sleep(every) => {}

@@ -452,7 +452,8 @@ impl Storage {
         use sea_orm::ConnectionTrait as _;
         let db = homecare_server::database::connect(&self.config)
             .await
-            .expect("open the database");
+            .expect("open the database")
+            .calls;
         let row = db
             .query_one_raw(sea_orm::Statement::from_string(
                 db.get_database_backend(),

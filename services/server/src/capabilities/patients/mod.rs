@@ -34,7 +34,7 @@ impl Capability for Patients {
         parts.topic(Arc::new(proxies.topic().clone())).task(
             "proxies follower",
             homecare_core::event_log::follow(
-                context.db.clone(),
+                context.background_db.clone(),
                 Arc::new(ProxyFollower(proxies.clone())),
                 proxies.topic().elsewhere(),
                 FOLLOW_POLL,
