@@ -97,6 +97,11 @@ struct Args {
     /// With `--notices`: quiet hours cover the run, so every notice waits; reports RSS.
     #[arg(long)]
     notices_in_quiet_hours: bool,
+    /// With `--notices`: the notices are made while the server has no SMS provider, then it
+    /// restarts with one; reports how fast that backlog is delivered (the pipeline alone,
+    /// without the completions competing for the machine).
+    #[arg(long)]
+    notices_drain: bool,
     /// With `--notices`: how long to wait for the last SMS (or, in quiet hours, for the
     /// notices to be written) after the last completion.
     #[arg(long, default_value_t = 120)]
@@ -269,9 +274,88 @@ async fn notice_run(
 ) -> anyhow::Result<()> {
     let twilio = notices::FakeTwilio::start().await;
     let port = free_port()?;
+    // Drained: the notices are made by a server without an SMS provider, sent by the next.
+    let mut server = notice_server(args, data_dir, schema, port, &twilio, !args.notices_drain)
+        .spawn()
+        .with_context(|| format!("starting {}", args.server_bin.display()))?;
+    let result = async {
+        let channel = connect(port).await?;
+        let (tokens, epj) = minter_and_epj_token(data_dir)?;
+        let pids = identity_numbers(count);
+        let result = notices::run(
+            &channel,
+            &epj,
+            &tokens,
+            &pids,
+            &twilio,
+            notices::Pace {
+                concurrency: args.concurrency,
+                wait_for_sms: !(args.notices_in_quiet_hours || args.notices_drain),
+                patience: Duration::from_secs(args.notice_patience_seconds),
+            },
+        )
+        .await?;
+        let drained = if args.notices_drain {
+            stop(&mut server).await;
+            let restarted = std::time::Instant::now();
+            server = notice_server(args, data_dir, schema, port, &twilio, true)
+                .spawn()
+                .with_context(|| format!("starting {}", args.server_bin.display()))?;
+            connect(port).await?;
+            Some(
+                twilio
+                    .drained(
+                        count,
+                        restarted,
+                        Duration::from_secs(args.notice_patience_seconds),
+                    )
+                    .await,
+            )
+        } else {
+            None
+        };
+        let (peak_rss, rss) = server_memory(server.id().context("server pid")?)?;
+        println!(
+            "backend: {}  concurrency: {}  citizens: {count}  SMS rate limit: {}",
+            if args.database_url.is_some() {
+                "postgres"
+            } else {
+                "sqlite"
+            },
+            args.concurrency,
+            args.sms_rate
+                .map_or("none".to_owned(), |rate| format!("{rate}/s")),
+        );
+        result.print();
+        if let Some(drained) = drained {
+            drained.print();
+        }
+        println!(
+            "server RSS: peak {:.1} MB, now {:.1} MB",
+            peak_rss as f64 / 1024.0,
+            rss as f64 / 1024.0
+        );
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    stop(&mut server).await;
+    result
+}
+
+/// The server of the notification scenario, sending its SMS to `twilio` when `sends`.
+fn notice_server(
+    args: &Args,
+    data_dir: &std::path::Path,
+    schema: Option<&str>,
+    port: u16,
+    twilio: &notices::FakeTwilio,
+    sends: bool,
+) -> tokio::process::Command {
     let mut command = server_command(args, data_dir, schema, port);
+    if sends {
+        command.env("HOMECARE_NOTIFICATIONS__SMS__BASE_URL", twilio.uri());
+    }
     command
-        .env("HOMECARE_NOTIFICATIONS__SMS__BASE_URL", twilio.uri())
         .env("HOMECARE_NOTIFICATIONS__SMS__ACCOUNT_SID", notices::ACCOUNT)
         .env("HOMECARE_NOTIFICATIONS__SMS__AUTH_TOKEN", "load-token")
         .env("HOMECARE_NOTIFICATIONS__SMS__FROM", "LoadTest");
@@ -296,55 +380,17 @@ async fn notice_run(
             rate.to_string(),
         );
     }
-    let mut server = command
-        .spawn()
-        .with_context(|| format!("starting {}", args.server_bin.display()))?;
-    let server_pid = server.id().context("server pid")?;
-    let result = async {
-        let channel = connect(port).await?;
-        let (tokens, epj) = minter_and_epj_token(data_dir)?;
-        let pids = identity_numbers(count);
-        let result = notices::run(
-            &channel,
-            &epj,
-            &tokens,
-            &pids,
-            &twilio,
-            notices::Pace {
-                concurrency: args.concurrency,
-                quiet: args.notices_in_quiet_hours,
-                patience: Duration::from_secs(args.notice_patience_seconds),
-            },
-        )
-        .await?;
-        let (peak_rss, rss) = server_memory(server_pid)?;
-        println!(
-            "backend: {}  concurrency: {}  citizens: {count}  SMS rate limit: {}",
-            if args.database_url.is_some() {
-                "postgres"
-            } else {
-                "sqlite"
-            },
-            args.concurrency,
-            args.sms_rate
-                .map_or("none".to_owned(), |rate| format!("{rate}/s")),
-        );
-        result.print();
-        println!(
-            "server RSS: peak {:.1} MB, now {:.1} MB",
-            peak_rss as f64 / 1024.0,
-            rss as f64 / 1024.0
-        );
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
+    command
+}
+
+/// Stops `server` as an operator would (SIGTERM) and waits for it.
+async fn stop(server: &mut tokio::process::Child) {
     if let Some(pid) = server.id() {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
     }
     let _ = server.wait().await;
-    result
 }
 
 /// The messaging scenarios alone.

@@ -6,7 +6,9 @@
 //! second (for `--sms-rate`), and the server's RSS.
 //!
 //! With `--notices-in-quiet-hours` the quiet hours cover the run: nothing is sent, and the
-//! server's RSS is read once every notice waits in the outbox.
+//! server's RSS is read once every notice waits in the outbox. With `--notices-drain` the
+//! server has no SMS provider while the completions run; it then restarts with one, and the
+//! time from the restart to the last SMS is the pipeline's pace on its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -156,14 +158,16 @@ pub(crate) struct NoticeResult {
     p50: Duration,
     p99: Duration,
     max_in_a_second: usize,
-    quiet: bool,
+    /// Nothing was to be sent during the run (quiet hours, or no provider yet).
+    unsent: bool,
 }
 
 impl NoticeResult {
     pub(crate) fn print(&self) {
-        if self.quiet {
+        if self.unsent {
             println!(
-                "notices: {} completions committed in quiet hours; {} SMS sent (expected 0)",
+                "notices: {} completions committed while nothing may be sent; {} SMS sent \
+                 (expected 0)",
                 self.notices, self.delivered
             );
             return;
@@ -182,11 +186,11 @@ impl NoticeResult {
     }
 }
 
-/// How a run goes: completions from `concurrency` tasks, in quiet hours or not, waiting at
-/// most `patience` for the SMS.
+/// How a run goes: completions from `concurrency` tasks, then waiting at most `patience` for
+/// the SMS, or (when none may be sent) for the notices to be written.
 pub(crate) struct Pace {
     pub(crate) concurrency: usize,
-    pub(crate) quiet: bool,
+    pub(crate) wait_for_sms: bool,
     pub(crate) patience: Duration,
 }
 
@@ -201,7 +205,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<NoticeResult> {
     let Pace {
         concurrency,
-        quiet,
+        wait_for_sms,
         patience,
     } = pace;
     let seeded = Instant::now();
@@ -244,7 +248,7 @@ pub(crate) async fn run(
         "{notices} completions committed in {:.1}s",
         all_committed.as_secs_f64()
     );
-    if quiet {
+    if !wait_for_sms {
         // Every notice is written by the consumer; give it the time it takes, then look.
         tokio::time::sleep(patience).await;
         let delivered = twilio.arrivals.lock().expect("arrivals").len();
@@ -255,7 +259,7 @@ pub(crate) async fn run(
             p50: Duration::ZERO,
             p99: Duration::ZERO,
             max_in_a_second: 0,
-            quiet,
+            unsent: true,
         });
     }
     let deadline = Instant::now() + patience;
@@ -293,6 +297,49 @@ pub(crate) async fn run(
         p50: percentile(0.5),
         p99: percentile(0.99),
         max_in_a_second,
-        quiet,
+        unsent: false,
     })
+}
+
+/// How fast a backlog of SMS was delivered after a restart.
+pub(crate) struct Drained {
+    expected: usize,
+    delivered: usize,
+    /// From the restart (the server's spawn) to the last SMS.
+    elapsed: Duration,
+}
+
+impl Drained {
+    pub(crate) fn print(&self) {
+        println!(
+            "drained after a restart: {} of {} SMS in {:.1}s (server start included): {:.0} SMS/s",
+            self.delivered,
+            self.expected,
+            self.elapsed.as_secs_f64(),
+            self.delivered as f64 / self.elapsed.as_secs_f64(),
+        );
+    }
+}
+
+impl FakeTwilio {
+    /// Waits at most `patience` for `expected` SMS in all, timing from `restarted`.
+    pub(crate) async fn drained(
+        &self,
+        expected: usize,
+        restarted: Instant,
+        patience: Duration,
+    ) -> Drained {
+        let deadline = Instant::now() + patience;
+        while self.arrivals.lock().expect("arrivals").len() < expected && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let arrivals = self.arrivals.lock().expect("arrivals");
+        let last = arrivals.values().max().copied().unwrap_or(restarted);
+        Drained {
+            expected,
+            delivered: arrivals.len(),
+            elapsed: last.saturating_duration_since(restarted),
+        }
+    }
 }
