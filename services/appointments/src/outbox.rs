@@ -47,6 +47,10 @@ impl OutboxRow for entity::Model {
     fn created_at(&self) -> DateTime<Utc> {
         self.created_at
     }
+
+    fn lease_until(&self) -> Option<DateTime<Utc>> {
+        self.lease_until
+    }
 }
 
 const CANCEL: &str = "cancel";

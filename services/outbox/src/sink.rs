@@ -13,6 +13,8 @@ pub trait OutboxRow: Clone + Send + Sync + 'static {
     fn attempts(&self) -> i32;
     /// When the row was queued: parked rows are listed oldest first.
     fn created_at(&self) -> chrono::DateTime<chrono::Utc>;
+    /// Until when the worker that claimed it holds it (as the claim stored it).
+    fn lease_until(&self) -> Option<chrono::DateTime<chrono::Utc>>;
 }
 
 /// How one attempt to send a row ended, as the receiver answered.

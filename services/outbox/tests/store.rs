@@ -50,6 +50,9 @@ impl OutboxRow for letters::Model {
     fn created_at(&self) -> DateTime<Utc> {
         self.created_at
     }
+    fn lease_until(&self) -> Option<DateTime<Utc>> {
+        self.lease_until
+    }
 }
 
 /// Notes what the machinery told it about its domain.
@@ -301,6 +304,30 @@ async fn an_outcome_for_a_row_taken_over_by_another_worker_is_not_recorded() {
     assert_eq!(store::record(&db, &sink, late, t0()).await.unwrap(), 0);
     assert_eq!(row(&db, id).await.state, "delivered");
     assert!(sink.parked.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_late_outcome_does_not_land_while_the_new_holder_still_sends() {
+    let db = database().await;
+    let id = queue(&db, "slow", t0()).await;
+    let mine = store::claim::<letters::Entity>(&db, t0(), t0() + Duration::minutes(1), 1)
+        .await
+        .unwrap();
+    // The lease ran out; another worker holds the row and has not answered yet.
+    let theirs_until = t0() + Duration::minutes(3);
+    store::claim::<letters::Entity>(&db, t0() + Duration::minutes(2), theirs_until, 1)
+        .await
+        .unwrap();
+    let sink = PostOffice::default();
+    let late = vec![(mine[0].clone(), Outcome::Delivered)];
+    assert_eq!(store::record(&db, &sink, late, t0()).await.unwrap(), 0);
+    let held = row(&db, id).await;
+    assert_eq!(
+        (held.state.as_str(), held.lease_until),
+        ("pending", Some(theirs_until)),
+        "the row is still the new holder's to record"
+    );
+    assert!(sink.delivered.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -40,4 +40,8 @@ impl homecare_outbox::OutboxRow for Model {
     fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
         self.created_at
     }
+
+    fn lease_until(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.lease_until
+    }
 }
