@@ -112,7 +112,14 @@ impl<S: Sink> Worker<S> {
         tracing::info!(sink = S::NAME, "outbox worker stopped");
     }
 
-    /// One claim-send-record loop. Loops sleep while there is nothing to do; a loop that
+    /// How long a loop waits after a batch that was not full before it claims again. Under a
+/// steady stream of new rows (a burst of cancellations, of notices) each claim would
+/// otherwise take the one or two rows queued since the last, and every row would pay for a
+/// claim and a record of its own, on the database the calls that queue them also need. A
+/// row that arrives while the loops are idle is claimed at once.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// One claim-send-record loop. Loops sleep while there is nothing to do; a loop that
     /// claims a full batch wakes another, so a backlog is worked off in parallel.
     async fn deliver_loop(self: Arc<Self>) {
         loop {
@@ -150,7 +157,8 @@ impl<S: Sink> Worker<S> {
                 }
                 continue;
             }
-            if rows.len() as u64 >= self.batch_size() {
+            let full = rows.len() as u64 >= self.batch_size();
+            if full {
                 self.wakeup.rows_queued();
             }
             // Attempts run to the end even when the server is stopping, so none is left
@@ -179,6 +187,13 @@ impl<S: Sink> Worker<S> {
             // earlier delivery (the idempotency key) and does not deliver twice.
             if let Err(error) = recorded {
                 tracing::warn!(sink = S::NAME, %error, "could not record outbox outcomes");
+            }
+            if !full {
+                // Rows are arriving one by one: let a few gather rather than claim each alone.
+                tokio::select! {
+                    () = tokio::time::sleep(Self::LINGER) => {}
+                    () = self.shutdown.wait() => {}
+                }
             }
         }
     }
