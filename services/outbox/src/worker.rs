@@ -113,13 +113,13 @@ impl<S: Sink> Worker<S> {
     }
 
     /// How long a loop waits after a batch that was not full before it claims again. Under a
-/// steady stream of new rows (a burst of cancellations, of notices) each claim would
-/// otherwise take the one or two rows queued since the last, and every row would pay for a
-/// claim and a record of its own, on the database the calls that queue them also need. A
-/// row that arrives while the loops are idle is claimed at once.
-const LINGER: Duration = Duration::from_millis(20);
+    /// steady stream of new rows (a burst of cancellations, of notices) each claim would
+    /// otherwise take the one or two rows queued since the last, and every row would pay for a
+    /// claim and a record of its own, on the database the calls that queue them also need. A
+    /// row that arrives while the loops are idle is claimed at once.
+    const LINGER: Duration = Duration::from_millis(20);
 
-/// One claim-send-record loop. Loops sleep while there is nothing to do; a loop that
+    /// One claim-send-record loop. Loops sleep while there is nothing to do; a loop that
     /// claims a full batch wakes another, so a backlog is worked off in parallel.
     async fn deliver_loop(self: Arc<Self>) {
         loop {
