@@ -232,8 +232,7 @@ impl TestServer {
         wait_until_serving(channel.clone()).await;
         let db = homecare_server::database::connect(&config)
             .await
-            .expect("db")
-            .calls;
+            .expect("db");
 
         TestServer {
             address,

@@ -15,30 +15,28 @@ use crate::config::Config;
 /// cannot hang up, so SQLite's connections are never pinged.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
 
-/// The two connection pools to the configured database: one for calls, one for background
-/// work (see `Config::database_background_connections`).
-pub struct Pools {
-    /// For the calls the service answers.
-    pub calls: DatabaseConnection,
-    /// For outbox deliveries, consumers of the histories and followers.
-    pub background: DatabaseConnection,
-}
-
-/// Connects both pools. Creates the data directory for the embedded SQLite default, and the
-/// SQLite file itself on first start. An in-memory SQLite database is one per connection
-/// pool, so there the background shares the calls' pool.
-pub async fn connect(config: &Config) -> Result<Pools, ServerError> {
+/// The pool for calls to the configured database. Creates the data directory for the
+/// embedded SQLite default, and the SQLite file itself on first start.
+pub async fn connect(config: &Config) -> Result<DatabaseConnection, ServerError> {
     let url = config.effective_database_url();
     if config.database_url.is_empty() {
         std::fs::create_dir_all(&config.data_dir).map_err(ServerError::DataDir)?;
     }
-    let calls = pool(config, &url, config.database_max_connections).await?;
-    let background = if url.contains(":memory:") || url.contains("mode=memory") {
-        calls.clone()
-    } else {
-        pool(config, &url, config.database_background_connections).await?
-    };
-    Ok(Pools { calls, background })
+    pool(config, &url, config.database_max_connections).await
+}
+
+/// The pool for background work (see `Config::database_background_connections`), beside
+/// `calls`. An in-memory SQLite database is one per connection pool, so there the background
+/// shares the calls' pool.
+pub async fn connect_background(
+    config: &Config,
+    calls: &DatabaseConnection,
+) -> Result<DatabaseConnection, ServerError> {
+    let url = config.effective_database_url();
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(calls.clone());
+    }
+    pool(config, &url, config.database_background_connections).await
 }
 
 async fn pool(

@@ -139,11 +139,9 @@ pub async fn run(
         )
     });
     let authenticate = Authenticate(verifier);
-    let database::Pools {
-        calls: db,
-        background,
-    } = database::connect(&config).await?;
+    let db = database::connect(&config).await?;
     database::migrate(&db).await?;
+    let background = database::connect_background(&config, &db).await?;
     let metrics_listener = match config.metrics.listen_addr {
         Some(address) => Some(
             TcpListener::bind(address)

@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
         }
         Command::Migrate => {
-            let db = homecare_server::database::connect(&config).await?.calls;
+            let db = homecare_server::database::connect(&config).await?;
             homecare_server::database::migrate(&db)
                 .await
                 .context("migrating")?;

@@ -452,8 +452,7 @@ impl Storage {
         use sea_orm::ConnectionTrait as _;
         let db = homecare_server::database::connect(&self.config)
             .await
-            .expect("open the database")
-            .calls;
+            .expect("open the database");
         let row = db
             .query_one_raw(sea_orm::Statement::from_string(
                 db.get_database_backend(),
