@@ -15,6 +15,7 @@ mod m20261126_000007_notifications;
 mod m20261126_000008_messaging;
 mod m20261126_000009_access_log_journal;
 mod m20261126_000010_access_log_patient_sets;
+mod m20261127_000011_visit_log_order_index;
 
 /// All migrations, oldest first.
 #[derive(Debug)]
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_messaging::Migration),
             Box::new(m20261126_000009_access_log_journal::Migration),
             Box::new(m20261126_000010_access_log_patient_sets::Migration),
+            Box::new(m20261127_000011_visit_log_order_index::Migration),
         ]
     }
 }

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    ActiveValue::Set, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait as _,
 };
 
@@ -83,14 +83,13 @@ fn settled<L: Log>(backend: DatabaseBackend) -> Option<SimpleExpr> {
     })
 }
 
+/// After `position` in `(tx_order, seq)` order, as one row comparison: both backends then
+/// seek an index in that order to the position and read on from there, where the same
+/// condition spelled with OR is read by scanning every later event and sorting them.
 fn after<L: Log>(position: Position) -> Condition {
-    Condition::any()
-        .add(L::tx_order().gt(position.tx_order))
-        .add(
-            Condition::all()
-                .add(L::tx_order().eq(position.tx_order))
-                .add(L::seq().gt(position.seq)),
-        )
+    let columns = Expr::tuple([Expr::col(L::tx_order()), Expr::col(L::seq())]);
+    let values = Expr::tuple([Expr::val(position.tx_order), Expr::val(position.seq)]);
+    Condition::all().add(columns.gt(values))
 }
 
 /// Right after the last settled event of `log` that `filter` lets through; the start when
