@@ -194,13 +194,15 @@ pub(crate) struct Pace {
     pub(crate) patience: Duration,
 }
 
-/// Seeds `pids`, then reports each visit completed and waits for the SMS.
+/// Seeds `pids`, runs `after_seeding`, then reports each visit completed and waits for the
+/// SMS.
 pub(crate) async fn run(
     channel: &Channel,
     epj: &str,
     tokens: &TokenMinter,
     pids: &[String],
     twilio: &FakeTwilio,
+    after_seeding: impl Future<Output = anyhow::Result<()>>,
     pace: Pace,
 ) -> anyhow::Result<NoticeResult> {
     let Pace {
@@ -215,6 +217,7 @@ pub(crate) async fn run(
         jobs.len(),
         seeded.elapsed().as_secs_f64()
     );
+    after_seeding.await?;
     let notices = jobs.len();
     let queue = Arc::new(Mutex::new(jobs));
     let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
