@@ -15,6 +15,7 @@ use tonic::Code;
 on_every_backend!(
     citizen_lists_own_upcoming_visits_in_time_order,
     same_plan_twice_changes_nothing_and_a_new_plan_bumps_the_version,
+    changes_of_one_visit_at_once_each_land_once,
     citizen_never_sees_another_patients_visit,
     pages_walk_every_visit_exactly_once,
     page_token_from_other_filters_is_refused,
@@ -165,6 +166,50 @@ async fn same_plan_twice_changes_nothing_and_a_new_plan_bumps_the_version(backen
             .count_rows("access_log_entries WHERE action = 'appointments.write'")
             .await,
         2
+    );
+    server.stop().await;
+}
+
+/// The EPJ sending several changes of one visit at once: each is answered as a change, each
+/// lands as its own version with its own event and access-log entry, and none overwrites
+/// another unseen (a writer that read an older version tries again on the newer).
+async fn changes_of_one_visit_at_once_each_land_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let plan = visit("v-1", ASTRID, "unit-a", 4);
+    assert!(server.upsert(plan.clone()).await.created);
+    let moved_by = |hours: i64| UpsertAppointmentRequest {
+        window_start: Some(homecare_core::timestamp::to_proto(
+            test_now() + Duration::hours(hours),
+        )),
+        window_end: Some(homecare_core::timestamp::to_proto(
+            test_now() + Duration::hours(hours + 1),
+        )),
+        ..plan.clone()
+    };
+    let answers = tokio::join!(
+        server.upsert(moved_by(5)),
+        server.upsert(moved_by(6)),
+        server.upsert(moved_by(7)),
+    );
+    let mut versions: Vec<i64> = [answers.0, answers.1, answers.2]
+        .into_iter()
+        .map(|answer| {
+            assert!(answer.changed && !answer.created);
+            answer.appointment.expect("appointment").version
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [2, 3, 4], "each change its own version");
+    assert_eq!(
+        server.count_rows("appointment_events").await,
+        4,
+        "created, then three changes"
+    );
+    assert_eq!(
+        server
+            .count_rows("access_log_entries WHERE action = 'appointments.write'")
+            .await,
+        4
     );
     server.stop().await;
 }

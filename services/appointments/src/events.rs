@@ -110,6 +110,19 @@ pub async fn append_change<C: ConnectionTrait>(
     who: &Who,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    Entity::insert(change(before, after, who, now))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// The event [`append_change`] stores.
+pub fn change(
+    before: &appointment::Model,
+    after: &appointment::Model,
+    who: &Who,
+    now: DateTime<Utc>,
+) -> entity::ActiveModel {
     let completed = AppointmentStatus::Completed.as_stored();
     let event_type = if after.status == completed && before.status != completed {
         EventType::Completed
@@ -118,7 +131,7 @@ pub async fn append_change<C: ConnectionTrait>(
     };
     let window_moved =
         before.window_start != after.window_start || before.window_end != after.window_end;
-    let event = entity::ActiveModel {
+    entity::ActiveModel {
         seq: NotSet,
         tx_order: NotSet,
         appointment_id: Set(after.id),
@@ -133,9 +146,7 @@ pub async fn append_change<C: ConnectionTrait>(
         previous_status: Set((before.status != after.status).then(|| before.status.clone())),
         previous_window_start: Set(window_moved.then_some(before.window_start)),
         previous_window_end: Set(window_moved.then_some(before.window_end)),
-    };
-    Entity::insert(event).exec_without_returning(db).await?;
-    Ok(())
+    }
 }
 
 /// The most entries [`history`] returns.

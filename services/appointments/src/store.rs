@@ -1,17 +1,17 @@
 //! Queries over the appointments table. Plain functions over a connection.
 
 use chrono::{DateTime, Utc};
-use homecare_core::db::{begin_write, first_row, with_literal_limit};
+use homecare_core::db::{begin_write, first_row, insert_for_each, with_literal_limit};
 use homecare_core::identifier::CareUnitId;
 use homecare_core::paging::Cursor;
 use homecare_patients::access_log::{self, Action};
 use homecare_patients::{Actor, store as patients};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Alias, CommonTableExpression, OnConflict, WithClause};
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, FromQueryResult as _, IntoActiveModel as _, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait as _,
+    ActiveModelTrait as _, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    DbErr, EntityTrait, FromQueryResult as _, Insert, IntoActiveModel as _, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait as _,
 };
 use uuid::Uuid;
 
@@ -49,6 +49,11 @@ pub enum UpsertError {
 }
 
 /// Creates or updates the visit with the command's EPJ id, and logs the write.
+///
+/// The EPJ mostly changes visits that exist (a day's plan, then each visit completed), so that
+/// is the short way: the visit is read with its patient's identity number, outside a
+/// transaction, and the change written by [`write_change`], guarded by the version read. Only
+/// a new visit takes a transaction that may register its patient.
 pub async fn upsert(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -56,55 +61,140 @@ pub async fn upsert(
     now: DateTime<Utc>,
 ) -> Result<UpsertOutcome, UpsertError> {
     for _ in 0..UPSERT_ATTEMPTS {
-        let txn = begin_write(db).await?;
-        let patient_id = patients::find_or_register(&*txn, &command.patient, now).await?;
-        let existing = first_row(
-            &*txn,
-            Entity::find().filter(Column::EpjId.eq(&command.epj_id)),
-        )
-        .await?
-        .map(|row| entity::Model::from_query_result(&row, ""))
-        .transpose()?;
-        let existing_before = existing.clone();
-        let outcome = match existing {
-            None => insert(&*txn, command, patient_id, now).await?,
-            Some(current) if current.patient_id != patient_id => {
+        let outcome = match with_owner(db, &command.epj_id).await? {
+            Some((_, owner)) if owner != command.patient.expose() => {
                 return Err(UpsertError::PatientMismatch);
             }
-            Some(current) => update(&*txn, current, &command.plan, now).await?,
+            Some((current, _)) => match replanned(&current, &command.plan, now)? {
+                None => Some(UpsertOutcome {
+                    appointment: current,
+                    created: false,
+                    changed: false,
+                }),
+                Some(updated) => write_change(db, actor, &current, &updated, now)
+                    .await?
+                    .then_some(UpsertOutcome {
+                        appointment: updated,
+                        created: false,
+                        changed: true,
+                    }),
+            },
+            None => create(db, actor, command, now).await?,
         };
-        let Some(outcome) = outcome else {
-            // Another writer got there first; try again on the state it left.
-            txn.rollback().await?;
-            continue;
-        };
-        if outcome.created || outcome.changed {
-            let who = Who::of(actor);
-            match &existing_before {
-                None => {
-                    events::append(&*txn, &outcome.appointment, EventType::Created, &who, now)
-                        .await?;
-                }
-                Some(before) => {
-                    events::append_change(&*txn, before, &outcome.appointment, &who, now).await?;
-                }
-            }
-            access_log::record(
-                &*txn,
-                actor,
-                patient_id,
-                Action::WriteAppointment,
-                Some(outcome.appointment.id.to_string()),
-                now,
-            )
-            .await?;
+        // `None`: another writer got there first; try again on the state it left.
+        if let Some(outcome) = outcome {
+            return Ok(outcome);
         }
-        txn.commit().await?;
-        return Ok(outcome);
     }
     Err(UpsertError::Db(DbErr::Custom(
         "upsert kept losing races with concurrent writers".into(),
     )))
+}
+
+/// The visit with `epj_id` and its patient's identity number, in one query.
+async fn with_owner(
+    db: &DatabaseConnection,
+    epj_id: &str,
+) -> Result<Option<(entity::Model, String)>, DbErr> {
+    const OWNER: &str = "owner_national_id";
+    let select = Entity::find()
+        .filter(Column::EpjId.eq(epj_id))
+        .expr_as(patients::national_id_by((Entity, Column::PatientId)), OWNER);
+    let Some(row) = first_row(db, select).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        entity::Model::from_query_result(&row, "")?,
+        row.try_get("", OWNER)?,
+    )))
+}
+
+/// Creates the visit of `command` in a transaction that registers its patient if need be;
+/// `None` when a concurrent upsert created it first.
+async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    command: &UpsertCommand,
+    now: DateTime<Utc>,
+) -> Result<Option<UpsertOutcome>, DbErr> {
+    let txn = begin_write(db).await?;
+    let patient_id = patients::find_or_register(&*txn, &command.patient, now).await?;
+    let Some(outcome) = insert(&*txn, command, patient_id, now).await? else {
+        txn.rollback().await?;
+        return Ok(None);
+    };
+    let visit = &outcome.appointment;
+    events::append(&*txn, visit, EventType::Created, &Who::of(actor), now).await?;
+    access_log::record(
+        &*txn,
+        actor,
+        patient_id,
+        Action::WriteAppointment,
+        Some(visit.id.to_string()),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Some(outcome))
+}
+
+/// Stores `updated` over `current` with its event and access-log entry, all or nothing;
+/// false, storing nothing, when another writer changed the visit since `current` was read.
+///
+/// On PostgreSQL this is one statement (an UPDATE whose event and entry are inserted for the
+/// row it returns): one round trip where a transaction of the three took five, on the path
+/// every completed visit takes.
+async fn write_change(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    current: &entity::Model,
+    updated: &entity::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let event = events::change(current, updated, &Who::of(actor), now);
+    let entry = access_log::entry(
+        actor,
+        updated.patient_id,
+        Action::WriteAppointment,
+        Some(updated.id.to_string()),
+        now,
+    );
+    // Optimistic: only if no one else changed the visit since it was read.
+    let update = Entity::update_many()
+        .set(updated.clone().into_active_model().reset_all())
+        .filter(Column::Id.eq(current.id))
+        .filter(Column::Version.eq(current.version));
+    if db.get_database_backend() == DbBackend::Postgres {
+        const UPDATED: &str = "updated";
+        let mut with = WithClause::new();
+        with.cte(
+            CommonTableExpression::new()
+                .query(update.into_query().returning_col(Column::Id).to_owned())
+                .table_name(Alias::new(UPDATED))
+                .to_owned(),
+        );
+        if let Some(entry) = &entry {
+            with.cte(
+                CommonTableExpression::new()
+                    .query(insert_for_each(entry, UPDATED))
+                    .table_name(Alias::new("logged"))
+                    .to_owned(),
+            );
+        }
+        let statement = insert_for_each(&event, UPDATED).with(with);
+        return Ok(db.execute(&statement).await?.rows_affected() == 1);
+    }
+    let txn = begin_write(db).await?;
+    if update.exec(&*txn).await?.rows_affected == 0 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    Insert::one(event).exec_without_returning(&*txn).await?;
+    if let Some(entry) = entry {
+        Insert::one(entry).exec_without_returning(&*txn).await?;
+    }
+    txn.commit().await?;
+    Ok(true)
 }
 
 /// Inserts a new visit; `None` when a concurrent upsert inserted the same EPJ id first.
@@ -154,24 +244,20 @@ async fn insert<C: ConnectionTrait>(
     }
 }
 
-/// Applies `plan` to `current`; `None` when a concurrent upsert changed it first.
-async fn update<C: ConnectionTrait>(
-    db: &C,
-    current: entity::Model,
+/// `current` with `plan` applied (its version one higher); `None` when `plan` is what it
+/// already has.
+fn replanned(
+    current: &entity::Model,
     plan: &VisitPlan,
     now: DateTime<Utc>,
-) -> Result<Option<UpsertOutcome>, DbErr> {
-    let before = VisitState::of(&current).map_err(|e| DbErr::Custom(e.to_string()))?;
+) -> Result<Option<entity::Model>, DbErr> {
+    let before = VisitState::of(current).map_err(|e| DbErr::Custom(e.to_string()))?;
     let after = before.replanned(plan.status);
     let mut plan = plan.clone();
     plan.status = after.status;
     let plan = &plan;
-    if plan_of(&current).as_ref() == Ok(plan) {
-        return Ok(Some(UpsertOutcome {
-            appointment: current,
-            created: false,
-            changed: false,
-        }));
+    if plan_of(current).as_ref() == Ok(plan) {
+        return Ok(None);
     }
     let mut updated = entity::Model {
         care_unit_id: plan.care_unit_id.as_str().to_owned(),
@@ -188,22 +274,7 @@ async fn update<C: ConnectionTrait>(
     if before.cancellation.is_some() && after.cancellation.is_none() {
         clear_cancellation(&mut updated);
     }
-    let changes = updated.clone().into_active_model().reset_all();
-    // Optimistic: only if no one else changed the visit since it was read.
-    let result = Entity::update_many()
-        .set(changes)
-        .filter(Column::Id.eq(current.id))
-        .filter(Column::Version.eq(current.version))
-        .exec(db)
-        .await?;
-    if result.rows_affected == 0 {
-        return Ok(None);
-    }
-    Ok(Some(UpsertOutcome {
-        appointment: updated,
-        created: false,
-        changed: true,
-    }))
+    Ok(Some(updated))
 }
 
 fn clear_cancellation(visit: &mut entity::Model) {

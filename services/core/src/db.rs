@@ -1,9 +1,10 @@
 //! Storage helpers shared by every context.
 
+use sea_orm::sea_query::{Alias, Expr, InsertStatement, Query};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryResult, QuerySelect, QueryTrait, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait, Value,
+    ActiveModelTrait, ActiveValue, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, Iterable as _, QueryResult, QuerySelect, QueryTrait,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 
 /// SQLite has one writer at a time. Writers of this process queue here, in order, instead of
@@ -87,6 +88,32 @@ where
             .await?;
     }
     Ok(())
+}
+
+/// An INSERT of `row` once for each row of `source`, the name of a common table expression
+/// of the statement it goes into: after a data-changing CTE, a row written only if that
+/// change happened, in the same statement (PostgreSQL). The columns `row` leaves unset take
+/// their defaults.
+pub fn insert_for_each<A: ActiveModelTrait>(row: &A, source: &str) -> InsertStatement {
+    let mut columns = Vec::new();
+    let mut values = Vec::new();
+    for column in <A::Entity as EntityTrait>::Column::iter() {
+        if let ActiveValue::Set(value) | ActiveValue::Unchanged(value) = row.get(column) {
+            columns.push(column);
+            values.push(Expr::val(value));
+        }
+    }
+    Query::insert()
+        .into_table(<A::Entity as Default>::default())
+        .columns(columns)
+        .select_from(
+            Query::select()
+                .exprs(values)
+                .from(Alias::new(source))
+                .to_owned(),
+        )
+        .expect("as many values as columns")
+        .to_owned()
 }
 
 /// The first row `select` finds, queried so that SQLite can keep its prepared statement (see

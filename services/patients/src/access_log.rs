@@ -92,6 +92,17 @@ pub async fn record_many<C: ConnectionTrait>(
     insert_in_chunks(db, entries(actor, touched, action, now)).await
 }
 
+/// The row [`record`] stores; none when the actor is the patient.
+pub fn entry(
+    actor: &Actor,
+    patient_id: Uuid,
+    action: Action,
+    resource_id: Option<String>,
+    now: DateTime<Utc>,
+) -> Option<access_log::ActiveModel> {
+    entries(actor, [(patient_id, resource_id)], action, now).pop()
+}
+
 /// The rows recording that `actor` did `action` to `touched`; none when the actor is the
 /// patient.
 fn entries(

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use homecare_core::NationalIdentityNumber;
 use homecare_core::db::first_row;
 use sea_orm::ColumnTrait;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{
+    Expr, ExprTrait as _, IntoColumnRef, OnConflict, Query, SubQueryStatement,
+};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
@@ -57,6 +59,21 @@ pub async fn find_or_register<C: ConnectionTrait>(
     find_id_by_national_id(db, pid)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("patient just registered".into()))
+}
+
+/// The identity number of the patient whose id is in `patient_id`, as an expression another
+/// context's query can select beside its own columns (a subquery on the patients' key).
+pub fn national_id_by(patient_id: impl IntoColumnRef) -> Expr {
+    Expr::SubQuery(
+        None,
+        Box::new(SubQueryStatement::SelectStatement(
+            Query::select()
+                .column((patient::Entity, patient::Column::NationalId))
+                .from(patient::Entity)
+                .and_where(Expr::col((patient::Entity, patient::Column::Id)).equals(patient_id))
+                .to_owned(),
+        )),
+    )
 }
 
 /// The identity number of the patient with `id`, if there is one.
