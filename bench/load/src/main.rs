@@ -106,6 +106,10 @@ struct Args {
     /// notices to be written) after the last completion.
     #[arg(long, default_value_t = 120)]
     notice_patience_seconds: u64,
+    /// With `--notices` on PostgreSQL: SMS notices delivered over the past week, written by
+    /// SQL before the run (none with `--stale-statistics`).
+    #[arg(long, default_value_t = 100_000)]
+    notice_history: usize,
     /// Run the messaging scenarios instead of the others: uploads, messages sent, the inbox.
     #[arg(long)]
     messages: bool,
@@ -304,7 +308,14 @@ async fn notice_run(
             &tokens,
             &pids,
             &twilio,
-            analyze_schema(args, schema),
+            async {
+                if let (Some(url), Some(schema), false) =
+                    (&args.database_url, schema, args.stale_statistics)
+                {
+                    notices::seed_history_by_sql(url, schema, args.notice_history).await?;
+                }
+                analyze_schema(args, schema).await
+            },
             notices::Pace {
                 concurrency: args.concurrency,
                 wait_for_sms: !(args.notices_in_quiet_hours || args.notices_drain),
