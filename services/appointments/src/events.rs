@@ -78,7 +78,23 @@ pub async fn append_many<C: ConnectionTrait>(
     if visits.is_empty() {
         return Ok(());
     }
-    let events = visits.iter().map(|visit| entity::ActiveModel {
+    let events = visits
+        .iter()
+        .map(|visit| event_of(visit, event_type, who, now));
+    Entity::insert_many(events)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// The event [`append`] stores.
+pub fn event_of(
+    visit: &appointment::Model,
+    event_type: EventType,
+    who: &Who,
+    now: DateTime<Utc>,
+) -> entity::ActiveModel {
+    entity::ActiveModel {
         seq: NotSet,
         tx_order: NotSet,
         appointment_id: Set(visit.id),
@@ -93,11 +109,7 @@ pub async fn append_many<C: ConnectionTrait>(
         previous_status: Set(None),
         previous_window_start: Set(None),
         previous_window_end: Set(None),
-    });
-    Entity::insert_many(events)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+    }
 }
 
 /// Records that the EPJ (as `who`) changed a visit from `before` to `after`: `completed` when

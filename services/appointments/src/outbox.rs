@@ -55,18 +55,17 @@ impl OutboxRow for entity::Model {
 
 const CANCEL: &str = "cancel";
 
-/// Queues the cancellation of `visit` for the EPJ, inside the caller's transaction.
-pub async fn enqueue_cancellation<C: ConnectionTrait>(
-    db: &C,
+/// The row that queues the cancellation of `visit` for the EPJ, to store with the visit's
+/// change.
+pub fn cancellation(
     visit: &appointment::Model,
     reason: Option<String>,
     request_id: &str,
     who: &Who,
     now: DateTime<Utc>,
-) -> Result<Uuid, DbErr> {
-    let id = homecare_core::ids::new_id(now);
-    let row = entity::Model {
-        id,
+) -> entity::ActiveModel {
+    entity::ActiveModel::from(entity::Model {
+        id: homecare_core::ids::new_id(now),
         appointment_id: visit.id,
         epj_id: visit.epj_id.clone(),
         patient_id: visit.patient_id,
@@ -83,11 +82,7 @@ pub async fn enqueue_cancellation<C: ConnectionTrait>(
         last_error: None,
         created_at: now,
         updated_at: now,
-    };
-    Entity::insert(entity::ActiveModel::from(row))
-        .exec_without_returning(db)
-        .await?;
-    Ok(id)
+    })
 }
 
 /// The worker as the access log records it.

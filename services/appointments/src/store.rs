@@ -7,11 +7,11 @@ use homecare_core::paging::Cursor;
 use homecare_patients::access_log::{self, Action};
 use homecare_patients::{Actor, store as patients};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Alias, CommonTableExpression, OnConflict, WithClause};
+use sea_orm::sea_query::{Alias, CommonTableExpression, InsertStatement, OnConflict, WithClause};
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
     DbErr, EntityTrait, FromQueryResult as _, Insert, IntoActiveModel as _, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait as _,
+    QueryOrder, QuerySelect, QueryTrait as _, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -140,10 +140,6 @@ async fn create(
 
 /// Stores `updated` over `current` with its event and access-log entry, all or nothing;
 /// false, storing nothing, when another writer changed the visit since `current` was read.
-///
-/// On PostgreSQL this is one statement (an UPDATE whose event and entry are inserted for the
-/// row it returns): one round trip where a transaction of the three took five, on the path
-/// every completed visit takes.
 async fn write_change(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -151,7 +147,6 @@ async fn write_change(
     updated: &entity::Model,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let event = events::change(current, updated, &Who::of(actor), now);
     let entry = access_log::entry(
         actor,
         updated.patient_id,
@@ -159,29 +154,71 @@ async fn write_change(
         Some(updated.id.to_string()),
         now,
     );
-    // Optimistic: only if no one else changed the visit since it was read.
-    let update = Entity::update_many()
-        .set(updated.clone().into_active_model().reset_all())
+    write_visit(
+        db,
+        Entity::update_many().set(updated.clone().into_active_model().reset_all()),
+        current,
+        Dependent::of(events::change(current, updated, &Who::of(actor), now)),
+        entry.map(Dependent::of).into_iter().collect(),
+    )
+    .await
+}
+
+/// A row stored with a change of a visit, only if the change is stored.
+struct Dependent {
+    /// Inserted once for each row the visit's UPDATE returns (PostgreSQL).
+    for_each: InsertStatement,
+    /// Inserted in the change's transaction (SQLite).
+    alone: InsertStatement,
+}
+
+impl Dependent {
+    fn of<A: ActiveModelTrait>(row: A) -> Self {
+        Self {
+            for_each: insert_for_each(&row, CHANGED),
+            alone: Insert::one(row).into_query(),
+        }
+    }
+}
+
+/// The name the visit's UPDATE goes by in [`write_visit`]'s statement.
+const CHANGED: &str = "changed";
+
+/// Applies `update` to `current` if its version is still the one read, and stores `event` and
+/// `also` with it, all or nothing; false, storing nothing, when another writer changed the
+/// visit first (the caller judges again on what that writer left).
+///
+/// On PostgreSQL this is one statement, `WITH changed AS (UPDATE ... RETURNING id), ...
+/// INSERT ... SELECT ... FROM changed`: one round trip where a transaction of the same writes
+/// took five or six, on the paths every completed and every cancelled visit takes. SQLite
+/// takes a write transaction.
+async fn write_visit(
+    db: &DatabaseConnection,
+    update: UpdateMany<Entity>,
+    current: &entity::Model,
+    event: Dependent,
+    also: Vec<Dependent>,
+) -> Result<bool, DbErr> {
+    let update = update
         .filter(Column::Id.eq(current.id))
         .filter(Column::Version.eq(current.version));
     if db.get_database_backend() == DbBackend::Postgres {
-        const UPDATED: &str = "updated";
         let mut with = WithClause::new();
         with.cte(
             CommonTableExpression::new()
                 .query(update.into_query().returning_col(Column::Id).to_owned())
-                .table_name(Alias::new(UPDATED))
+                .table_name(Alias::new(CHANGED))
                 .to_owned(),
         );
-        if let Some(entry) = &entry {
+        for (n, row) in also.into_iter().enumerate() {
             with.cte(
                 CommonTableExpression::new()
-                    .query(insert_for_each(entry, UPDATED))
-                    .table_name(Alias::new("logged"))
+                    .query(row.for_each)
+                    .table_name(Alias::new(format!("also_{n}")))
                     .to_owned(),
             );
         }
-        let statement = insert_for_each(&event, UPDATED).with(with);
+        let statement = event.for_each.with(with);
         return Ok(db.execute(&statement).await?.rows_affected() == 1);
     }
     let txn = begin_write(db).await?;
@@ -189,9 +226,8 @@ async fn write_change(
         txn.rollback().await?;
         return Ok(false);
     }
-    Insert::one(event).exec_without_returning(&*txn).await?;
-    if let Some(entry) = entry {
-        Insert::one(entry).exec_without_returning(&*txn).await?;
+    for row in std::iter::once(event).chain(also) {
+        txn.execute(&row.alone).await?;
     }
     txn.commit().await?;
     Ok(true)
@@ -353,8 +389,8 @@ pub async fn cancel(
     let who = Who::of(actor);
     let fingerprint = command.fingerprint(actor);
     for _ in 0..UPSERT_ATTEMPTS {
-        let txn = begin_write(db).await?;
-        let visit = find_for_patient(&*txn, patient_id, command.appointment_id)
+        // Read outside a transaction: the write below is guarded by the version read.
+        let visit = find_for_patient(db, patient_id, command.appointment_id)
             .await?
             .filter(|visit| actor.may_see_care_unit(&visit.care_unit_id))
             .ok_or(CancelError::NotFound)?;
@@ -423,27 +459,7 @@ pub async fn cancel(
             updated_at: Set(now),
             ..Default::default()
         };
-        let result = Entity::update_many()
-            .set(changes)
-            .filter(Column::Id.eq(visit.id))
-            .filter(Column::Version.eq(visit.version))
-            .exec(&*txn)
-            .await?;
-        if result.rows_affected == 0 {
-            // The EPJ or another request changed it meanwhile; judge again on what they left.
-            txn.rollback().await?;
-            continue;
-        }
-        events::append(
-            &*txn,
-            &cancelled,
-            EventType::CancellationRequested,
-            &who,
-            now,
-        )
-        .await?;
-        outbox::enqueue_cancellation(
-            &*txn,
+        let delivery = outbox::cancellation(
             &cancelled,
             command
                 .reason
@@ -452,24 +468,39 @@ pub async fn cancel(
             command.request_id.as_str(),
             &who,
             machine_now,
-        )
-        .await
-        .map_err(|error| match error.sql_err() {
-            // Another visit of the patient was cancelled with this request id (unique per
-            // patient in the outbox).
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => CancelError::RequestIdReused,
-            _ => CancelError::Db(error),
-        })?;
-        access_log::record(
-            &*txn,
+        );
+        let entry = access_log::entry(
             actor,
             patient_id,
             Action::WriteAppointment,
             Some(visit.id.to_string()),
             now,
+        );
+        let written = write_visit(
+            db,
+            Entity::update_many().set(changes),
+            &visit,
+            Dependent::of(events::event_of(
+                &cancelled,
+                EventType::CancellationRequested,
+                &who,
+                now,
+            )),
+            std::iter::once(Dependent::of(delivery))
+                .chain(entry.map(Dependent::of))
+                .collect(),
         )
-        .await?;
-        txn.commit().await?;
+        .await
+        .map_err(|error| match error.sql_err() {
+            // Another visit of the patient was cancelled with this request id (unique per
+            // patient in the outbox; nothing else this writes is unique but by a new id).
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => CancelError::RequestIdReused,
+            _ => CancelError::Db(error),
+        })?;
+        if !written {
+            // The EPJ or another request changed it meanwhile; judge again on what they left.
+            continue;
+        }
         return Ok(CancelOutcome {
             appointment: cancelled,
             cancelled_now: true,
