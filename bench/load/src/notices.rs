@@ -385,4 +385,3 @@ pub(crate) async fn seed_history_by_sql(
     );
     Ok(())
 }
-
