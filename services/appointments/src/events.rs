@@ -112,23 +112,10 @@ pub fn event_of(
     }
 }
 
-/// Records that the EPJ (as `who`) changed a visit from `before` to `after`: `completed` when
-/// its status became completed, otherwise `changed`, with the status and window before when
-/// they differ, so that a reader can tell a moved visit from a completed or cancelled one.
-pub async fn append_change<C: ConnectionTrait>(
-    db: &C,
-    before: &appointment::Model,
-    after: &appointment::Model,
-    who: &Who,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    Entity::insert(change(before, after, who, now))
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
-}
-
-/// The event [`append_change`] stores.
+/// The event recording that the EPJ (as `who`) changed a visit from `before` to `after`:
+/// `completed` when its status became completed, otherwise `changed`, with the status and
+/// window before when they differ, so that a reader can tell a moved visit from a completed
+/// or cancelled one.
 pub fn change(
     before: &appointment::Model,
     after: &appointment::Model,

@@ -1,0 +1,12 @@
+DROP SCHEMA IF EXISTS pgb CASCADE; CREATE SCHEMA pgb; SET search_path TO pgb;
+CREATE TABLE patients (id uuid PRIMARY KEY, national_id varchar(11) UNIQUE NOT NULL, created_at timestamptz NOT NULL);
+CREATE TABLE appointments (id uuid PRIMARY KEY, epj_id varchar(128) UNIQUE NOT NULL, patient_id uuid NOT NULL REFERENCES patients(id), care_unit_id varchar(128) NOT NULL, window_start timestamptz NOT NULL, window_end timestamptz NOT NULL, service_type varchar(32) NOT NULL, status varchar(32) NOT NULL, version bigint NOT NULL, updated_at timestamptz NOT NULL, extra1 text, extra2 text);
+CREATE INDEX ON appointments (patient_id, window_start);
+CREATE INDEX ON appointments (care_unit_id, window_start);
+CREATE TABLE appointment_events (seq bigserial PRIMARY KEY, tx_order bigint NOT NULL DEFAULT (pg_current_xact_id()::text::bigint), appointment_id uuid NOT NULL REFERENCES appointments(id), patient_id uuid NOT NULL, care_unit_id varchar(128) NOT NULL, occurred_at timestamptz NOT NULL, event_type varchar(32) NOT NULL, actor_kind varchar(32) NOT NULL, actor_subject varchar(256) NOT NULL, version bigint NOT NULL);
+CREATE INDEX ON appointment_events (appointment_id, seq); CREATE INDEX ON appointment_events (care_unit_id, tx_order, seq); CREATE INDEX ON appointment_events (tx_order, seq);
+CREATE TABLE access_log (id uuid PRIMARY KEY, patient_id uuid NOT NULL, occurred_at timestamptz NOT NULL, actor_kind varchar(32) NOT NULL, actor_subject varchar(256) NOT NULL, action varchar(64) NOT NULL, resource_id text);
+CREATE INDEX ON access_log (patient_id, occurred_at, id);
+INSERT INTO patients SELECT gen_random_uuid(), lpad(i::text, 11, '0'), now() FROM generate_series(1,20000) i;
+INSERT INTO appointments SELECT gen_random_uuid(), 'epj-'||i, p.id, 'unit-'||(i%20), now(), now()+interval '1 hour', 'nursing', 'planned', 1, now(), null, null FROM generate_series(1,20000) i JOIN patients p ON p.national_id = lpad(i::text, 11, '0');
+ANALYZE;

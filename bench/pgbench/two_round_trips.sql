@@ -1,0 +1,3 @@
+\set i random(1, 20000)
+SELECT a.*, p.national_id FROM pgb.appointments a JOIN pgb.patients p ON p.id = a.patient_id WHERE a.epj_id = 'epj-' || :i;
+WITH u AS (UPDATE pgb.appointments SET status = 'completed', version = version + 1, updated_at = now() WHERE epj_id = 'epj-' || :i RETURNING id, patient_id, care_unit_id, version), e AS (INSERT INTO pgb.appointment_events (appointment_id, patient_id, care_unit_id, occurred_at, event_type, actor_kind, actor_subject, version) SELECT id, patient_id, care_unit_id, now(), 'completed', 'epj', 'load-epj', version FROM u) INSERT INTO pgb.access_log SELECT gen_random_uuid(), patient_id, now(), 'epj', 'load-epj', 'appointments.write', 'x' FROM u;
