@@ -154,30 +154,35 @@ async fn write_change(
         Some(updated.id.to_string()),
         now,
     );
+    let backend = db.get_database_backend();
     write_visit(
         db,
         Entity::update_many().set(updated.clone().into_active_model().reset_all()),
         current,
-        Dependent::of(events::change(current, updated, &Who::of(actor), now)),
-        entry.map(Dependent::of).into_iter().collect(),
+        Dependent::of(
+            events::change(current, updated, &Who::of(actor), now),
+            backend,
+        ),
+        entry
+            .map(|entry| Dependent::of(entry, backend))
+            .into_iter()
+            .collect(),
     )
     .await
 }
 
-/// A row stored with a change of a visit, only if the change is stored.
-struct Dependent {
-    /// Inserted once for each row the visit's UPDATE returns (PostgreSQL).
-    for_each: InsertStatement,
-    /// Inserted in the change's transaction (SQLite).
-    alone: InsertStatement,
-}
+/// A row stored with a change of a visit, only if the change is stored: on PostgreSQL
+/// inserted once for each row the visit's UPDATE returns, elsewhere inserted in the change's
+/// transaction (see [`write_visit`]).
+struct Dependent(InsertStatement);
 
 impl Dependent {
-    fn of<A: ActiveModelTrait>(row: A) -> Self {
-        Self {
-            for_each: insert_for_each(&row, CHANGED),
-            alone: Insert::one(row).into_query(),
-        }
+    fn of<A: ActiveModelTrait>(row: A, backend: DbBackend) -> Self {
+        Self(if backend == DbBackend::Postgres {
+            insert_for_each(&row, CHANGED)
+        } else {
+            Insert::one(row).into_query()
+        })
     }
 }
 
@@ -213,12 +218,12 @@ async fn write_visit(
         for (n, row) in also.into_iter().enumerate() {
             with.cte(
                 CommonTableExpression::new()
-                    .query(row.for_each)
+                    .query(row.0)
                     .table_name(Alias::new(format!("also_{n}")))
                     .to_owned(),
             );
         }
-        let statement = event.for_each.with(with);
+        let statement = event.0.with(with);
         return Ok(db.execute(&statement).await?.rows_affected() == 1);
     }
     let txn = begin_write(db).await?;
@@ -227,7 +232,7 @@ async fn write_visit(
         return Ok(false);
     }
     for row in std::iter::once(event).chain(also) {
-        txn.execute(&row.alone).await?;
+        txn.execute(&row.0).await?;
     }
     txn.commit().await?;
     Ok(true)
@@ -476,18 +481,17 @@ pub async fn cancel(
             Some(visit.id.to_string()),
             now,
         );
+        let backend = db.get_database_backend();
         let written = write_visit(
             db,
             Entity::update_many().set(changes),
             &visit,
-            Dependent::of(events::event_of(
-                &cancelled,
-                EventType::CancellationRequested,
-                &who,
-                now,
-            )),
-            std::iter::once(Dependent::of(delivery))
-                .chain(entry.map(Dependent::of))
+            Dependent::of(
+                events::event_of(&cancelled, EventType::CancellationRequested, &who, now),
+                backend,
+            ),
+            std::iter::once(Dependent::of(delivery, backend))
+                .chain(entry.map(|entry| Dependent::of(entry, backend)))
                 .collect(),
         )
         .await
