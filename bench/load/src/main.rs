@@ -136,12 +136,42 @@ struct ScenarioResult {
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
+    /// CPU time the server process spent over the measured period (see [`cpu_time`]).
+    server_cpu: Duration,
+    /// CPU time this load tool spent over the measured period.
+    load_cpu: Duration,
 }
 
 impl ScenarioResult {
     fn per_second(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// Microseconds of `cpu` per call. On a machine the load tool shares with the server,
+    /// throughput moves with whatever else runs; the server's CPU per call does not.
+    fn micros_per_call(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+}
+
+/// The server process measured by [`run_scenario`]; set once it has started.
+static SERVER_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// User plus system CPU time of process `pid` (all its threads), from /proc/PID/stat. Its
+/// unit is USER_HZ, which Linux fixes at 100 per second for user space.
+fn cpu_time(pid: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11) // utime and stime are fields 14 and 15; the first after ')' is field 3
+        .take(2)
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 #[tokio::main]
@@ -180,6 +210,7 @@ async fn main() -> anyhow::Result<()> {
     let port = free_port()?;
     let mut server = spawn_server(&args, data_dir.path(), schema.as_deref(), port, Some(&epj))?;
     let server_pid = server.id().context("server pid")?;
+    let _ = SERVER_PID.set(server_pid);
     // The second replica takes no EPJ: cancellations are delivered by the first alone.
     let mut second = if args.replicas > 1 {
         // After the first has migrated the schema and made the development key.
@@ -430,6 +461,7 @@ async fn messaging_run(
     let port = free_port()?;
     let mut server = spawn_server(args, data_dir, schema, port, None)?;
     let server_pid = server.id().context("server pid")?;
+    let _ = SERVER_PID.set(server_pid);
     let result = async {
         let channel = connect(port).await?;
         let (tokens, epj) = minter_and_epj_token(data_dir)?;
@@ -643,8 +675,8 @@ async fn measure(
         args.visits_per_patient
     );
     println!(
-        "{:<20} {:>12} {:>10} {:>10} {:>8}",
-        "scenario", "requests/s", "p50 ms", "p99 ms", "errors"
+        "{:<20} {:>12} {:>10} {:>10} {:>8} {:>16} {:>14}",
+        "scenario", "requests/s", "p50 ms", "p99 ms", "errors", "server µs/call", "load µs/call"
     );
     for result in [
         &health,
@@ -658,12 +690,14 @@ async fn measure(
         &day_log,
     ] {
         println!(
-            "{:<20} {:>12.0} {:>10.2} {:>10.2} {:>8}",
+            "{:<20} {:>12.0} {:>10.2} {:>10.2} {:>8} {:>16.1} {:>14.1}",
             result.name,
             result.per_second(),
             result.p50.as_secs_f64() * 1e3,
             result.p99.as_secs_f64() * 1e3,
-            result.errors
+            result.errors,
+            result.micros_per_call(result.server_cpu),
+            result.micros_per_call(result.load_cpu)
         );
     }
     println!(
@@ -855,7 +889,11 @@ where
         }
     };
     drive(Duration::from_secs(args.warmup_seconds)).await;
+    let server = SERVER_PID.get().map(u32::to_string);
+    let server_cpu = || server.as_deref().map(cpu_time).unwrap_or_default();
+    let (server_before, load_before) = (server_cpu(), cpu_time("self"));
     let (mut latencies, errors, elapsed) = drive(Duration::from_secs(args.seconds)).await;
+    let (server_after, load_after) = (server_cpu(), cpu_time("self"));
     latencies.sort_unstable();
     let percentile = |p: f64| {
         latencies
@@ -870,6 +908,8 @@ where
         elapsed,
         p50: percentile(0.50),
         p99: percentile(0.99),
+        server_cpu: server_after.saturating_sub(server_before),
+        load_cpu: load_after.saturating_sub(load_before),
     }
 }
 
