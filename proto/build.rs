@@ -18,6 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let well_known = protoc_bin_vendored::include_path()?;
     tonic_prost_build::configure()
+        // Written by hand (src/encoded.rs), so a server can send visits it encoded once.
+        .extern_path(
+            ".homecare.appointments.v1.ListAppointmentsResponse",
+            "crate::encoded::ListAppointmentsResponse",
+        )
         // Server reflection serves this set, so grpcurl and buf curl need no .proto files.
         .file_descriptor_set_path(out_dir.join("homecare_descriptor.bin"))
         .compile_with_config(

@@ -5,6 +5,8 @@
 
 #![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 
+mod encoded;
+
 /// `homecare.common.v1`: the vocabulary every contract shares.
 pub mod common {
     pub mod v1 {
@@ -18,6 +20,7 @@ pub mod appointments {
         tonic::include_proto!("homecare.appointments.v1");
         // Its own until homecare.common.v1 took it over, unchanged on the wire.
         pub use super::super::common::v1::ActorKind;
+        pub use crate::encoded::{EncodedAppointment, ListAppointmentsResponse};
     }
 }
 

@@ -43,6 +43,8 @@ pub struct KeptVisit {
     pub window_end: DateTime<Utc>,
     /// As a citizen (the patient or a proxy holder) sees it.
     pub citizen_view: pb::Appointment,
+    /// `citizen_view` encoded, as every list that holds it sends it.
+    pub encoded: pb::EncodedAppointment,
 }
 
 /// A patient's visits whose window ends at or after `from`, ordered by window start and id.
@@ -66,7 +68,7 @@ impl Upcoming {
         query: &PatientQuery,
         cursor: Option<Cursor>,
         page_size: u64,
-    ) -> (Vec<pb::Appointment>, Option<Cursor>) {
+    ) -> (Vec<pb::EncodedAppointment>, Option<Cursor>) {
         let page_size = usize::try_from(page_size).unwrap_or(usize::MAX);
         let mut matching = self
             .visits
@@ -91,7 +93,7 @@ impl Upcoming {
         };
         (
             page.into_iter()
-                .map(|visit| visit.citizen_view.clone())
+                .map(|visit| visit.encoded.clone())
                 .collect(),
             next,
         )
@@ -103,7 +105,8 @@ impl Upcoming {
     }
 
     /// About how many bytes the entry holds, for the cache's bound: the structures, each
-    /// string's allocation (with the allocator's own 16 bytes), and the cache's own entry.
+    /// string's and encoding's allocation (with the allocator's own 16 bytes; an encoding
+    /// shared by answers has a second, its count), and the cache's own entry.
     fn weight(&self) -> u32 {
         const ALLOCATION: usize = 16;
         const CACHE_ENTRY: usize = 256;
@@ -113,7 +116,9 @@ impl Upcoming {
             .iter()
             .map(|visit| {
                 let view = &visit.citizen_view;
-                text(&view.id)
+                visit.encoded.len()
+                    + 2 * ALLOCATION
+                    + text(&view.id)
                     + text(&view.patient_id)
                     + text(&view.epj_id)
                     + text(&view.care_unit_id)
@@ -274,11 +279,13 @@ impl UpcomingVisits {
         let visits = appointments
             .iter()
             .map(|model| {
+                let view = citizen_view(model)?;
                 Ok(KeptVisit {
                     id: model.id,
                     window_start: model.window_start,
                     window_end: model.window_end,
-                    citizen_view: citizen_view(model)?,
+                    encoded: pb::EncodedAppointment::of(&view),
+                    citizen_view: view,
                 })
             })
             .collect::<Result<_, DbErr>>()?;

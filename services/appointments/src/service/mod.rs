@@ -97,7 +97,7 @@ impl AppointmentApi {
         from_now: bool,
         cursor: Option<Cursor>,
         page_size: u64,
-    ) -> Result<(Vec<pb::Appointment>, Option<Cursor>), Status> {
+    ) -> Result<(pb::ListAppointmentsResponse, Option<Cursor>), Status> {
         if actor.is_citizen() {
             let upcoming = self.feed.upcoming();
             let kept = match upcoming.get(query.patient_id) {
@@ -117,7 +117,12 @@ impl AppointmentApi {
                 None => None,
             };
             if let Some(kept) = kept.filter(|kept| kept.covers(&query)) {
-                return Ok(kept.page(&query, cursor, page_size));
+                let (encoded_appointments, next) = kept.page(&query, cursor, page_size);
+                let page = pb::ListAppointmentsResponse {
+                    encoded_appointments,
+                    ..Default::default()
+                };
+                return Ok((page, next));
             }
         }
         let page = store::list_for_patient(&self.db, query, cursor, page_size)
@@ -129,7 +134,11 @@ impl AppointmentApi {
             .iter()
             .map(|model| to_proto(model, staff_view))
             .collect::<Result<_, _>>()?;
-        Ok((appointments, page.next))
+        let response = pb::ListAppointmentsResponse {
+            appointments,
+            ..Default::default()
+        };
+        Ok((response, page.next))
     }
 
     /// Turns a page into the visits and the next page token of a response.
@@ -340,12 +349,12 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
                 .record(&actor, [(patient_id, None)], Action::ReadAppointments, now),
         );
         logged?;
-        let (appointments, next) = page?;
+        let (page, next) = page?;
         Ok(Response::new(pb::ListAppointmentsResponse {
-            appointments,
             next_page_token: next
                 .map(|cursor| cursor.encode(&query_key))
                 .unwrap_or_default(),
+            ..page
         }))
     }
 
