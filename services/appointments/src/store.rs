@@ -617,10 +617,8 @@ async fn page<C: ConnectionTrait>(
         .order_by_asc(Column::Id)
         .limit(page_size + 1)
         .build(db.get_database_backend());
-    let mut appointments = Entity::find()
-        .from_raw_sql(with_literal_limit(statement))
-        .all(db)
-        .await?;
+    let rows = db.query_all_raw(with_literal_limit(statement)).await?;
+    let mut appointments = entity::rows::visits(&rows)?;
     let has_more = appointments.len() as u64 > page_size;
     appointments.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
     let next = match appointments.last() {

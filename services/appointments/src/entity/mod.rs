@@ -5,5 +5,6 @@
 pub mod appointment;
 pub mod appointment_event;
 pub mod epj_outbox;
+pub mod rows;
 
 pub use appointment::*;
