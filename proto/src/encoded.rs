@@ -2,7 +2,7 @@
 //! send visits it encoded once (the health portal's front page lists the same visits over
 //! and over). On the wire it is the message of `appointments.proto`, field for field.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
@@ -16,6 +16,32 @@ impl EncodedAppointment {
     /// Encodes `appointment`.
     pub fn of(appointment: &Appointment) -> Self {
         Self(appointment.encode_to_vec().into())
+    }
+
+    /// Encodes each of `appointments` into one allocation that their encodings share: a
+    /// cache holding many small encodings, each its own allocation among the freed
+    /// temporaries that made it, held about four times their size in memory.
+    pub fn each_of(appointments: &[Appointment]) -> Vec<Self> {
+        let total = appointments.iter().map(Message::encoded_len).sum();
+        let mut buffer = BytesMut::with_capacity(total);
+        let mut ends = Vec::with_capacity(appointments.len());
+        for appointment in appointments {
+            appointment
+                .encode(&mut buffer)
+                .expect("the buffer holds every encoding it was sized for");
+            ends.push(buffer.len());
+        }
+        let shared = buffer.freeze();
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        starts
+            .zip(ends.iter().copied())
+            .map(|(start, end)| Self(shared.slice(start..end)))
+            .collect()
+    }
+
+    /// The appointment again, as a client would decode it.
+    pub fn decode(&self) -> Result<Appointment, DecodeError> {
+        Appointment::decode(self.0.clone())
     }
 
     /// The encoding's length in bytes, for a cache that bounds its memory.
@@ -145,6 +171,11 @@ mod tests {
         };
         assert_eq!(bytes, generated.encode_to_vec());
 
+        assert_eq!(sent.encoded_appointments[1].decode().unwrap(), second);
+        assert_eq!(
+            EncodedAppointment::each_of(&[first.clone(), second.clone()]),
+            sent.encoded_appointments
+        );
         let decoded = ListAppointmentsResponse::decode(bytes.as_slice()).unwrap();
         assert_eq!(decoded.appointments, vec![first, second]);
         assert!(decoded.encoded_appointments.is_empty());

@@ -41,10 +41,9 @@ pub struct KeptVisit {
     pub window_start: DateTime<Utc>,
     /// The window's end.
     pub window_end: DateTime<Utc>,
-    /// As a citizen (the patient or a proxy holder) sees it.
-    pub citizen_view: pb::Appointment,
-    /// `citizen_view` encoded, as every list that holds it sends it.
-    pub encoded: pb::EncodedAppointment,
+    /// As a citizen (the patient or a proxy holder) sees it, encoded as every list that
+    /// holds it sends it. Kept only encoded: the structure took more memory than its bytes.
+    pub citizen_view: pb::EncodedAppointment,
 }
 
 /// A patient's visits whose window ends at or after `from`, ordered by window start and id.
@@ -93,7 +92,7 @@ impl Upcoming {
         };
         (
             page.into_iter()
-                .map(|visit| visit.encoded.clone())
+                .map(|visit| visit.citizen_view.clone())
                 .collect(),
             next,
         )
@@ -104,29 +103,21 @@ impl Upcoming {
         self.visits.iter().find(|visit| visit.id == id)
     }
 
-    /// About how many bytes the entry holds, for the cache's bound: the structures, each
-    /// string's and encoding's allocation (with the allocator's own 16 bytes; an encoding
-    /// shared by answers has a second, its count), and the cache's own entry.
+    /// About how many bytes the entry holds, for the cache's bound: the structures, the
+    /// visits' encodings in their one allocation and its count (each with the allocator's
+    /// own 16 bytes), and the cache's own entry.
     fn weight(&self) -> u32 {
         const ALLOCATION: usize = 16;
+        const SHARED_COUNT: usize = 32;
         const CACHE_ENTRY: usize = 256;
-        let text = |text: &String| text.capacity() + ALLOCATION;
         let strings: usize = self
             .visits
             .iter()
-            .map(|visit| {
-                let view = &visit.citizen_view;
-                visit.encoded.len()
-                    + 2 * ALLOCATION
-                    + text(&view.id)
-                    + text(&view.patient_id)
-                    + text(&view.epj_id)
-                    + text(&view.care_unit_id)
-                    + view.cancellation.as_ref().map_or(0, |c| {
-                        text(&c.reason) + text(&c.requested_by_name) + text(&c.failure_reason)
-                    })
-            })
-            .sum();
+            .map(|visit| visit.citizen_view.len())
+            .sum::<usize>()
+            + ALLOCATION
+            + SHARED_COUNT
+            + ALLOCATION;
         let fixed = std::mem::size_of::<Self>()
             + self.visits.capacity() * std::mem::size_of::<KeptVisit>()
             + ALLOCATION
@@ -276,19 +267,20 @@ impl UpcomingVisits {
         if next.is_some() {
             return Ok(None);
         }
+        let views = appointments
+            .iter()
+            .map(citizen_view)
+            .collect::<Result<Vec<_>, DbErr>>()?;
         let visits = appointments
             .iter()
-            .map(|model| {
-                let view = citizen_view(model)?;
-                Ok(KeptVisit {
-                    id: model.id,
-                    window_start: model.window_start,
-                    window_end: model.window_end,
-                    encoded: pb::EncodedAppointment::of(&view),
-                    citizen_view: view,
-                })
+            .zip(pb::EncodedAppointment::each_of(&views))
+            .map(|(model, citizen_view)| KeptVisit {
+                id: model.id,
+                window_start: model.window_start,
+                window_end: model.window_end,
+                citizen_view,
             })
-            .collect::<Result<_, DbErr>>()?;
+            .collect();
         let upcoming = Arc::new(Upcoming { from: now, visits });
         if let Some(ticket) = ticket {
             self.cache.offer(

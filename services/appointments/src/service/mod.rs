@@ -185,7 +185,11 @@ impl AppointmentApi {
                 self.clock.now(),
             )
             .await?;
-        Ok(Some(visit.citizen_view.clone()))
+        let appointment = visit
+            .citizen_view
+            .decode()
+            .map_err(|error| status::internal(&error))?;
+        Ok(Some(appointment))
     }
 
     /// The history of the patient's visit as citizens see it, kept or read and kept;
