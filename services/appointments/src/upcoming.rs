@@ -110,7 +110,7 @@ impl Upcoming {
         const ALLOCATION: usize = 16;
         const SHARED_COUNT: usize = 32;
         const CACHE_ENTRY: usize = 256;
-        let strings: usize = self
+        let encodings: usize = self
             .visits
             .iter()
             .map(|visit| visit.citizen_view.len())
@@ -122,7 +122,7 @@ impl Upcoming {
             + self.visits.capacity() * std::mem::size_of::<KeptVisit>()
             + ALLOCATION
             + CACHE_ENTRY;
-        u32::try_from(fixed + strings).unwrap_or(u32::MAX)
+        u32::try_from(fixed + encodings).unwrap_or(u32::MAX)
     }
 }
 
