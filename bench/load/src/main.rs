@@ -174,6 +174,68 @@ fn cpu_time(pid: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// CPU time of every PostgreSQL process on this machine, including backends that have
+/// exited (counted in the postmaster's children's times): what the database spent.
+fn postgres_cpu_time() -> Duration {
+    let mut ticks = 0;
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    for process in processes.flatten() {
+        let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
+            continue;
+        };
+        let Some((name, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !name.ends_with("(postgres") {
+            continue;
+        }
+        // utime, stime, cutime and cstime are fields 14 to 17.
+        ticks += rest
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time spent by the server, PostgreSQL and this tool, read at two instants.
+#[derive(Clone, Copy)]
+struct Spent {
+    server: Duration,
+    postgres: Duration,
+    load: Duration,
+}
+
+impl Spent {
+    fn now() -> Self {
+        Spent {
+            server: SERVER_PID
+                .get()
+                .map(|pid| cpu_time(&pid.to_string()))
+                .unwrap_or_default(),
+            postgres: postgres_cpu_time(),
+            load: cpu_time("self"),
+        }
+    }
+
+    /// What was spent since `earlier`, in microseconds per one of `count`.
+    fn per(self, earlier: Spent, count: usize) -> String {
+        let each = |after: Duration, before: Duration| {
+            after.saturating_sub(before).as_secs_f64() * 1e6 / count.max(1) as f64
+        };
+        format!(
+            "server {:.0} µs, PostgreSQL {:.0} µs, load tool {:.0} µs",
+            each(self.server, earlier.server),
+            each(self.postgres, earlier.postgres),
+            each(self.load, earlier.load),
+        )
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -329,6 +391,7 @@ async fn notice_run(
     let mut server = notice_server(args, data_dir, schema, port, &twilio, !args.notices_drain)
         .spawn()
         .with_context(|| format!("starting {}", args.server_bin.display()))?;
+    let _ = SERVER_PID.set(server.id().context("server pid")?);
     let result = async {
         let channel = connect(port).await?;
         let (tokens, epj) = minter_and_epj_token(data_dir)?;

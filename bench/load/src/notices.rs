@@ -160,6 +160,8 @@ pub(crate) struct NoticeResult {
     max_in_a_second: usize,
     /// Nothing was to be sent during the run (quiet hours, or no provider yet).
     unsent: bool,
+    /// CPU per notice, from the first completion to the last SMS (or the end of waiting).
+    cpu_per_notice: String,
 }
 
 impl NoticeResult {
@@ -167,14 +169,15 @@ impl NoticeResult {
         if self.unsent {
             println!(
                 "notices: {} completions committed while nothing may be sent; {} SMS sent \
-                 (expected 0)",
-                self.notices, self.delivered
+                 (expected 0); CPU per completion, over the run and the wait after it: {}",
+                self.notices, self.delivered, self.cpu_per_notice
             );
             return;
         }
         println!(
             "notices: {} of {} delivered in {:.1}s: {:.0} notices/s end to end; \
-             commit to provider p50 {:.0} ms, p99 {:.0} ms; most SMS in one second: {}",
+             commit to provider p50 {:.0} ms, p99 {:.0} ms; most SMS in one second: {}; \
+             CPU per notice: {}",
             self.delivered,
             self.notices,
             self.elapsed.as_secs_f64(),
@@ -182,6 +185,7 @@ impl NoticeResult {
             self.p50.as_secs_f64() * 1e3,
             self.p99.as_secs_f64() * 1e3,
             self.max_in_a_second,
+            self.cpu_per_notice,
         );
     }
 }
@@ -222,6 +226,7 @@ pub(crate) async fn run(
     let queue = Arc::new(Mutex::new(jobs));
     let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let started = Instant::now();
+    let spent_before = crate::Spent::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let queue = queue.clone();
@@ -255,7 +260,10 @@ pub(crate) async fn run(
         // Every notice is written by the consumer; give it the time it takes, then look.
         tokio::time::sleep(patience).await;
         let delivered = twilio.arrivals.lock().expect("arrivals").len();
+        // Includes the idle wait, which costs little beside the completions.
+        let cpu_per_notice = crate::Spent::now().per(spent_before, notices);
         return Ok(NoticeResult {
+            cpu_per_notice,
             notices,
             delivered,
             elapsed: all_committed,
@@ -269,6 +277,7 @@ pub(crate) async fn run(
     while twilio.arrivals.lock().expect("arrivals").len() < notices && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let cpu_per_notice = crate::Spent::now().per(spent_before, notices);
     let arrivals = twilio.arrivals.lock().expect("arrivals").clone();
     let committed = committed.lock().expect("committed").clone();
     let mut latencies: Vec<Duration> = arrivals
@@ -301,6 +310,7 @@ pub(crate) async fn run(
         p99: percentile(0.99),
         max_in_a_second,
         unsent: false,
+        cpu_per_notice,
     })
 }
 
