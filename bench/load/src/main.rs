@@ -163,15 +163,21 @@ fn cpu_time(pid: &str) -> Duration {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;
     };
+    // utime and stime.
+    Duration::from_millis(stat_ticks(&stat, 2) * 10)
+}
+
+/// The sum of the first `fields` CPU times of a `/proc/PID/stat` line (utime, stime, then
+/// cutime, cstime), in clock ticks.
+fn stat_ticks(stat: &str, fields: usize) -> u64 {
     // The command name, in parentheses, may hold spaces: count fields after it.
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after_name
+    after_name
         .split_whitespace()
-        .skip(11) // utime and stime are fields 14 and 15; the first after ')' is field 3
-        .take(2)
+        .skip(11) // utime is field 14; the first after ')' is field 3
+        .take(fields)
         .filter_map(|field| field.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
+        .sum()
 }
 
 /// CPU time of every PostgreSQL process on this machine, including backends that have
@@ -185,19 +191,11 @@ fn postgres_cpu_time() -> Duration {
         let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
             continue;
         };
-        let Some((name, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if !name.ends_with("(postgres") {
+        if !stat.contains("(postgres) ") {
             continue;
         }
-        // utime, stime, cutime and cstime are fields 14 to 17.
-        ticks += rest
-            .split_whitespace()
-            .skip(11)
-            .take(4)
-            .filter_map(|field| field.parse::<u64>().ok())
-            .sum::<u64>();
+        // utime, stime, cutime and cstime.
+        ticks += stat_ticks(&stat, 4);
     }
     Duration::from_millis(ticks * 10)
 }
