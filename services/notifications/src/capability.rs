@@ -110,7 +110,11 @@ impl Capability for Notifications {
             Some(twilio) => {
                 let sink = NoticeSink::new(
                     composer.clone(),
-                    SmsProvider::new(Arc::new(twilio), context.background_db.clone()),
+                    SmsProvider::new(
+                        Arc::new(twilio),
+                        context.background_db.clone(),
+                        context.clock.clone(),
+                    ),
                     timing.sms_quiet,
                 );
                 parts.task(

@@ -3,10 +3,10 @@
 //! A message is composed when it is sent, from the notices it carries and the recipient's
 //! settings as they are when its batch is claimed (read for the whole batch at once): a
 //! changed phone number is used, an opt-out is respected (its notices are marked skipped).
-//! Once the provider has taken an SMS its id is stored at once, so that a later attempt
-//! (after a crash before the outcome was recorded) does not send it again; the window for a
-//! repeat is only between the provider's answer and that write (the ids of concurrent sends
-//! are written together, see [`ProviderIds`]).
+//! Once the provider has taken an SMS, that is recorded at once, with the provider's id (see
+//! [`TakenMessages`]), not when the worker's batch ends: a later attempt (after a crash)
+//! finds the message delivered and does not send it again; the window for a repeat is only
+//! between the provider's answer and that write.
 //! Twilio's Messages API takes no idempotency key; an e-mail carries its message's id as
 //! `Message-ID`, by which mail clients drop a repeat.
 
@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use homecare_core::db::begin_write;
 use homecare_email::{Email, EmailError, OutgoingEmail};
 use homecare_outbox::store::Partition;
-use homecare_outbox::{Attempt, Sink};
+use homecare_outbox::{Attempt, RowState, Sink};
 use homecare_sms::{OutgoingSms, Sms, SmsError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -208,56 +208,65 @@ async fn store_error_code(
     txn.commit().await
 }
 
-/// A provider's id for a message, waiting to be stored.
+/// A message the provider took, waiting to be recorded.
 struct TakenMessage {
     delivery_id: Uuid,
     provider_id: String,
-    stored: oneshot::Sender<Result<(), String>>,
+    recorded: oneshot::Sender<Result<(), String>>,
 }
 
-/// Stores the ids the provider gave the messages it took, at once (see the module
-/// documentation) but those of concurrent sends together, in one transaction: a busy worker
-/// pays one commit for many messages, not one each.
+/// Records the messages the provider took, at once (see the module documentation): the
+/// provider's id, the message delivered, its notices sent, in one write per message where
+/// the outbox would otherwise write the row twice (the id now, the outcome when its batch
+/// ends). Concurrent sends are recorded together, in one transaction: a busy worker pays one
+/// commit for many messages, not one each.
 #[derive(Clone)]
-pub struct ProviderIds {
+pub struct TakenMessages {
     queue: mpsc::Sender<TakenMessage>,
 }
 
-/// Messages whose ids wait to be stored, at most; beyond this, senders wait for room.
-const PROVIDER_IDS_QUEUE: usize = 1_024;
+/// Messages waiting to be recorded, at most; beyond this, senders wait for room.
+const TAKEN_QUEUE: usize = 1_024;
 
-/// Ids set per UPDATE, at most: three parameters each.
-const PROVIDER_IDS_PER_STATEMENT: usize = 256;
+/// Messages per UPDATE, at most: three parameters each.
+const TAKEN_PER_STATEMENT: usize = 256;
 
-impl ProviderIds {
-    /// Starts the writer on `db`; it stops when the last handle is dropped.
-    pub fn start(db: DatabaseConnection) -> Self {
-        let (queue, taken) = mpsc::channel(PROVIDER_IDS_QUEUE);
-        tokio::spawn(store_provider_ids(db, taken));
+impl TakenMessages {
+    /// Starts the writer on `db`, timing by `clock`; it stops when the last handle is dropped.
+    pub fn start(db: DatabaseConnection, clock: Arc<dyn homecare_core::Clock>) -> Self {
+        let (queue, taken) = mpsc::channel(TAKEN_QUEUE);
+        tokio::spawn(record_taken(db, clock, taken));
         Self { queue }
     }
 
-    /// Stores `provider_id` as the provider's id of message `delivery_id`, returning once it
-    /// is stored.
-    async fn store(&self, delivery_id: Uuid, provider_id: String) -> Result<(), String> {
-        let (stored, written) = oneshot::channel();
+    /// Records that the provider took message `delivery_id` as `provider_id`, returning once
+    /// it is stored.
+    async fn record(&self, delivery_id: Uuid, provider_id: String) -> Result<(), String> {
+        let (recorded, written) = oneshot::channel();
         let taken = TakenMessage {
             delivery_id,
             provider_id,
-            stored,
+            recorded,
         };
-        let gone = || "the provider ids' writer has stopped".to_owned();
+        let gone = || "the writer of taken messages has stopped".to_owned();
         self.queue.send(taken).await.map_err(|_| gone())?;
         written.await.map_err(|_| gone())?
     }
 }
 
-async fn store_provider_ids(db: DatabaseConnection, mut taken: mpsc::Receiver<TakenMessage>) {
+/// Whatever lease a message is under, it is delivered once the provider took it: a worker
+/// that claimed it again after this one's lease ran out finds it recorded, and writes nothing.
+async fn record_taken(
+    db: DatabaseConnection,
+    clock: Arc<dyn homecare_core::Clock>,
+    mut taken: mpsc::Receiver<TakenMessage>,
+) {
     let mut batch = Vec::new();
-    while taken.recv_many(&mut batch, PROVIDER_IDS_QUEUE).await > 0 {
+    while taken.recv_many(&mut batch, TAKEN_QUEUE).await > 0 {
+        let now = clock.now();
         let result = async {
             let txn = begin_write(&db).await?;
-            for chunk in batch.chunks(PROVIDER_IDS_PER_STATEMENT) {
+            for chunk in batch.chunks(TAKEN_PER_STATEMENT) {
                 let mut provider_id = sea_orm::sea_query::CaseStatement::new();
                 for message in chunk {
                     provider_id = provider_id.case(
@@ -267,18 +276,37 @@ async fn store_provider_ids(db: DatabaseConnection, mut taken: mpsc::Receiver<Ta
                 }
                 delivery::Entity::update_many()
                     .col_expr(delivery::Column::ProviderId, provider_id.into())
+                    .col_expr(
+                        delivery::Column::State,
+                        RowState::Delivered.as_stored().into(),
+                    )
+                    .col_expr(
+                        delivery::Column::LeaseUntil,
+                        Option::<DateTime<Utc>>::None.into(),
+                    )
+                    .col_expr(delivery::Column::UpdatedAt, now.into())
                     .filter(
                         delivery::Column::Id.is_in(chunk.iter().map(|message| message.delivery_id)),
                     )
                     .exec(&*txn)
                     .await?;
             }
+            let ids = batch.iter().map(|message| message.delivery_id).collect();
+            advance(
+                &*txn,
+                ids,
+                &[NoticeStatus::Queued],
+                NoticeStatus::Sent,
+                None,
+                now,
+            )
+            .await?;
             txn.commit().await
         }
         .await
         .map_err(|error: DbErr| error.to_string());
         for message in batch.drain(..) {
-            let _ = message.stored.send(result.clone());
+            let _ = message.recorded.send(result.clone());
         }
     }
 }
@@ -447,15 +475,19 @@ impl<P: Provider> Sink for NoticeSink<P> {
 /// SMS through an [`Sms`] provider.
 pub struct SmsProvider {
     sms: Arc<dyn Sms>,
-    ids: ProviderIds,
+    taken: TakenMessages,
 }
 
 impl SmsProvider {
-    /// Sends through `sms`, storing its ids of the messages it took in `db`.
-    pub fn new(sms: Arc<dyn Sms>, db: DatabaseConnection) -> Self {
+    /// Sends through `sms`, recording the messages it took in `db` at `clock`'s time.
+    pub fn new(
+        sms: Arc<dyn Sms>,
+        db: DatabaseConnection,
+        clock: Arc<dyn homecare_core::Clock>,
+    ) -> Self {
         Self {
             sms,
-            ids: ProviderIds::start(db),
+            taken: TakenMessages::start(db, clock),
         }
     }
 }
@@ -480,13 +512,15 @@ impl Provider for SmsProvider {
             body: composed.rendered.text,
         };
         match self.sms.send(&message).await {
-            Ok(accepted) => {
-                let stored = self.ids.store(row.id, accepted.provider_id).await;
-                if let Err(error) = stored {
-                    tracing::warn!(delivery_id = %row.id, %error, "could not store the provider's id");
+            Ok(accepted) => match self.taken.record(row.id, accepted.provider_id).await {
+                Ok(()) => Attempt::Recorded,
+                Err(error) => {
+                    // The worker records the outcome with its batch; the id is lost, so the
+                    // provider's later reports on this message change nothing.
+                    tracing::warn!(delivery_id = %row.id, %error, "could not record the message the provider took");
+                    Attempt::Delivered
                 }
-                Attempt::Delivered
-            }
+            },
             Err(SmsError::Temporary {
                 reason,
                 retry_after,

@@ -22,6 +22,10 @@ pub trait OutboxRow: Clone + Send + Sync + 'static {
 pub enum Attempt {
     /// The receiver took it.
     Delivered,
+    /// The receiver took it, and the sink has already recorded that itself (the row
+    /// delivered, its lease cleared, its domain told), together with what it had to store
+    /// the moment the receiver answered: the worker writes nothing more for it.
+    Recorded,
     /// It may work later: a timeout, a 5xx, a 429; try again after at least `retry_after`
     /// when the receiver said so.
     Temporary {

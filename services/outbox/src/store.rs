@@ -53,6 +53,8 @@ impl RowState {
 pub enum Outcome {
     /// The receiver took it.
     Delivered,
+    /// The receiver took it and the sink recorded it (see [`crate::Attempt::Recorded`]).
+    Recorded,
     /// Try again at `next_attempt_at`.
     Retry {
         /// What went wrong.
@@ -237,7 +239,12 @@ pub async fn record<S: Sink>(
                 next_attempt_at,
             } => retries.push((row, error, next_attempt_at)),
             Outcome::Parked { error, refused } => parked.push((row, error, refused)),
+            Outcome::Recorded => {}
         }
+    }
+    if delivered.is_empty() && retries.is_empty() && parked.is_empty() {
+        // Every row was recorded by its sink.
+        return Ok(0);
     }
     let txn = begin_write(db).await?;
     let mut changed = 0;

@@ -226,7 +226,7 @@ impl<S: Sink> Worker<S> {
         let attempt = self.sink.send(row, batch).await;
         let outcome = self.outcome(row, attempt, self.clock.now());
         let kind = match &outcome {
-            Outcome::Delivered => "delivered",
+            Outcome::Delivered | Outcome::Recorded => "delivered",
             Outcome::Retry { .. } => "retry",
             Outcome::Parked { .. } => "failed",
         };
@@ -246,6 +246,7 @@ impl<S: Sink> Worker<S> {
     fn outcome(&self, row: &S::Row, attempt: Attempt, now: DateTime<Utc>) -> Outcome {
         match attempt {
             Attempt::Delivered => Outcome::Delivered,
+            Attempt::Recorded => Outcome::Recorded,
             Attempt::Refused { reason } => Outcome::Parked {
                 error: reason,
                 refused: true,

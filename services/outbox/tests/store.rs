@@ -331,6 +331,26 @@ async fn a_late_outcome_does_not_land_while_the_new_holder_still_sends() {
 }
 
 #[tokio::test]
+async fn an_outcome_the_sink_recorded_itself_is_not_written_again() {
+    let db = database().await;
+    let id = queue(&db, "recorded by the sink", t0()).await;
+    let lease = t0() + Duration::minutes(1);
+    let claimed = store::claim::<letters::Entity>(&db, t0(), lease, 1)
+        .await
+        .unwrap();
+    let sink = PostOffice::default();
+    let recorded = vec![(claimed[0].clone(), Outcome::Recorded)];
+    assert_eq!(store::record(&db, &sink, recorded, t0()).await.unwrap(), 0);
+    let untouched = row(&db, id).await;
+    assert_eq!(
+        (untouched.state.as_str(), untouched.lease_until),
+        ("pending", Some(lease)),
+        "the row is as the claim (here standing for the sink) left it"
+    );
+    assert!(sink.delivered.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn the_backlog_counts_waiting_and_parked_rows_and_finds_the_oldest_due() {
     let db = database().await;
     assert_eq!(
