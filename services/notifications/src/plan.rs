@@ -20,7 +20,9 @@ use homecare_outbox::Wakeup;
 use homecare_patients::entity::{patient, proxy, proxy_event};
 use homecare_patients::proxy::{EventType as ProxyEvent, terms_of};
 use homecare_patients::scope::{self, ProxyTerms, Scope};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryTrait,
+};
 use uuid::Uuid;
 
 use crate::entity::follow;
@@ -198,13 +200,16 @@ impl Consumer for VisitNotifier {
         txn: &DatabaseTransaction,
         events: &[visit_event::Model],
     ) -> Result<(), DbErr> {
-        let visits: HashMap<Uuid, visit::Model> = visit::Entity::find()
+        // By position, as a unit's day is read: sea-orm's derived reader was 1.5 % of the
+        // server's time while notices were made.
+        let select = visit::Entity::find()
             .filter(visit::Column::Id.is_in(events.iter().map(|event| event.appointment_id)))
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|visit| (visit.id, visit))
-            .collect();
+            .build(txn.get_database_backend());
+        let visits: HashMap<Uuid, visit::Model> =
+            visit::rows::visits(&txn.query_all_raw(select).await?)?
+                .into_iter()
+                .map(|visit| (visit.id, visit))
+                .collect();
         let owners = national_ids(txn, events.iter().map(|event| event.patient_id)).await?;
         let followers = Followers::of(txn, owners.keys().copied()).await?;
         let mut tells = Vec::new();
