@@ -292,15 +292,7 @@ async fn record_taken(
                     .await?;
             }
             let ids = batch.iter().map(|message| message.delivery_id).collect();
-            advance(
-                &*txn,
-                ids,
-                &[NoticeStatus::Queued],
-                NoticeStatus::Sent,
-                None,
-                now,
-            )
-            .await?;
+            notices_sent(&*txn, ids, now).await?;
             txn.commit().await
         }
         .await
@@ -334,22 +326,30 @@ async fn advance<C: ConnectionTrait>(
         .rows_affected)
 }
 
+/// The provider took the messages `deliveries`: their queued notices are sent.
+async fn notices_sent<C: ConnectionTrait>(
+    db: &C,
+    deliveries: Vec<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    advance(
+        db,
+        deliveries,
+        &[NoticeStatus::Queued],
+        NoticeStatus::Sent,
+        None,
+        now,
+    )
+    .await
+}
+
 /// What an outcome means for the notices, the same for both channels.
 async fn delivered(
     txn: &DatabaseTransaction,
     rows: &[delivery::Model],
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    let ids = rows.iter().map(|row| row.id).collect();
-    advance(
-        txn,
-        ids,
-        &[NoticeStatus::Queued],
-        NoticeStatus::Sent,
-        None,
-        now,
-    )
-    .await?;
+    notices_sent(txn, rows.iter().map(|row| row.id).collect(), now).await?;
     Ok(0)
 }
 
