@@ -200,8 +200,8 @@ impl Consumer for VisitNotifier {
         txn: &DatabaseTransaction,
         events: &[visit_event::Model],
     ) -> Result<(), DbErr> {
-        // By position, as a unit's day is read: sea-orm's derived reader was 1.5 % of the
-        // server's time while notices were made.
+        // By position, as a unit's day is read: sea-orm's derived reader was about 1 % of
+        // the server's time while notices were made.
         let select = visit::Entity::find()
             .filter(visit::Column::Id.is_in(events.iter().map(|event| event.appointment_id)))
             .build(txn.get_database_backend());

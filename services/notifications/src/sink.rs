@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use homecare_core::db::begin_write;
 use homecare_email::{Email, EmailError, OutgoingEmail};
 use homecare_outbox::store::Partition;
-use homecare_outbox::{Attempt, RowState, Sink};
+use homecare_outbox::{Attempt, Sink};
 use homecare_sms::{OutgoingSms, Sms, SmsError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -274,17 +274,8 @@ async fn record_taken(
                         Expr::value(message.provider_id.clone()),
                     );
                 }
-                delivery::Entity::update_many()
+                homecare_outbox::store::mark_delivered::<delivery::Entity>(now)
                     .col_expr(delivery::Column::ProviderId, provider_id.into())
-                    .col_expr(
-                        delivery::Column::State,
-                        RowState::Delivered.as_stored().into(),
-                    )
-                    .col_expr(
-                        delivery::Column::LeaseUntil,
-                        Option::<DateTime<Utc>>::None.into(),
-                    )
-                    .col_expr(delivery::Column::UpdatedAt, now.into())
                     .filter(
                         delivery::Column::Id.is_in(chunk.iter().map(|message| message.delivery_id)),
                     )

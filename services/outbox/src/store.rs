@@ -204,6 +204,19 @@ pub async fn next_due_in<E: EntityTrait>(
     Ok(due.flatten())
 }
 
+/// An UPDATE of the outbox `E` that marks rows delivered and frees their lease, as of `now`:
+/// the caller adds which rows, and a sink that records its own deliveries (see
+/// [`crate::Attempt::Recorded`]) adds its own columns to the same write.
+pub fn mark_delivered<E: EntityTrait>(now: DateTime<Utc>) -> sea_orm::UpdateMany<E> {
+    E::update_many()
+        .col_expr(column::<E>("state"), RowState::Delivered.as_stored().into())
+        .col_expr(
+            column::<E>("lease_until"),
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .col_expr(column::<E>("updated_at"), now.into())
+}
+
 /// Records how the attempts on a batch of rows ended, and what that means for the sink's
 /// domain, in one transaction (one commit for the batch, not one per row). Returns how many
 /// domain records changed; the sink hears of them, and of the rows whose outcome was
@@ -251,16 +264,7 @@ pub async fn record<S: Sink>(
     let mut applied = Vec::new();
     for (lease, ids) in delivered {
         let Some(lease) = lease else { continue };
-        let rows = S::Entity::update_many()
-            .col_expr(
-                column::<S::Entity>("state"),
-                RowState::Delivered.as_stored().into(),
-            )
-            .col_expr(
-                column::<S::Entity>("lease_until"),
-                Option::<DateTime<Utc>>::None.into(),
-            )
-            .col_expr(column::<S::Entity>("updated_at"), now.into())
+        let rows = mark_delivered::<S::Entity>(now)
             .filter(column::<S::Entity>("id").is_in(ids))
             .filter(column::<S::Entity>("lease_until").eq(lease))
             .exec_with_returning(&*txn)
