@@ -420,6 +420,26 @@ impl TestServer {
             .id
     }
 
+    /// Sends every one of `plans` as the EPJ at the same time, each on its own task; the
+    /// answers in the order of `plans`.
+    pub async fn upsert_all_at_once(
+        &self,
+        plans: Vec<appointments::UpsertAppointmentRequest>,
+    ) -> Vec<Result<appointments::UpsertAppointmentResponse, tonic::Status>> {
+        let mut calls = tokio::task::JoinSet::new();
+        for (n, plan) in plans.into_iter().enumerate() {
+            let mut client = self.appointments();
+            let token = self.epj_token();
+            calls.spawn(async move {
+                let answer = client.upsert_appointment(authorized(&token, plan)).await;
+                (n, answer.map(tonic::Response::into_inner))
+            });
+        }
+        let mut answers = calls.join_all().await;
+        answers.sort_by_key(|(n, _)| *n);
+        answers.into_iter().map(|(_, answer)| answer).collect()
+    }
+
     /// A visit's history as the citizen `pid` sees it, oldest first.
     pub async fn history_seen_by(
         &self,
@@ -652,6 +672,34 @@ pub fn visit_at(
         status: appointments::AppointmentStatus::Planned.into(),
         citizen_cancellable: true,
         epj_version_id: String::new(),
+    }
+}
+
+/// Checks that a visit's history is one unbroken chain of versions, 1 to the last, each
+/// change's previous window being the window of the version before it: no change was
+/// written over another unseen. `window_of` gives the window start each answered version
+/// had (from the calls' answers); versions no call answered with are skipped.
+pub fn assert_history_chains(
+    events: &[appointments::AppointmentEvent],
+    window_of: &std::collections::HashMap<i64, prost_types::Timestamp>,
+) {
+    let versions: Vec<i64> = events.iter().map(|event| event.version).collect();
+    let expected: Vec<i64> = (1..=i64::try_from(events.len()).expect("few")).collect();
+    assert_eq!(versions, expected, "one event per version, in order");
+    for event in &events[1..] {
+        let (Some(before), Some(after)) = (
+            window_of.get(&(event.version - 1)),
+            window_of.get(&event.version),
+        ) else {
+            continue;
+        };
+        match &event.previous_window_start {
+            Some(previous) => {
+                assert_eq!(previous, before, "version {} moved from", event.version);
+                assert_ne!(previous, after, "version {} moved", event.version);
+            }
+            None => assert_eq!(before, after, "version {} kept the window", event.version),
+        }
     }
 }
 

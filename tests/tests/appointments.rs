@@ -16,6 +16,7 @@ on_every_backend!(
     citizen_lists_own_upcoming_visits_in_time_order,
     same_plan_twice_changes_nothing_and_a_new_plan_bumps_the_version,
     changes_of_one_visit_at_once_each_land_once,
+    thirty_two_writers_of_one_visit_are_all_answered_and_agree,
     citizen_never_sees_another_patients_visit,
     pages_walk_every_visit_exactly_once,
     page_token_from_other_filters_is_refused,
@@ -210,6 +211,73 @@ async fn changes_of_one_visit_at_once_each_land_once(backend: Backend) {
             .count_rows("access_log_entries WHERE action = 'appointments.write'")
             .await,
         4
+    );
+    server.stop().await;
+}
+
+/// The EPJ syncing one visit with 32 parallel workers, each sending another window, while
+/// the visit is new to us and again once it exists (as a day's sync with parallel workers, or retries racing their originals, do):
+/// every call is answered OK, exactly one created the visit, every change is a version of
+/// its own, and the history chains them to the stored visit with nothing written over unseen.
+async fn thirty_two_writers_of_one_visit_are_all_answered_and_agree(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut window_of = std::collections::HashMap::new();
+    let mut created = 0;
+    let mut changes = 0;
+    // Once while the visit is new, once more when it exists.
+    for round in 0..2 {
+        let plans: Vec<UpsertAppointmentRequest> = (0..32)
+            .map(|n| visit("v-1", ASTRID, "unit-a", 24 + 32 * round + n))
+            .collect();
+        for answer in server.upsert_all_at_once(plans).await {
+            let answer = answer.expect("every writer is answered OK");
+            let appointment = answer.appointment.expect("appointment");
+            created += usize::from(answer.created);
+            changes += usize::from(answer.changed);
+            if answer.changed {
+                let window = appointment.window_start.expect("window");
+                let earlier = window_of.insert(appointment.version, window);
+                assert!(
+                    earlier.is_none(),
+                    "version {} answered twice",
+                    appointment.version
+                );
+            }
+        }
+    }
+    assert_eq!(created, 1, "one writer created it");
+    let patient = server.own_patient_id(ASTRID).await;
+    let listed = list(
+        &server,
+        &server.citizen_token(ASTRID),
+        ListAppointmentsRequest {
+            patient_id: patient.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list")
+    .appointments;
+    assert_eq!(listed.len(), 1, "one visit, whatever the races");
+    let stored = &listed[0];
+    let history = server.history_seen_by(ASTRID, &patient, &stored.id).await;
+    assert_eq!(
+        history.len(),
+        changes,
+        "one event per change, the creation included"
+    );
+    assert_eq!(stored.version, i64::try_from(changes).expect("few"));
+    assert_eq!(
+        window_of.get(&stored.version),
+        stored.window_start.as_ref(),
+        "the stored window is the last change's"
+    );
+    homecare_tests::assert_history_chains(&history, &window_of);
+    assert_eq!(
+        server
+            .count_rows("access_log_entries WHERE action = 'appointments.write'")
+            .await,
+        i64::try_from(changes).expect("few")
     );
     server.stop().await;
 }

@@ -32,6 +32,7 @@ on_every_backend!(
     a_slow_epj_is_retried_until_it_answers_in_time,
     a_conflict_is_retried_and_a_refusal_is_shown_to_staff_who_retry_it,
     a_stale_plan_from_the_epj_does_not_undo_a_pending_cancellation,
+    cancellations_racing_replans_are_all_answered_and_agree,
     epj_replans_reach_the_stream_and_a_client_resumes_where_it_left,
     a_stream_from_now_skips_changes_made_before_it_while_a_transaction_is_open,
     two_servers_deliver_each_cancellation_once,
@@ -587,6 +588,96 @@ async fn a_conflict_is_retried_and_a_refusal_is_shown_to_staff_who_retry_it(back
         2,
         "the refused one and the retry"
     );
+    server.stop().await;
+}
+
+/// The patient's portal sends one cancellation eight times at once (a retry racing the
+/// original) while the EPJ moves the visit sixteen times in parallel: every call is answered
+/// OK, the visit is cancelled once (one event, one row for the EPJ) and keeps the window of
+/// the last change, and the history chains every version with nothing written over unseen.
+async fn cancellations_racing_replans_are_all_answered_and_agree(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let id = planned(&server, visit("v-1", ASTRID, UNIT, 48)).await;
+    let patient = server.own_patient_id(ASTRID).await;
+    let mut cancels = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let mut client = server.appointments();
+        let request = authorized(
+            &server.citizen_token(ASTRID),
+            pb::CancelAppointmentRequest {
+                patient_id: patient.clone(),
+                appointment_id: id.clone(),
+                reason: "Hos datteren".into(),
+                request_id: "req-1".into(),
+            },
+        );
+        cancels.spawn(async move { client.cancel_appointment(request).await });
+    }
+    let replans = server.upsert_all_at_once(
+        (0..16)
+            .map(|n| visit("v-1", ASTRID, UNIT, 49 + n))
+            .collect(),
+    );
+    let (cancelled, replanned) = tokio::join!(cancels.join_all(), replans);
+
+    let mut window_of = std::collections::HashMap::new();
+    window_of.insert(
+        1,
+        visit("v-1", ASTRID, UNIT, 48).window_start.expect("window"),
+    );
+    let mut cancellation_versions = std::collections::HashSet::new();
+    for answer in cancelled {
+        let appointment = answer
+            .expect("every cancellation is answered OK")
+            .into_inner()
+            .appointment
+            .expect("appointment");
+        assert_eq!(appointment.status(), AppointmentStatus::Cancelled);
+        assert_eq!(state(&appointment), CancellationState::PendingEpj);
+        cancellation_versions.insert(appointment.version);
+    }
+    for answer in replanned {
+        let answer = answer.expect("every replan is answered OK");
+        let appointment = answer.appointment.expect("appointment");
+        if answer.changed {
+            window_of.insert(
+                appointment.version,
+                appointment.window_start.expect("window"),
+            );
+        }
+    }
+    let stored = get(&server, &server.citizen_token(ASTRID), &patient, &id).await;
+    assert_eq!(stored.status(), AppointmentStatus::Cancelled);
+    assert_eq!(state(&stored), CancellationState::PendingEpj);
+    let history = server.history_seen_by(ASTRID, &patient, &id).await;
+    assert_eq!(
+        history.last().map(|event| event.version),
+        Some(stored.version)
+    );
+    assert_eq!(
+        history
+            .iter()
+            .filter(|event| event.r#type() == Event::CancellationRequested)
+            .count(),
+        1
+    );
+    let cancelled_at = history
+        .iter()
+        .find(|event| event.r#type() == Event::CancellationRequested)
+        .expect("the cancellation's event")
+        .version;
+    // The call that cancelled answers with that version; its repeats with the visit as they
+    // found it, cancelled once, perhaps moved since.
+    assert_eq!(cancellation_versions.iter().min(), Some(&cancelled_at));
+    // The cancellation kept the window of the version before it.
+    if let Some(before) = window_of.get(&(cancelled_at - 1)).cloned() {
+        window_of.insert(cancelled_at, before);
+    }
+    homecare_tests::assert_history_chains(&history, &window_of);
+    if let Some(last) = window_of.get(&stored.version) {
+        assert_eq!(Some(last), stored.window_start.as_ref());
+    }
+    assert_eq!(server.count_rows("epj_outbox").await, 1);
     server.stop().await;
 }
 

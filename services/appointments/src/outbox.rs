@@ -21,7 +21,7 @@ use homecare_patients::access_log::{self, Action};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel as _, QueryFilter,
+    DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel as _, QueryFilter, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -234,7 +234,9 @@ async fn fail_cancellation<C: ConnectionTrait>(
     refused: bool,
     business_now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    // Locked: an EPJ replan that commits meanwhile must not be overwritten.
     let visit = appointment::Entity::find_by_id(row.appointment_id)
+        .lock_exclusive()
         .one(txn)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("appointment of outbox row".into()))?;
@@ -332,7 +334,9 @@ pub async fn retry(
     let row = outbox_store::unpark::<Entity, _>(&*txn, id, machine_now)
         .await?
         .ok_or(RetryError::NotFailed)?;
+    // Locked: an EPJ replan that commits meanwhile must not be overwritten.
     let visit = appointment::Entity::find_by_id(row.appointment_id)
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(RetryError::NotFound)?;

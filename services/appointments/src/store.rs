@@ -12,9 +12,9 @@ use sea_orm::sea_query::{
     WithQuery,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    DbErr, EntityTrait, FromQueryResult as _, Insert, IntoActiveModel as _, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait as _, UpdateMany,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult as _, Insert,
+    IntoActiveModel as _, QueryFilter, QueryOrder, QuerySelect, QueryTrait as _, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -25,9 +25,6 @@ use crate::entity::{self, Column, Entity};
 use crate::events::{self, Who};
 use crate::outbox;
 use crate::visit_state::VisitState;
-
-/// How often an upsert that lost a race with another writer of the same visit is retried.
-const UPSERT_ATTEMPTS: usize = 5;
 
 /// What an upsert did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +43,10 @@ pub enum UpsertError {
     /// The EPJ id is already a visit of another patient.
     #[error("the visit belongs to another patient")]
     PatientMismatch,
+    /// Another writer changed the visit while this one held it: cannot happen while the
+    /// database keeps its locks (see [`upsert`]); the caller may try again.
+    #[error("the visit was changed by another writer while held")]
+    Contended,
     /// Storage failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -53,56 +54,122 @@ pub enum UpsertError {
 
 /// Creates or updates the visit with the command's EPJ id, and logs the write.
 ///
-/// The EPJ mostly changes visits that exist (a day's plan, then each visit completed), so that
-/// is the short way: the visit is read with its patient's identity number, outside a
-/// transaction, and the change written by [`write_change`], guarded by the version read. Only
-/// a new visit takes a transaction that may register its patient.
+/// The EPJ mostly changes visits that exist (a day's plan, then each visit completed), and
+/// mostly one writer at a time, so that is the short way: the visit is read with its
+/// patient's identity number, outside a transaction, and the change written by
+/// [`write_change`], guarded by the version read. Only a new visit takes a transaction that
+/// may register its patient. A writer that loses a race with another (parallel workers
+/// syncing a day's plan, a retry racing the original) decides again holding the visit: its
+/// row lock on PostgreSQL, the writer turn on SQLite, so that it waits for the others
+/// instead of retrying blindly, and cannot lose again.
 pub async fn upsert(
     db: &DatabaseConnection,
     actor: &Actor,
     command: &UpsertCommand,
     now: DateTime<Utc>,
 ) -> Result<UpsertOutcome, UpsertError> {
-    for _ in 0..UPSERT_ATTEMPTS {
-        let outcome = match with_owner(db, &command.epj_id).await? {
+    if let Some(outcome) = upsert_unlocked(db, actor, command, now).await? {
+        return Ok(outcome);
+    }
+    upsert_holding(db, actor, command, now).await
+}
+
+/// One optimistic try of [`upsert`]; `None` when another writer got there first.
+async fn upsert_unlocked(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    command: &UpsertCommand,
+    now: DateTime<Utc>,
+) -> Result<Option<UpsertOutcome>, UpsertError> {
+    Ok(match with_owner(db, &command.epj_id, false).await? {
+        Some((_, owner)) if owner != command.patient.expose() => {
+            return Err(UpsertError::PatientMismatch);
+        }
+        Some((current, _)) => match replanned(&current, &command.plan, now)? {
+            None => Some(UpsertOutcome {
+                appointment: current,
+                created: false,
+                changed: false,
+            }),
+            Some(updated) => write_change(db, actor, &current, &updated, now)
+                .await?
+                .then_some(UpsertOutcome {
+                    appointment: updated,
+                    created: false,
+                    changed: true,
+                }),
+        },
+        None => {
+            let txn = begin_write(db).await?;
+            let created = create_in(&*txn, actor, command, now).await?;
+            if created.is_some() {
+                txn.commit().await?;
+            } else {
+                txn.rollback().await?;
+            }
+            created
+        }
+    })
+}
+
+/// [`upsert`] holding the visit from its read to its write.
+async fn upsert_holding(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    command: &UpsertCommand,
+    now: DateTime<Utc>,
+) -> Result<UpsertOutcome, UpsertError> {
+    let txn = begin_write(db).await?;
+    // Twice at most: a visit that a concurrent writer inserted first (its INSERT waited for
+    // that writer's commit) is there to be read and locked the second time.
+    for _ in 0..2 {
+        let outcome = match with_owner(&*txn, &command.epj_id, true).await? {
             Some((_, owner)) if owner != command.patient.expose() => {
                 return Err(UpsertError::PatientMismatch);
             }
             Some((current, _)) => match replanned(&current, &command.plan, now)? {
-                None => Some(UpsertOutcome {
+                None => UpsertOutcome {
                     appointment: current,
                     created: false,
                     changed: false,
-                }),
-                Some(updated) => write_change(db, actor, &current, &updated, now)
-                    .await?
-                    .then_some(UpsertOutcome {
+                },
+                Some(updated) => {
+                    if !write_change(&*txn, actor, &current, &updated, now).await? {
+                        return Err(UpsertError::Contended);
+                    }
+                    UpsertOutcome {
                         appointment: updated,
                         created: false,
                         changed: true,
-                    }),
+                    }
+                }
             },
-            None => create(db, actor, command, now).await?,
+            None => match create_in(&*txn, actor, command, now).await? {
+                Some(outcome) => outcome,
+                None => continue,
+            },
         };
-        // `None`: another writer got there first; try again on the state it left.
-        if let Some(outcome) = outcome {
-            return Ok(outcome);
-        }
+        txn.commit().await?;
+        return Ok(outcome);
     }
-    Err(UpsertError::Db(DbErr::Custom(
-        "upsert kept losing races with concurrent writers".into(),
-    )))
+    Err(UpsertError::Contended)
 }
 
 /// The visit with `epj_id` and its patient's identity number, in one query.
-async fn with_owner(
-    db: &DatabaseConnection,
+/// With `lock`, the row stays locked until the transaction `db` ends (PostgreSQL; on SQLite
+/// the writer turn the transaction holds does that).
+async fn with_owner<C: ConnectionTrait>(
+    db: &C,
     epj_id: &str,
+    lock: bool,
 ) -> Result<Option<(entity::Model, String)>, DbErr> {
     const OWNER: &str = "owner_national_id";
-    let select = Entity::find()
+    let mut select = Entity::find()
         .filter(Column::EpjId.eq(epj_id))
         .expr_as(patients::national_id_by((Entity, Column::PatientId)), OWNER);
+    if lock {
+        select = select.lock_exclusive();
+    }
     let Some(row) = first_row(db, select).await? else {
         return Ok(None);
     };
@@ -113,24 +180,22 @@ async fn with_owner(
     Ok(Some((visit, owner)))
 }
 
-/// Creates the visit of `command` in a transaction that registers its patient if need be;
-/// `None` when a concurrent upsert created it first.
-async fn create(
-    db: &DatabaseConnection,
+/// Creates the visit of `command` in `txn`, registering its patient if need be; `None`,
+/// having written nothing, when a concurrent upsert created it first.
+async fn create_in<C: ConnectionTrait>(
+    txn: &C,
     actor: &Actor,
     command: &UpsertCommand,
     now: DateTime<Utc>,
 ) -> Result<Option<UpsertOutcome>, DbErr> {
-    let txn = begin_write(db).await?;
-    let patient_id = patients::find_or_register(&*txn, &command.patient, now).await?;
-    let Some(outcome) = insert(&*txn, command, patient_id, now).await? else {
-        txn.rollback().await?;
+    let patient_id = patients::find_or_register(txn, &command.patient, now).await?;
+    let Some(outcome) = insert(txn, command, patient_id, now).await? else {
         return Ok(None);
     };
     let visit = &outcome.appointment;
-    events::append(&*txn, visit, EventType::Created, &Who::of(actor), now).await?;
+    events::append(txn, visit, EventType::Created, &Who::of(actor), now).await?;
     access_log::record(
-        &*txn,
+        txn,
         actor,
         patient_id,
         Action::WriteAppointment,
@@ -138,14 +203,13 @@ async fn create(
         now,
     )
     .await?;
-    txn.commit().await?;
     Ok(Some(outcome))
 }
 
 /// Stores `updated` over `current` with its event and access-log entry, all or nothing;
 /// false, storing nothing, when another writer changed the visit since `current` was read.
-async fn write_change(
-    db: &DatabaseConnection,
+async fn write_change<C: Writer>(
+    db: &C,
     actor: &Actor,
     current: &entity::Model,
     updated: &entity::Model,
@@ -193,16 +257,73 @@ impl Dependent {
 /// The name the visit's UPDATE goes by in [`write_visit`]'s statement.
 const CHANGED: &str = "changed";
 
+/// Where a change of a visit is written: the pool, which [`write_visit`] gives a
+/// transaction of its own where one is needed, or a transaction already open.
+trait Writer: ConnectionTrait {
+    /// Writes with [`write_visit_in`], in a transaction of its own where `self` is none.
+    async fn write_visit(
+        &self,
+        update: UpdateMany<Entity>,
+        current: &entity::Model,
+        event: Dependent,
+        also: Vec<Dependent>,
+    ) -> Result<bool, DbErr>;
+}
+
+impl Writer for DatabaseConnection {
+    async fn write_visit(
+        &self,
+        update: UpdateMany<Entity>,
+        current: &entity::Model,
+        event: Dependent,
+        also: Vec<Dependent>,
+    ) -> Result<bool, DbErr> {
+        if self.get_database_backend() == DbBackend::Postgres {
+            return write_visit_in(self, update, current, event, also).await;
+        }
+        let txn = begin_write(self).await?;
+        if !write_visit_in(&*txn, update, current, event, also).await? {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+}
+
+impl Writer for DatabaseTransaction {
+    async fn write_visit(
+        &self,
+        update: UpdateMany<Entity>,
+        current: &entity::Model,
+        event: Dependent,
+        also: Vec<Dependent>,
+    ) -> Result<bool, DbErr> {
+        write_visit_in(self, update, current, event, also).await
+    }
+}
+
 /// Applies `update` to `current` if its version is still the one read, and stores `event` and
 /// `also` with it, all or nothing; false, storing nothing, when another writer changed the
 /// visit first (the caller judges again on what that writer left).
+async fn write_visit<C: Writer>(
+    db: &C,
+    update: UpdateMany<Entity>,
+    current: &entity::Model,
+    event: Dependent,
+    also: Vec<Dependent>,
+) -> Result<bool, DbErr> {
+    db.write_visit(update, current, event, also).await
+}
+
+/// [`write_visit`] on `db`, which on SQLite must be a write transaction (it runs several
+/// statements, and leaves rolling back to the caller when the visit changed meanwhile).
 ///
 /// On PostgreSQL this is one statement, `WITH changed AS (UPDATE ... RETURNING id), ...
 /// INSERT ... SELECT ... FROM changed`: one round trip where a transaction of the same writes
-/// took five or six, on the paths every completed and every cancelled visit takes. SQLite
-/// takes a write transaction.
-async fn write_visit(
-    db: &DatabaseConnection,
+/// took five or six, on the paths every completed and every cancelled visit takes.
+async fn write_visit_in<C: ConnectionTrait>(
+    db: &C,
     update: UpdateMany<Entity>,
     current: &entity::Model,
     event: Dependent,
@@ -226,15 +347,12 @@ async fn write_visit(
         statement.with_clause(with).query(event.0);
         return Ok(db.execute(&statement).await?.rows_affected() == 1);
     }
-    let txn = begin_write(db).await?;
-    if update.exec(&*txn).await?.rows_affected == 0 {
-        txn.rollback().await?;
+    if update.exec(db).await?.rows_affected == 0 {
         return Ok(false);
     }
     for row in std::iter::once(event).chain(also) {
-        txn.execute(&row.0).await?;
+        db.execute(&row.0).await?;
     }
-    txn.commit().await?;
     Ok(true)
 }
 
@@ -372,6 +490,10 @@ pub enum CancelError {
     /// another person).
     #[error("the request id was used for another request")]
     RequestIdReused,
+    /// Another writer changed the visit while this one held it: cannot happen while the
+    /// database keeps its locks (see [`cancel`]); the caller may try again.
+    #[error("the visit was changed by another writer while held")]
+    Contended,
     /// Storage failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -388,6 +510,9 @@ pub struct CancelOutcome {
 
 /// Cancels a visit of `patient_id` for `actor`: the visit, its history entry, the access log
 /// and the EPJ outbox row commit together, or nothing does.
+///
+/// Like [`upsert`]: read outside a transaction, written guarded by the version read; a
+/// cancellation that lost a race with another writer of the visit decides again holding it.
 #[allow(clippy::too_many_arguments)]
 pub async fn cancel(
     db: &DatabaseConnection,
@@ -398,25 +523,70 @@ pub async fn cancel(
     now: DateTime<Utc>,
     machine_now: DateTime<Utc>,
 ) -> Result<CancelOutcome, CancelError> {
-    let who = Who::of(actor);
-    let fingerprint = command.fingerprint(actor);
-    for _ in 0..UPSERT_ATTEMPTS {
-        // Read outside a transaction: the write below is guarded by the version read.
-        let visit = find_for_patient(db, patient_id, command.appointment_id)
+    let cancellation = Cancellation {
+        actor,
+        patient_id,
+        command,
+        fingerprint: command.fingerprint(actor),
+        policy,
+        now,
+        machine_now,
+    };
+    if let Some(outcome) = cancellation.try_on(db, false).await? {
+        return Ok(outcome);
+    }
+    let txn = begin_write(db).await?;
+    let outcome = cancellation
+        .try_on(&*txn, true)
+        .await?
+        .ok_or(CancelError::Contended)?;
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+/// One cancellation, as [`cancel`] tries it.
+struct Cancellation<'a> {
+    actor: &'a Actor,
+    patient_id: Uuid,
+    command: &'a CancelCommand,
+    fingerprint: String,
+    policy: &'a CancellationPolicy,
+    now: DateTime<Utc>,
+    machine_now: DateTime<Utc>,
+}
+
+impl Cancellation<'_> {
+    /// Reads the visit (locked, with `lock`, until `db`'s transaction ends), judges and
+    /// writes; `None` when another writer changed the visit between the read and the write.
+    async fn try_on<C: Writer>(
+        &self,
+        db: &C,
+        lock: bool,
+    ) -> Result<Option<CancelOutcome>, CancelError> {
+        let (actor, command, now) = (self.actor, self.command, self.now);
+        let who = Who::of(actor);
+        let mut select = Entity::find_by_id(command.appointment_id)
+            .filter(Column::PatientId.eq(self.patient_id));
+        if lock {
+            select = select.lock_exclusive();
+        }
+        let visit = first_row(db, select)
             .await?
+            .map(|row| entity::Model::from_query_result(&row, ""))
+            .transpose()?
             .filter(|visit| actor.may_see_care_unit(&visit.care_unit_id))
             .ok_or(CancelError::NotFound)?;
         if visit.cancellation_request_id.as_deref() == Some(command.request_id.as_str()) {
             if !homecare_core::idempotency::is_repeat(
                 visit.cancellation_request_fingerprint.as_deref(),
-                &fingerprint,
+                &self.fingerprint,
             ) {
                 return Err(CancelError::RequestIdReused);
             }
-            return Ok(CancelOutcome {
+            return Ok(Some(CancelOutcome {
                 appointment: visit,
                 cancelled_now: false,
-            });
+            }));
         }
         let service_type = ServiceType::from_stored(&visit.service_type)
             .map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -429,7 +599,7 @@ pub async fn cancel(
             care_unit: &visit.care_unit_id,
             service_type,
         };
-        cancellation::check(facts, policy, now)?;
+        cancellation::check(facts, self.policy, now)?;
         let requested = VisitState::of(&visit)
             .map_err(|e| DbErr::Custom(e.to_string()))?
             .requested()
@@ -445,7 +615,7 @@ pub async fn cancel(
                 .as_ref()
                 .map(|reason| reason.as_str().to_owned()),
             cancellation_request_id: Some(command.request_id.as_str().to_owned()),
-            cancellation_request_fingerprint: Some(fingerprint.clone()),
+            cancellation_request_fingerprint: Some(self.fingerprint.clone()),
             cancellation_requested_at: Some(now),
             cancellation_requested_by: Some(who.kind.as_stored().to_owned()),
             cancellation_requested_by_name: who.name.clone(),
@@ -479,11 +649,11 @@ pub async fn cancel(
                 .map(|reason| reason.as_str().to_owned()),
             command.request_id.as_str(),
             &who,
-            machine_now,
+            self.machine_now,
         );
         let entry = access_log::entry(
             actor,
-            patient_id,
+            self.patient_id,
             Action::WriteAppointment,
             Some(visit.id.to_string()),
             now,
@@ -508,18 +678,12 @@ pub async fn cancel(
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => CancelError::RequestIdReused,
             _ => CancelError::Db(error),
         })?;
-        if !written {
-            // The EPJ or another request changed it meanwhile; judge again on what they left.
-            continue;
-        }
-        return Ok(CancelOutcome {
+        // Not written: the EPJ or another request changed it meanwhile.
+        Ok(written.then_some(CancelOutcome {
             appointment: cancelled,
             cancelled_now: true,
-        });
+        }))
     }
-    Err(CancelError::Db(DbErr::Custom(
-        "cancellation kept losing races with concurrent writers".into(),
-    )))
 }
 
 /// The visits with these ids.

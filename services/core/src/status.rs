@@ -213,6 +213,16 @@ pub fn request_id_reused() -> Status {
     )
 }
 
+/// ABORTED `CONTENDED`: another writer changed `resource` while this call held it, which the
+/// database's locks rule out; the whole call may be sent again.
+pub fn contended(resource: &str) -> Status {
+    with_reason(
+        Code::Aborted,
+        "CONTENDED",
+        &format!("{resource} was changed by another writer; try again"),
+    )
+}
+
 /// INTERNAL for a fault the caller cannot fix. The cause goes to the log, not to the caller.
 pub fn internal(error: &dyn std::error::Error) -> Status {
     tracing::error!(error = %error, "internal error");

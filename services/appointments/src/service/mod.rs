@@ -438,6 +438,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
                     "epj_id",
                     "this EPJ id is already a visit of another patient",
                 ),
+                UpsertError::Contended => status::contended("appointment"),
                 UpsertError::Db(error) => status::from_db(error),
             })?;
         if outcome.created || outcome.changed {
@@ -502,6 +503,7 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             CancelError::NotFound => status::not_found("appointment"),
             CancelError::Refused(refusal) => refusal_status(refusal),
             CancelError::RequestIdReused => status::request_id_reused(),
+            CancelError::Contended => status::contended("appointment"),
             CancelError::Db(error) => status::from_db(error),
         })?;
         if outcome.cancelled_now {
