@@ -28,6 +28,7 @@ on_every_backend!(
     attachments_are_typed_by_their_bytes_and_bounded,
     an_upload_cut_off_halfway_leaves_nothing,
     staff_follow_their_units_in_a_resumable_stream,
+    every_kind_of_step_wakes_the_inbox_streams,
     an_inbox_stream_from_now_skips_threads_started_before_it_while_a_transaction_is_open,
     the_inbox_of_several_units_pages_in_one_order,
     staff_attach_a_file_to_an_answer_and_the_patient_downloads_it,
@@ -995,6 +996,102 @@ async fn staff_follow_their_units_in_a_resumable_stream(backend: Backend) {
         next(&mut resumed).await.event.unwrap().r#type(),
         pb::InboxEventType::Reassigned
     );
+    server.stop().await;
+}
+
+/// Every kind of step a thread's history gets wakes the streams that follow its unit, at
+/// once: with the streams' own look for unannounced steps an hour apart, a step that reaches
+/// the stream within seconds was announced by the write that added it.
+async fn every_kind_of_step_wakes_the_inbox_streams(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.messaging.stream_poll_ms = 3_600_000;
+    })
+    .await;
+    let patient = server
+        .own_patient_id_after(&visit("v-1", ASTRID, "unit-a", 72))
+        .await;
+    let watcher = server.nurse_token("nurse-watching", &["unit-a"]);
+    let staff = nurse(&server, "unit-a");
+    let mut stream = server
+        .messaging()
+        .watch_inbox(authorized(
+            &watcher,
+            pb::WatchInboxRequest {
+                care_unit_id: "unit-a".into(),
+                resume_token: String::new(),
+            },
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .expect("the step is announced")
+            .expect("healthy")
+            .expect("open")
+            .event
+            .expect("event")
+            .r#type()
+    };
+
+    let thread = server
+        .create_thread(ASTRID, new_thread(&patient, "unit-a", "Emne", "Hei"))
+        .await
+        .unwrap()
+        .thread
+        .unwrap();
+    assert_eq!(next().await, pb::InboxEventType::ThreadStarted);
+    server
+        .thread_seen_by(&staff, "", &thread.id)
+        .await
+        .expect("staff read the thread");
+    assert_eq!(next().await, pb::InboxEventType::ReadByStaff);
+    server
+        .messaging()
+        .reply_to_thread(authorized(&staff, reply("", &thread.id, "Svar")))
+        .await
+        .expect("staff answer");
+    assert_eq!(next().await, pb::InboxEventType::StaffReplied);
+    server
+        .messaging()
+        .reply_to_thread(authorized(
+            &server.citizen_token(ASTRID),
+            reply(&patient, &thread.id, "Takk"),
+        ))
+        .await
+        .expect("the patient answers");
+    assert_eq!(next().await, pb::InboxEventType::CitizenReplied);
+    server
+        .messaging()
+        .close_thread(authorized(
+            &staff,
+            pb::CloseThreadRequest {
+                thread_id: thread.id.clone(),
+            },
+        ))
+        .await
+        .expect("close");
+    assert_eq!(next().await, pb::InboxEventType::Closed);
+    let other = server
+        .create_thread(ASTRID, new_thread(&patient, "unit-a", "Annet", "Hei"))
+        .await
+        .unwrap()
+        .thread
+        .unwrap();
+    assert_eq!(next().await, pb::InboxEventType::ThreadStarted);
+    server
+        .messaging()
+        .reassign_thread(authorized(
+            &staff,
+            pb::ReassignThreadRequest {
+                thread_id: other.id,
+                care_unit_id: "unit-b".into(),
+            },
+        ))
+        .await
+        .expect("reassign");
+    assert_eq!(next().await, pb::InboxEventType::Reassigned);
     server.stop().await;
 }
 

@@ -49,7 +49,7 @@ impl Capability for Messaging {
                 capability: "messaging",
                 reason: "is built after the appointments capability".into(),
             })?;
-        let feed = InboxFeed::new();
+        let feed = InboxFeed::new(std::time::Duration::from_millis(config.stream_poll_ms));
         parts.topic(Arc::new(feed.topic()));
         let desk = Desk::new(
             context.db.clone(),

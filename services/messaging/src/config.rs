@@ -22,6 +22,9 @@ pub struct MessagingConfig {
     /// The size of each part written to the store: what one upload holds in memory. S3
     /// needs at least 5 MiB.
     pub blob_part_bytes: usize,
+    /// How often a staff inbox stream looks for steps no wake-up told it of (a replica's
+    /// whose signal was lost), in milliseconds; every step of this process wakes it at once.
+    pub stream_poll_ms: u64,
 }
 
 impl Default for MessagingConfig {
@@ -31,6 +34,7 @@ impl Default for MessagingConfig {
             blob_store_url: String::new(),
             blob_store_options: BTreeMap::new(),
             blob_part_bytes: 256 * 1024,
+            stream_poll_ms: 500,
         }
     }
 }
@@ -44,6 +48,12 @@ impl MessagingConfig {
                 reason: error.to_string(),
             },
         )?;
+        if self.stream_poll_ms == 0 {
+            return Err(InvalidConfig {
+                key: "messaging.stream_poll_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
         if self.blob_part_bytes < 64 * 1024 {
             return Err(InvalidConfig {
                 key: "messaging.blob_part_bytes",

@@ -645,25 +645,27 @@ impl Desk {
     }
 
     /// `by` opened `thread`: what they had not read is read now. A staff member reading
-    /// citizens' messages for the first time is a step of the thread's history.
+    /// citizens' messages for the first time is a step of the thread's history; true when
+    /// such a step was added (its followers are to be woken).
     pub async fn opened(
         &self,
         by: &Participant,
         thread: &thread::Model,
-    ) -> Result<(), MessagingError> {
+    ) -> Result<bool, MessagingError> {
         let unread = unread_counts(&self.db, std::slice::from_ref(thread), by).await?;
         let count = unread.get(&thread.id).copied().unwrap_or(0);
         if count == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let now = self.now();
         let txn = homecare_core::db::begin_write(&self.db).await?;
         set_read(&*txn, thread.id, &by.key, Some(now), false, now).await?;
-        if by.is_staff() {
+        let step = by.is_staff();
+        if step {
             history::append(&*txn, thread, StepType::ReadByStaff, None, None, by, now).await?;
         }
         txn.commit().await?;
-        Ok(())
+        Ok(step)
     }
 
     /// Moves `thread_id` to `unit`, keeping its history and due time.

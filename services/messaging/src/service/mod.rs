@@ -449,7 +449,9 @@ impl MessagingService for MessagingApi {
             .thread_for(caller, &message.patient_id, &message.thread_id)
             .await?;
         self.log_reads(&by, [&thread]).await?;
-        self.desk.opened(&by, &thread).await?;
+        if self.desk.opened(&by, &thread).await? {
+            self.feed.messages_changed();
+        }
         let db = self.desk.db();
         let messages = message::Entity::find()
             .filter(message::Column::ThreadId.eq(thread.id))

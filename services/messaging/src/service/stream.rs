@@ -19,8 +19,8 @@ use crate::entity::{event, thread};
 use crate::history;
 use crate::participant::Participant;
 
-/// How often a stream looks for events no wake-up told it of (another process's).
-const STREAM_POLL: Duration = Duration::from_millis(500);
+/// How often a stream looks for events no wake-up told it of, by default.
+pub const STREAM_POLL: Duration = Duration::from_millis(500);
 /// How soon a stream looks again at events held back behind a running transaction.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(20);
 /// Events read per query.
@@ -28,28 +28,35 @@ const STREAM_BATCH: u64 = 100;
 
 /// Wakes inbox streams when a thread changed; the topic other processes hear of.
 #[derive(Debug, Clone)]
-pub struct InboxFeed(Broadcast);
+pub struct InboxFeed {
+    topic: Broadcast,
+    poll: Duration,
+}
 
 impl Default for InboxFeed {
     fn default() -> Self {
-        Self::new()
+        Self::new(STREAM_POLL)
     }
 }
 
 impl InboxFeed {
-    /// A feed no one listens to yet.
-    pub fn new() -> Self {
-        Self(Broadcast::new("messages"))
+    /// A feed no one listens to yet, whose streams look for unannounced steps every `poll`
+    /// (steps of a process whose signal was lost).
+    pub fn new(poll: Duration) -> Self {
+        Self {
+            topic: Broadcast::new("messages"),
+            poll,
+        }
     }
 
     /// A thread changed in this process, after the commit.
     pub fn messages_changed(&self) {
-        self.0.changed_here();
+        self.topic.changed_here();
     }
 
     /// The topic, for the signals between processes.
     pub fn topic(&self) -> Broadcast {
-        self.0.clone()
+        self.topic.clone()
     }
 }
 
@@ -106,7 +113,7 @@ struct Watcher {
 
 impl Watcher {
     async fn run(self, mut position: Position) {
-        let mut changes = self.api.feed.0.subscribe();
+        let mut changes = self.api.feed.topic.subscribe();
         let shutdown = self.api.shutdown.clone();
         let filter = history::of_units(&self.units);
         loop {
@@ -153,7 +160,7 @@ impl Watcher {
                 let wait = if held_back {
                     HELD_BACK_RETRY
                 } else {
-                    STREAM_POLL
+                    self.api.feed.poll
                 };
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
