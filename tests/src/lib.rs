@@ -189,7 +189,7 @@ impl TestServer {
         // asked for explicitly.
         config.auth.dev_keys = Some(true);
         adjust(&mut config);
-        let mut server = Self::serve(config, Arc::new(data_dir)).await;
+        let mut server = Self::serve(config, Arc::new(data_dir), test_now()).await;
         server.postgres_schema = postgres_schema;
         server
     }
@@ -199,15 +199,20 @@ impl TestServer {
     pub async fn start_beside(&self, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = self.config.clone();
         adjust(&mut config);
-        Self::serve(config, self._data_dir.clone()).await
+        Self::serve(config, self._data_dir.clone(), test_now()).await
     }
 
-    async fn serve(config: Config, data_dir: Arc<tempfile::TempDir>) -> TestServer {
+    /// Serves with a clock that starts at `now`.
+    async fn serve(
+        config: Config,
+        data_dir: Arc<tempfile::TempDir>,
+        now: DateTime<Utc>,
+    ) -> TestServer {
         if std::env::var_os("TEST_LOG").is_some() {
             homecare_server::telemetry::init(&config.log);
         }
 
-        let clock = Arc::new(ManualClock::new(test_now()));
+        let clock = Arc::new(ManualClock::new(now));
         let key = DevKey::load_or_create(&config.dev_key_path()).expect("dev key");
         let tokens = TokenMinter::new(key, &config.auth);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -316,9 +321,10 @@ impl TestServer {
         }
         let mut config = self.config.clone();
         adjust(&mut config);
-        let mut next = Self::serve(config, self._data_dir.clone()).await;
+        // The clock goes on from where it was, from the first instant of the new process.
+        let now = homecare_core::Clock::now(&*self.clock);
+        let mut next = Self::serve(config, self._data_dir.clone(), now).await;
         next.postgres_schema = self.postgres_schema.take();
-        next.clock.set(homecare_core::Clock::now(&*self.clock));
         next
     }
 

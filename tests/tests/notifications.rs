@@ -28,6 +28,9 @@ on_every_backend!(
     proxy_notices_go_to_the_holder_and_to_the_patient_when_staff_acted,
     a_holder_who_asked_hears_of_the_patients_visits_and_one_who_did_not_does_not,
     quiet_hours_hold_sms_from_nine_to_eight_but_not_email,
+    quiet_hours_are_those_in_force_when_a_message_is_due,
+    settings_changed_while_a_notice_waits_are_those_it_follows,
+    a_retry_of_a_notice_the_provider_failed_sends_it_again_once,
     notices_within_the_merge_window_go_as_one,
     a_provider_down_then_up_loses_nothing_and_sends_nothing_twice,
     a_refusal_fails_the_notice_for_staff_who_send_it_again,
@@ -468,6 +471,231 @@ async fn due_of_queued(server: &TestServer) -> Vec<DateTime<Utc>> {
         .collect()
 }
 
+/// Waits (at most 10 seconds) until the waiting SMS are due at `expected` (the worker holds a
+/// message for quiet hours once it is due to go); their due times then.
+async fn until_due_of_queued(
+    server: &TestServer,
+    expected: &[DateTime<Utc>],
+) -> Vec<DateTime<Utc>> {
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(10);
+    loop {
+        let due = due_of_queued(server).await;
+        if due == expected || tokio::time::Instant::now() >= deadline {
+            return due;
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+}
+
+fn quiet_hours(start: &str, end: &str) -> Option<homecare_notifications::config::QuietHoursConfig> {
+    Some(homecare_notifications::config::QuietHoursConfig {
+        start: start.to_owned(),
+        end: end.to_owned(),
+    })
+}
+
+/// Quiet hours are those in force when a message is due to go, not when it was queued: an
+/// SMS held at night follows the quiet hours a restart brings (ending at seven instead of
+/// eight), and goes at once when a restart switches them off (start = end).
+async fn quiet_hours_are_those_in_force_when_a_message_is_due(backend: Backend) {
+    let twilio = FakeTwilio::accepting().await;
+    let server = TestServer::start_with(backend, |config| {
+        twilio.configure(config);
+        config.notifications.merge_window_seconds = 0;
+    })
+    .await;
+    server.choose(ASTRID, Channels::Sms, PHONE, "").await;
+    server.clock.set(oslo("2026-12-01 22:30:00"));
+    server
+        .upsert(visit_at(
+            "v-1",
+            ASTRID,
+            "unit-a",
+            oslo("2026-12-02 10:00:00"),
+        ))
+        .await;
+    let eight = oslo("2026-12-02 08:00:00");
+    assert_eq!(until_due_of_queued(&server, &[eight]).await, [eight]);
+
+    let server = server
+        .restart(|config| config.notifications.sms_quiet_hours = quiet_hours("22:00", "07:00"))
+        .await;
+    let seven = oslo("2026-12-02 07:00:00");
+    assert_eq!(until_due_of_queued(&server, &[seven]).await, [seven]);
+    assert!(
+        twilio.received().await.is_empty(),
+        "still quiet at half past ten"
+    );
+
+    let server = server
+        .restart(|config| config.notifications.sms_quiet_hours = quiet_hours("08:00", "08:00"))
+        .await;
+    assert_eq!(
+        twilio.until(1).await.len(),
+        1,
+        "no quiet hours: it goes now"
+    );
+    let notices = server.until_notices(ASTRID, 1, sent).await;
+    assert_eq!(notices.len(), 1);
+    assert!(sent(&notices[0]));
+    assert_eq!(twilio.received().await.len(), 1, "once");
+    server.stop().await;
+}
+
+/// What the citizen chooses while an SMS waits for quiet hours to end is what it follows when
+/// it goes: the number she gave since, and nothing at all once she opted out.
+async fn settings_changed_while_a_notice_waits_are_those_it_follows(backend: Backend) {
+    let twilio = FakeTwilio::accepting().await;
+    let server = TestServer::start_with(backend, |config| {
+        twilio.configure(config);
+        config.notifications.merge_window_seconds = 0;
+    })
+    .await;
+    server.choose(ASTRID, Channels::Sms, PHONE, "").await;
+    server.clock.set(oslo("2026-12-01 23:00:00"));
+    server
+        .upsert(visit_at(
+            "v-1",
+            ASTRID,
+            "unit-a",
+            oslo("2026-12-02 10:00:00"),
+        ))
+        .await;
+    let eight = oslo("2026-12-02 08:00:00");
+    assert_eq!(until_due_of_queued(&server, &[eight]).await, [eight]);
+    server
+        .choose(ASTRID, Channels::Sms, "+4798765432", "")
+        .await;
+    server.clock.set(eight);
+    let received = twilio.until(1).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].to, "+4798765432",
+        "the number in force when it went"
+    );
+
+    // The next night another waits, and she opts out meanwhile: it is skipped, unsent.
+    server.clock.set(oslo("2026-12-02 23:00:00"));
+    server
+        .upsert(visit_at(
+            "v-2",
+            ASTRID,
+            "unit-a",
+            oslo("2026-12-03 10:00:00"),
+        ))
+        .await;
+    let next_eight = oslo("2026-12-03 08:00:00");
+    assert_eq!(
+        until_due_of_queued(&server, &[next_eight]).await,
+        [next_eight]
+    );
+    server.choose(ASTRID, Channels::None, "", "").await;
+    server.clock.set(next_eight);
+    let notices = server
+        .until_notices(ASTRID, 1, |notice| notice.status() == Status::Skipped)
+        .await;
+    let skipped: Vec<_> = notices
+        .iter()
+        .filter(|notice| notice.status() == Status::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].skip_reason(), SkipReason::OptedOut);
+    assert_eq!(twilio.received().await.len(), 1, "nothing more was sent");
+    server.stop().await;
+}
+
+/// An SMS the provider took and later reported failed (a signed status report, ErrorCode
+/// 30008) is listed for staff as failed; their retry sends it again, once, and the notice
+/// shows the new message's provider id; a late report on the old message changes nothing.
+async fn a_retry_of_a_notice_the_provider_failed_sends_it_again_once(backend: Backend) {
+    let twilio = FakeTwilio::accepting().await;
+    let server = TestServer::start_with(backend, |config| twilio.configure(config)).await;
+    server.choose(ASTRID, Channels::Sms, PHONE, "").await;
+    server.upsert(visit("v-1", ASTRID, "unit-a", 24)).await;
+    server.until_notices(ASTRID, 1, sent).await;
+    let first = sid(0);
+    let failed = [
+        ("AccountSid", homecare_tests::notices::ACCOUNT),
+        ("ErrorCode", "30008"),
+        ("MessageSid", first.as_str()),
+        ("MessageStatus", "failed"),
+    ];
+    assert_eq!(
+        report(&server, &failed, Some(signed(&failed, AUTH_TOKEN))).await,
+        200
+    );
+    let patient = server.own_patient_id(ASTRID).await;
+    let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
+    let only_failed = async || {
+        server
+            .notifications()
+            .list_patient_notices(authorized(
+                &nurse,
+                pb::ListPatientNoticesRequest {
+                    patient_id: patient.clone(),
+                    only_failed: true,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("list")
+            .into_inner()
+            .notices
+    };
+    let listed = only_failed().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].error_code, "30008");
+    assert_eq!(listed[0].provider_id, first);
+
+    let retry = async || {
+        server
+            .notifications()
+            .retry_notice(authorized(
+                &nurse,
+                pb::RetryNoticeRequest {
+                    patient_id: patient.clone(),
+                    notice_id: listed[0].id.clone(),
+                },
+            ))
+            .await
+    };
+    let retried = retry()
+        .await
+        .expect("retry")
+        .into_inner()
+        .notice
+        .expect("notice");
+    assert_eq!(retried.status(), Status::Queued);
+    assert_eq!(
+        retried.error_code, "",
+        "the old error is gone with the new attempt"
+    );
+    let received = twilio.until(2).await;
+    assert_eq!(received.len(), 2, "sent again");
+    assert_eq!(received[1].to, PHONE);
+    let notices = server.until_notices(ASTRID, 1, sent).await;
+    assert!(sent(&notices[0]), "{:?}", notices[0]);
+    assert_eq!(notices[0].provider_id, sid(1), "the new message's id");
+    assert!(only_failed().await.is_empty());
+
+    // A late report on the first message does not touch the notice any more.
+    let late = [
+        ("AccountSid", homecare_tests::notices::ACCOUNT),
+        ("MessageSid", first.as_str()),
+        ("MessageStatus", "undelivered"),
+    ];
+    assert_eq!(
+        report(&server, &late, Some(signed(&late, AUTH_TOKEN))).await,
+        200
+    );
+    assert_eq!(server.notices_of(ASTRID).await[0].status(), Status::Sent);
+    // A second retry finds nothing failed, and nothing more is sent.
+    let again = retry().await.expect_err("not failed");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert_eq!(twilio.received().await.len(), 2);
+    server.stop().await;
+}
+
 async fn quiet_hours_hold_sms_from_nine_to_eight_but_not_email(backend: Backend) {
     let twilio = FakeTwilio::accepting().await;
     let mail = MailServer::start();
@@ -530,7 +758,10 @@ async fn quiet_hours_hold_sms_from_nine_to_eight_but_not_email(backend: Backend)
     server
         .until_notices(ASTRID, 2, |notice| notice.status() == Status::Queued)
         .await;
-    assert_eq!(due_of_queued(&server).await, [oslo("2026-12-02 08:00:00")]);
+    assert_eq!(
+        until_due_of_queued(&server, &[oslo("2026-12-02 08:00:00")]).await,
+        [oslo("2026-12-02 08:00:00")]
+    );
     // A second before eight nothing moves; at eight the two go as one SMS.
     server.clock.set(oslo("2026-12-02 07:59:59"));
     server.upsert(visit("v-far", ASTRID, "unit-a", 200)).await;

@@ -16,7 +16,7 @@ use crate::callback::StatusReports;
 use crate::config::NotificationsConfig;
 use crate::entity::delivery;
 use crate::plan::{MessageNotifier, Notifier, ProxyNotifier, VisitNotifier};
-use crate::sink::{Composer, EmailProvider, NoticeSink, SmsProvider};
+use crate::sink::{Composer, EmailProvider, NoticeSink, QUIET_HOURS, SmsProvider};
 use crate::templates::{Branding, Templates};
 
 /// Notices by SMS and e-mail.
@@ -185,19 +185,46 @@ impl Capability for Notifications {
 
 /// Starts a channel's outbox worker. Notices are scheduled by the business clock, which is
 /// the machine's in production (and a test's hand-set clock in tests, for quiet hours).
+///
+/// First, the messages an earlier run held for its quiet hours are made due now: the quiet
+/// hours in force (perhaps other ones, or none) judge them again when they are claimed.
 fn worker<S: Sink>(
     context: &Context,
     sink: S,
     wakeup: &Wakeup,
     settings: homecare_outbox::Settings,
 ) -> tokio::task::JoinHandle<()> {
+    let db = context.background_db.clone();
+    let clock = context.clock.clone();
     let worker = Worker::new(
-        context.background_db.clone(),
+        db.clone(),
         Arc::new(sink),
-        context.clock.clone(),
+        clock.clone(),
         wakeup.clone(),
         context.shutdown.clone(),
         settings,
     );
-    tokio::spawn(worker.run())
+    tokio::spawn(async move {
+        let reopened = homecare_outbox::store::reopen::<S::Entity>(
+            &db,
+            S::PARTITION,
+            QUIET_HOURS,
+            clock.now(),
+        )
+        .await;
+        match reopened {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(
+                sink = S::NAME,
+                count,
+                "messages held for quiet hours are judged again by the quiet hours in force"
+            ),
+            Err(error) => tracing::warn!(
+                sink = S::NAME,
+                %error,
+                "could not judge the messages held for quiet hours again; they wait as held"
+            ),
+        }
+        worker.run().await;
+    })
 }

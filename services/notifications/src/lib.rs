@@ -15,6 +15,7 @@ pub mod kind;
 pub mod plan;
 pub mod queue;
 pub mod quiet;
+pub mod retry;
 pub mod service;
 pub mod settings;
 pub mod sink;

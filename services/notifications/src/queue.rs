@@ -4,7 +4,8 @@
 //! Per recipient and channel, a notice joins the message not yet sent (no attempt made), if
 //! there is one; otherwise a new message is made, due at once, or when the merge window after
 //! the previous message ends (so someone told at 10:00 hears of further changes at 10:02, in
-//! one message), and never inside the channel's quiet hours.
+//! one message). Quiet hours are not decided here but when the message is due to go, by the
+//! sink, with the quiet hours in force then (see `sink`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -55,19 +56,10 @@ pub struct Timing {
     /// After a message to someone, further notices to them on that channel wait this long
     /// and go as one.
     pub merge_window: Duration,
-    /// Quiet hours of SMS, if any.
+    /// Quiet hours of SMS, if any (applied by the SMS sink when a message is due).
     pub sms_quiet: Option<QuietHours>,
-    /// Quiet hours of e-mail, if any.
+    /// Quiet hours of e-mail, if any (applied by the e-mail sink when a message is due).
     pub email_quiet: Option<QuietHours>,
-}
-
-impl Timing {
-    fn quiet(&self, channel: Channel) -> Option<&QuietHours> {
-        match channel {
-            Channel::Sms => self.sms_quiet.as_ref(),
-            Channel::Email => self.email_quiet.as_ref(),
-        }
-    }
 }
 
 /// A stored settings row as values.
@@ -263,9 +255,6 @@ async fn messages_for<'a, C: ConnectionTrait>(
         let mut due = now;
         if let Some(previous) = previous.get(&(recipient.to_owned(), channel)) {
             due = due.max(*previous + window);
-        }
-        if let Some(quiet) = timing.quiet(channel) {
-            due = quiet.next_allowed(due);
         }
         let id = homecare_core::ids::new_id(now);
         found.insert((recipient.to_owned(), channel), id);

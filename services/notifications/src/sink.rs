@@ -34,6 +34,9 @@ use crate::quiet::QuietHours;
 use crate::settings::Settings;
 use crate::templates::{Branding, NoticeContext, Rendered, Templates};
 
+/// Why a message waits, as its outbox row says while it waits for quiet hours to end.
+pub const QUIET_HOURS: &str = "waiting for quiet hours to end";
+
 /// What both channels need to compose a message.
 pub struct Composer {
     db: DatabaseConnection,
@@ -159,13 +162,13 @@ impl Composer {
         Ok(Ok(Composed { contact, rendered }))
     }
 
-    /// A temporary failure when `quiet` holds now: the message waits until it ends.
+    /// Deferred when `quiet` holds now: the message waits until it ends, as it was queued.
     fn quiet_now(&self, quiet: Option<&QuietHours>) -> Option<Attempt> {
         let quiet = quiet?;
         let now = self.clock.now();
-        quiet.contains(now).then(|| Attempt::Temporary {
-            reason: "quiet hours".to_owned(),
-            retry_after: (quiet.next_allowed(now) - now).to_std().ok(),
+        quiet.contains(now).then(|| Attempt::Deferred {
+            reason: QUIET_HOURS,
+            until: quiet.next_allowed(now),
         })
     }
 }

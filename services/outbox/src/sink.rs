@@ -39,6 +39,16 @@ pub enum Attempt {
         /// Why, for staff.
         reason: String,
     },
+    /// Not sent, and not to be sent before `until`: a rule of the sink's own (quiet hours)
+    /// holds it. No attempt is counted, so the row stays as it was queued (what joins an
+    /// unsent row still joins it). `reason` marks the row, so that the rule can be judged
+    /// again should it change (see [`crate::store::reopen`]).
+    Deferred {
+        /// Why, for staff; also the mark that [`crate::store::reopen`] looks for.
+        reason: &'static str,
+        /// The earliest the rule lets it go.
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// One outbox: its table, how a row is sent, and what the outcome does to the sink's own

@@ -62,6 +62,14 @@ pub enum Outcome {
         /// When to try next.
         next_attempt_at: DateTime<Utc>,
     },
+    /// Not yet: due again at `until`, the attempt not counted (see
+    /// [`crate::Attempt::Deferred`]).
+    Deferred {
+        /// Why, kept in `last_error`.
+        reason: &'static str,
+        /// When it is due again.
+        until: DateTime<Utc>,
+    },
     /// Park it: the receiver refused (`refused`), or attempts ran out.
     Parked {
         /// Why, for staff.
@@ -238,6 +246,12 @@ pub async fn record<S: Sink>(
     let mut delivered: Vec<(Option<DateTime<Utc>>, Vec<Uuid>)> = Vec::new();
     let mut retries = Vec::new();
     let mut parked = Vec::new();
+    // Deferred rows by claim, reason and time: a night's notices held for quiet hours are
+    // one UPDATE per batch, not one per row.
+    let mut deferred: Vec<(
+        (Option<DateTime<Utc>>, &'static str, DateTime<Utc>),
+        Vec<Uuid>,
+    )> = Vec::new();
     for (row, outcome) in outcomes {
         match outcome {
             Outcome::Delivered => {
@@ -252,10 +266,17 @@ pub async fn record<S: Sink>(
                 next_attempt_at,
             } => retries.push((row, error, next_attempt_at)),
             Outcome::Parked { error, refused } => parked.push((row, error, refused)),
+            Outcome::Deferred { reason, until } => {
+                let key = (row.lease_until(), reason, until);
+                match deferred.iter_mut().find(|(held, _)| *held == key) {
+                    Some((_, ids)) => ids.push(row.id()),
+                    None => deferred.push((key, vec![row.id()])),
+                }
+            }
             Outcome::Recorded => {}
         }
     }
-    if delivered.is_empty() && retries.is_empty() && parked.is_empty() {
+    if delivered.is_empty() && retries.is_empty() && parked.is_empty() && deferred.is_empty() {
         // Every row was recorded by its sink.
         return Ok(0);
     }
@@ -294,6 +315,26 @@ pub async fn record<S: Sink>(
             .exec(&*txn)
             .await?;
     }
+    for ((lease, reason, until), ids) in deferred {
+        let Some(lease) = lease else { continue };
+        S::Entity::update_many()
+            .col_expr(
+                column::<S::Entity>("lease_until"),
+                Option::<DateTime<Utc>>::None.into(),
+            )
+            .col_expr(column::<S::Entity>("updated_at"), now.into())
+            .col_expr(column::<S::Entity>("next_attempt_at"), until.into())
+            .col_expr(column::<S::Entity>("last_error"), reason.into())
+            // The claim counted an attempt that was not made.
+            .col_expr(
+                column::<S::Entity>("attempts"),
+                Expr::cust("CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"),
+            )
+            .filter(column::<S::Entity>("id").is_in(ids))
+            .filter(column::<S::Entity>("lease_until").eq(lease))
+            .exec(&*txn)
+            .await?;
+    }
     for (row, error, refused) in parked {
         let Some(lease) = row.lease_until() else {
             continue;
@@ -324,6 +365,36 @@ pub async fn record<S: Sink>(
         sink.changed(&applied);
     }
     Ok(changed)
+}
+
+/// Makes the pending rows of `partition` that were deferred for `reason` (see
+/// [`crate::Attempt::Deferred`]) due at `now`, so that the rule that held them is judged
+/// again, as it is in force now (after a restart with other quiet hours, say), when they are
+/// next claimed; a row still held by a claim is left to its holder. Returns how many.
+pub async fn reopen<E: EntityTrait>(
+    db: &DatabaseConnection,
+    partition: Option<Partition>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let mut update = E::update_many()
+        .col_expr(column::<E>("next_attempt_at"), now.into())
+        .col_expr(column::<E>("updated_at"), now.into())
+        .filter(column::<E>("state").eq(RowState::Pending.as_stored()))
+        .filter(column::<E>("last_error").eq(reason))
+        .filter(column::<E>("next_attempt_at").gt(now))
+        .filter(
+            Condition::any()
+                .add(column::<E>("lease_until").is_null())
+                .add(column::<E>("lease_until").lte(now)),
+        );
+    if let Some(partition) = partition {
+        update = update.filter(column::<E>(partition.column).eq(partition.value));
+    }
+    let txn = begin_write(db).await?;
+    let reopened = update.exec(&*txn).await?.rows_affected;
+    txn.commit().await?;
+    Ok(reopened)
 }
 
 /// The row `id` of the outbox `E`, if it exists.

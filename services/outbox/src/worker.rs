@@ -228,6 +228,7 @@ impl<S: Sink> Worker<S> {
         let kind = match &outcome {
             Outcome::Delivered | Outcome::Recorded => "delivered",
             Outcome::Retry { .. } => "retry",
+            Outcome::Deferred { .. } => "deferred",
             Outcome::Parked { .. } => "failed",
         };
         metrics::counter!(crate::gauges::ATTEMPTS, "sink" => S::NAME, "outcome" => kind)
@@ -247,6 +248,7 @@ impl<S: Sink> Worker<S> {
         match attempt {
             Attempt::Delivered => Outcome::Delivered,
             Attempt::Recorded => Outcome::Recorded,
+            Attempt::Deferred { reason, until } => Outcome::Deferred { reason, until },
             Attempt::Refused { reason } => Outcome::Parked {
                 error: reason,
                 refused: true,

@@ -20,7 +20,7 @@ use crate::history;
 use crate::participant::Participant;
 
 /// How often a stream looks for events no wake-up told it of, by default.
-pub const STREAM_POLL: Duration = Duration::from_millis(500);
+const STREAM_POLL: Duration = Duration::from_millis(500);
 /// How soon a stream looks again at events held back behind a running transaction.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(20);
 /// Events read per query.

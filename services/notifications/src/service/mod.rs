@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::entity::{delivery, follow, notice, settings as settings_entity};
 use crate::kind::{Channel, NoticeStatus};
+use crate::retry::RetryError;
 use crate::settings::Settings;
 use convert::{notices_to_proto, settings_to_proto};
 
@@ -309,65 +310,24 @@ impl NotificationService for NotificationApi {
         let message = request.get_ref();
         let commands::RetryNotice { notice_id } = message.try_into()?;
         let (actor, patient_id) = self.staff_for(caller, &message.patient_id).await?;
-        let now = self.clock.now();
-        let txn = homecare_core::db::begin_write(&self.db)
-            .await
-            .map_err(status::from_db)?;
-        let found = notice::Entity::find_by_id(notice_id)
-            .filter(notice::Column::PatientId.eq(patient_id))
-            .one(&*txn)
-            .await
-            .map_err(status::from_db)?
-            .ok_or_else(|| status::not_found("notice"))?;
-        let (Some(delivery_id), Ok(NoticeStatus::Failed)) =
-            (found.delivery_id, NoticeStatus::from_stored(&found.status))
-        else {
-            return Err(status::failed_precondition(
-                "NOT_FAILED",
-                "notice",
-                "only a failed notice can be sent again",
-            ));
-        };
-        let message_row =
-            homecare_outbox::store::unpark::<delivery::Entity, _>(&*txn, delivery_id, now)
+        let (row, message_row) =
+            crate::retry::send_again(&self.db, &actor, patient_id, notice_id, self.clock.now())
                 .await
-                .map_err(status::from_db)?;
-        notice::Entity::update_many()
-            .col_expr(
-                notice::Column::Status,
-                NoticeStatus::Queued.as_stored().into(),
-            )
-            .col_expr(notice::Column::ErrorCode, Option::<String>::None.into())
-            .col_expr(notice::Column::UpdatedAt, now.into())
-            .filter(notice::Column::DeliveryId.eq(delivery_id))
-            .filter(notice::Column::Status.eq(NoticeStatus::Failed.as_stored()))
-            .exec(&*txn)
-            .await
-            .map_err(status::from_db)?;
-        homecare_patients::access_log::record(
-            &*txn,
-            &actor,
-            patient_id,
-            Action::WriteNotifications,
-            Some(notice_id.to_string()),
-            now,
-        )
-        .await
-        .map_err(status::from_db)?;
-        let row = notice::Entity::find_by_id(notice_id)
-            .one(&*txn)
-            .await
-            .map_err(status::from_db)?
-            .ok_or_else(|| status::not_found("notice"))?;
-        txn.commit().await.map_err(status::from_db)?;
-        if let Some(message_row) = &message_row {
-            match Channel::from_stored(&message_row.channel) {
-                Ok(Channel::Sms) => self.sms.rows_queued(),
-                Ok(Channel::Email) => self.email.rows_queued(),
-                Err(_) => {}
-            }
+                .map_err(|error| match error {
+                    RetryError::NotFound => status::not_found("notice"),
+                    RetryError::NotFailed => status::failed_precondition(
+                        "NOT_FAILED",
+                        "notice",
+                        "only a failed notice can be sent again",
+                    ),
+                    RetryError::Db(error) => status::from_db(error),
+                })?;
+        match Channel::from_stored(&message_row.channel) {
+            Ok(Channel::Sms) => self.sms.rows_queued(),
+            Ok(Channel::Email) => self.email.rows_queued(),
+            Err(_) => {}
         }
-        let deliveries: Vec<delivery::Model> = message_row.into_iter().collect();
+        let deliveries = [message_row];
         let mut notices = notices_to_proto(&[row], &deliveries, true)?;
         Ok(Response::new(pb::RetryNoticeResponse {
             notice: Some(notices.remove(0)),
