@@ -22,6 +22,46 @@ pub fn elf_bytes(size: usize) -> Vec<u8> {
     bytes
 }
 
+/// A zip of `parts` (name, content), deflated, in the order given: as an Office writer that
+/// puts its parts in that order stores them.
+pub fn zip_of(parts: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, content) in parts {
+        zip.start_file(*name, options).expect("a part");
+        zip.write_all(content).expect("its content");
+    }
+    zip.finish().expect("the zip").into_inner()
+}
+
+/// `[Content_Types].xml` declaring `main` (a part name such as `/word/document.xml`) with
+/// `content_type`, and the usual defaults.
+pub fn content_types(main: &str, content_type: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="{main}" ContentType="{content_type}"/><Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/></Types>"#
+    )
+    .into_bytes()
+}
+
+/// `_rels/.rels` naming `target` the package's main part.
+pub fn package_relationships(target: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties" Target="docProps/core.xml"/><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="{target}"/></Relationships>"#
+    )
+    .into_bytes()
+}
+
+/// The content type of a Word document's main part.
+pub const DOCX_MAIN: &str =
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml";
+/// The content type of an Excel workbook's main part.
+pub const XLSX_MAIN: &str =
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml";
+
 /// A CreateThread request for `patient_id` to `unit` (empty: general inquiries), sent now
 /// with a fresh request id.
 pub fn new_thread(

@@ -26,6 +26,7 @@ on_every_backend!(
     staff_answer_reassign_and_close_from_their_inbox,
     a_late_cancellation_becomes_a_request_to_the_visit_s_unit,
     attachments_are_typed_by_their_bytes_and_bounded,
+    office_files_are_typed_by_their_package_in_any_order_of_parts,
     an_upload_cut_off_halfway_leaves_nothing,
     staff_follow_their_units_in_a_resumable_stream,
     every_kind_of_step_wakes_the_inbox_streams,
@@ -863,6 +864,145 @@ async fn attachments_are_typed_by_their_bytes_and_bounded(backend: Backend) {
     let refused = server.create_thread(ASTRID, request).await.unwrap_err();
     assert_eq!(violated_fields(&refused), ["attachment_ids"]);
     assert_eq!(server.count_rows("message_threads").await, 1);
+    server.stop().await;
+}
+
+/// DOCX and XLSX files are known by what their package declares, whatever order their
+/// writer stored the parts in: docProps before the workbook, docProps right after the
+/// package's relationships, a minimal three-part document, a document stored back to front
+/// and one large enough that its declarations come past the first chunks. A zip that is no
+/// Office package, a package whose main part is missing or is a template or has macros, an
+/// executable with an Office name, and a workbook named as a document are refused, naming
+/// the attachment, and leave nothing stored.
+async fn office_files_are_typed_by_their_package_in_any_order_of_parts(backend: Backend) {
+    use homecare_tests::messages::{
+        DOCX_MAIN, XLSX_MAIN, content_types, package_relationships, zip_of,
+    };
+    let (server, patient) = with_visit(backend).await;
+    let citizen = server.citizen_token(ASTRID);
+    let info = |name: &str| pb::AttachmentInfo {
+        patient_id: patient.clone(),
+        thread_id: String::new(),
+        file_name: name.into(),
+    };
+    let docx_types = content_types("/word/document.xml", DOCX_MAIN);
+    let xlsx_types = content_types("/xl/workbook.xml", XLSX_MAIN);
+    let docx_rels = package_relationships("word/document.xml");
+    let xlsx_rels = package_relationships("xl/workbook.xml");
+    let core: &[u8] = b"<cp:coreProperties xmlns:cp=\"x\"/>";
+    let body: &[u8] = b"<w:document xmlns:w=\"x\"><w:body/></w:document>";
+    let workbook: &[u8] = b"<workbook xmlns=\"x\"/>";
+    // Incompressible filler, so the file is larger than the first bytes the type is read from.
+    let filler: Vec<u8> = (0..400_000u32)
+        .map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let docx_word = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+    let xlsx_sheet = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+    let accepted = [
+        (
+            "regneark.xlsx",
+            zip_of(&[
+                ("docProps/core.xml", core),
+                ("docProps/app.xml", core),
+                ("[Content_Types].xml", &xlsx_types),
+                ("_rels/.rels", &xlsx_rels),
+                ("xl/workbook.xml", workbook),
+            ]),
+            xlsx_sheet,
+        ),
+        (
+            "brev.docx",
+            zip_of(&[
+                ("_rels/.rels", &docx_rels),
+                ("docProps/core.xml", core),
+                ("[Content_Types].xml", &docx_types),
+                ("word/document.xml", body),
+            ]),
+            docx_word,
+        ),
+        (
+            "minimal.docx",
+            zip_of(&[
+                ("[Content_Types].xml", &docx_types),
+                ("_rels/.rels", &docx_rels),
+                ("word/document.xml", body),
+            ]),
+            docx_word,
+        ),
+        (
+            "baklengs.DOCX",
+            zip_of(&[
+                ("word/media/image1.png", &filler),
+                ("word/document.xml", body),
+                ("_rels/.rels", &docx_rels),
+                ("[Content_Types].xml", &docx_types),
+            ]),
+            docx_word,
+        ),
+    ];
+    for (name, bytes, media_type) in &accepted {
+        let uploaded = server
+            .upload(&citizen, info(name), bytes, 64 * 1024)
+            .await
+            .unwrap_or_else(|error| panic!("{name} accepted: {error:?}"));
+        assert_eq!(uploaded.media_type, *media_type, "{name}");
+        assert_eq!(uploaded.size_bytes as usize, bytes.len(), "{name}");
+        let (_, stored) = server
+            .download(&citizen, &patient, &uploaded.id)
+            .await
+            .expect("download");
+        assert!(stored == *bytes, "{name}: the bytes come back as sent");
+    }
+    let rows_before = server.count_rows("message_attachments").await;
+    let files_before = server.blob_files();
+
+    let template = content_types(
+        "/word/document.xml",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml",
+    );
+    let macros = content_types(
+        "/word/document.xml",
+        "application/vnd.ms-word.document.macroEnabled.main+xml",
+    );
+    let refused = [
+        ("arkiv.docx", zip_of(&[("notat.txt", b"hei".as_slice())])),
+        (
+            "uten-dokument.docx",
+            zip_of(&[
+                ("[Content_Types].xml", &docx_types),
+                ("_rels/.rels", &docx_rels),
+            ]),
+        ),
+        (
+            "mal.docx",
+            zip_of(&[
+                ("[Content_Types].xml", &template),
+                ("_rels/.rels", &docx_rels),
+                ("word/document.xml", body),
+            ]),
+        ),
+        (
+            "makro.docx",
+            zip_of(&[
+                ("[Content_Types].xml", &macros),
+                ("_rels/.rels", &docx_rels),
+                ("word/document.xml", body),
+            ]),
+        ),
+        ("program.docx", elf_bytes(20_000)),
+        ("program.xlsx", elf_bytes(300 * 1024)),
+        ("regneark.docx", accepted[0].1.clone()),
+    ];
+    for (name, bytes) in &refused {
+        let error = server
+            .upload(&citizen, info(name), bytes, 64 * 1024)
+            .await
+            .expect_err(name);
+        assert_eq!(error.code(), Code::InvalidArgument, "{name}: {error:?}");
+        assert_eq!(violated_fields(&error), ["attachment"], "{name}");
+    }
+    assert_eq!(server.count_rows("message_attachments").await, rows_before);
+    assert_eq!(server.blob_files(), files_before, "no orphan blob");
     server.stop().await;
 }
 

@@ -14,6 +14,7 @@ pub mod entity;
 pub mod error;
 pub mod history;
 pub mod inbox;
+pub mod office;
 pub mod participant;
 pub mod service;
 pub mod thread;

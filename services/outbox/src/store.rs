@@ -225,6 +225,9 @@ pub fn mark_delivered<E: EntityTrait>(now: DateTime<Utc>) -> sea_orm::UpdateMany
         .col_expr(column::<E>("updated_at"), now.into())
 }
 
+/// The claim's lease, the reason and the time that deferred rows share.
+type DeferredBy = (Option<DateTime<Utc>>, &'static str, DateTime<Utc>);
+
 /// Records how the attempts on a batch of rows ended, and what that means for the sink's
 /// domain, in one transaction (one commit for the batch, not one per row). Returns how many
 /// domain records changed; the sink hears of them, and of the rows whose outcome was
@@ -248,10 +251,7 @@ pub async fn record<S: Sink>(
     let mut parked = Vec::new();
     // Deferred rows by claim, reason and time: a night's notices held for quiet hours are
     // one UPDATE per batch, not one per row.
-    let mut deferred: Vec<(
-        (Option<DateTime<Utc>>, &'static str, DateTime<Utc>),
-        Vec<Uuid>,
-    )> = Vec::new();
+    let mut deferred: Vec<(DeferredBy, Vec<Uuid>)> = Vec::new();
     for (row, outcome) in outcomes {
         match outcome {
             Outcome::Delivered => {

@@ -7,6 +7,7 @@ use homecare_core::status::{self, FieldViolations};
 use homecare_core::{Caller, all_checked};
 use homecare_proto::messaging::v1 as pb;
 use sea_orm::{EntityTrait, IntoActiveModel as _};
+use tokio::io::AsyncWriteExt as _;
 use tonic::{Status, Streaming};
 use uuid::Uuid;
 
@@ -124,14 +125,75 @@ async fn abort(upload: BlobUpload) {
     }
 }
 
-/// Streams the chunks into `upload`, telling the type from the first bytes.
+/// How a zip file starts: its first local file header.
+const ZIP_SIGNATURE: &[u8] = b"PK\x03\x04";
+
+/// What the first bytes of an upload showed.
+enum Sniffed {
+    /// Its type.
+    Known(FileType),
+    /// A zip, perhaps an Office package: copied to `spool` as well, a temporary file gone
+    /// when closed, so that its central directory can be read at the end without holding
+    /// the file in memory.
+    Package { spool: tokio::fs::File },
+}
+
+fn spool_failed(error: &std::io::Error) -> Status {
+    tracing::warn!(%error, "an upload could not be spooled to a temporary file");
+    status::unavailable("the attachment could not be stored now, try again")
+}
+
+fn sniff(start: &[u8]) -> Result<Sniffed, Status> {
+    if start.starts_with(ZIP_SIGNATURE) {
+        let spool = tempfile::tempfile().map_err(|error| spool_failed(&error))?;
+        return Ok(Sniffed::Package {
+            spool: tokio::fs::File::from_std(spool),
+        });
+    }
+    FileType::of_bytes(start)
+        .map(Sniffed::Known)
+        .ok_or(refused(AttachmentError::Type))
+}
+
+impl Sniffed {
+    /// Stores `bytes` in `upload` (and the spool).
+    async fn write(&mut self, upload: &mut BlobUpload, bytes: &[u8]) -> Result<(), Status> {
+        upload.write(bytes).await.map_err(MessagingError::from)?;
+        if let Sniffed::Package { spool } = self {
+            spool
+                .write_all(bytes)
+                .await
+                .map_err(|error| spool_failed(&error))?;
+        }
+        Ok(())
+    }
+
+    /// The type, once every byte is in: a zip is accepted only as a DOCX or XLSX package.
+    async fn finish(self) -> Result<FileType, Status> {
+        match self {
+            Sniffed::Known(kind) => Ok(kind),
+            Sniffed::Package { mut spool } => {
+                spool.flush().await.map_err(|error| spool_failed(&error))?;
+                let spool = spool.into_std().await;
+                tokio::task::spawn_blocking(move || crate::office::package_type(spool))
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or(refused(AttachmentError::Type))
+            }
+        }
+    }
+}
+
+/// Streams the chunks into `upload`, telling the type from the first bytes, and for a zip
+/// from the package's declarations at the end.
 async fn receive(
     upload: &mut BlobUpload,
     parts: &mut Streaming<pb::UploadAttachmentRequest>,
 ) -> Result<FileType, Status> {
     // The start of the file, held until its type is known.
     let mut start: Vec<u8> = Vec::new();
-    let mut kind: Option<FileType> = None;
+    let mut sniffed: Option<Sniffed> = None;
     while let Some(part) = parts.message().await? {
         let Some(pb::upload_attachment_request::Part::Chunk(chunk)) = part.part else {
             return Err(status::invalid_argument("info", "must come only first"));
@@ -142,26 +204,28 @@ async fn receive(
         if upload.size() + start.len() as u64 + chunk.len() as u64 > MAX_ATTACHMENT_BYTES {
             return Err(refused(AttachmentError::TooLarge));
         }
-        if kind.is_some() {
-            upload.write(&chunk).await.map_err(MessagingError::from)?;
+        if let Some(sniffed) = &mut sniffed {
+            sniffed.write(upload, &chunk).await?;
             continue;
         }
         start.extend_from_slice(&chunk);
         if start.len() >= SNIFF_BYTES {
-            kind = Some(FileType::of_bytes(&start).ok_or(refused(AttachmentError::Type))?);
-            upload.write(&start).await.map_err(MessagingError::from)?;
+            let mut known = sniff(&start)?;
+            known.write(upload, &start).await?;
             start = Vec::new();
+            sniffed = Some(known);
         }
     }
-    match kind {
-        Some(kind) => Ok(kind),
-        None if start.is_empty() => Err(refused(AttachmentError::Empty)),
+    let sniffed = match sniffed {
+        Some(sniffed) => sniffed,
+        None if start.is_empty() => return Err(refused(AttachmentError::Empty)),
         None => {
-            let kind = FileType::of_bytes(&start).ok_or(refused(AttachmentError::Type))?;
-            upload.write(&start).await.map_err(MessagingError::from)?;
-            Ok(kind)
+            let mut known = sniff(&start)?;
+            known.write(upload, &start).await?;
+            known
         }
-    }
+    };
+    sniffed.finish().await
 }
 
 /// Sends an attachment the caller may read: on a sent message of a thread they see, on
