@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 const PROTOS: &[&str] = &[
+    "google/type/date.proto",
     "homecare/common/v1/common.proto",
     "homecare/appointments/v1/appointments.proto",
     "homecare/patients/v1/patients.proto",
@@ -23,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".homecare.appointments.v1.ListAppointmentsResponse",
             "crate::encoded::ListAppointmentsResponse",
         )
+        .extern_path(".google.type.Date", "crate::google::Date")
         // Server reflection serves this set, so grpcurl and buf curl need no .proto files.
         .file_descriptor_set_path(out_dir.join("homecare_descriptor.bin"))
         .compile_with_config(

@@ -7,6 +7,25 @@
 
 mod encoded;
 
+/// `google.type`: the calendar date of googleapis (`google/type/date.proto`, vendored).
+pub mod google {
+    pub use r#type::Date;
+
+    pub mod r#type {
+        /// A calendar date: year, month (1-12) and day (1-31). Written by hand, as the
+        /// generated code would be, because this crate's modules are not nested by package.
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+        pub struct Date {
+            #[prost(int32, tag = "1")]
+            pub year: i32,
+            #[prost(int32, tag = "2")]
+            pub month: i32,
+            #[prost(int32, tag = "3")]
+            pub day: i32,
+        }
+    }
+}
+
 /// `homecare.common.v1`: the vocabulary every contract shares.
 pub mod common {
     pub mod v1 {

@@ -1,7 +1,7 @@
 //! Secure messaging over gRPC, on SQLite and PostgreSQL: writing and receipts, drafts, who
 //! sees what, the staff inbox, late cancellations as requests, and attachments.
 
-use chrono::{DateTime, TimeZone as _, Utc};
+use chrono::{DateTime, Datelike as _, TimeZone as _, Utc};
 use homecare_core::timestamp::to_proto;
 use homecare_proto::appointments::v1 as appointments;
 use homecare_proto::common::v1::ActorKind;
@@ -27,6 +27,7 @@ on_every_backend!(
     a_late_cancellation_becomes_a_request_to_the_visit_s_unit,
     attachments_are_typed_by_their_bytes_and_bounded,
     office_files_are_typed_by_their_package_in_any_order_of_parts,
+    units_file_names_and_download_chunks_are_as_the_contract_says,
     an_upload_cut_off_halfway_leaves_nothing,
     staff_follow_their_units_in_a_resumable_stream,
     every_kind_of_step_wakes_the_inbox_streams,
@@ -41,6 +42,14 @@ fn oslo(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
         .single()
         .expect("a time in Oslo")
         .to_utc()
+}
+
+fn date(year: i32, month: u32, day: u32) -> homecare_proto::google::Date {
+    homecare_proto::google::Date {
+        year,
+        month: i32::try_from(month).unwrap(),
+        day: i32::try_from(day).unwrap(),
+    }
 }
 
 /// A server where Astrid has a visit in unit-a, and her patient id.
@@ -95,9 +104,12 @@ async fn a_citizen_writes_and_gets_a_receipt_due_the_first_working_day_after(bac
         receipt.reply_due_time,
         Some(to_proto(oslo(2026, 12, 3, 0, 0)))
     );
+    // Due by the end of Wednesday: the day itself, for a portal that shows the date.
+    assert_eq!(receipt.reply_due_date, Some(date(2026, 12, 2)));
     assert_eq!(receipt.subject, "Ny tid for besøk");
     assert!(receipt.reference.starts_with("M-"), "{}", receipt.reference);
     let thread = sent.thread.expect("thread");
+    assert_eq!(thread.due_date, Some(date(2026, 12, 2)));
     assert_eq!(thread.status(), pb::ThreadStatus::Sent);
     assert_eq!(thread.care_unit_id, "unit-a");
 
@@ -142,13 +154,25 @@ async fn a_citizen_writes_and_gets_a_receipt_due_the_first_working_day_after(bac
 
 async fn the_due_date_skips_easter_and_weekends_and_follows_the_clocks(backend: Backend) {
     let (server, patient) = with_visit(backend).await;
-    for (received, due) in [
+    for (received, due, day) in [
         // Wednesday evening before Easter 2027: Tuesday after Easter Monday.
-        (oslo(2027, 3, 24, 20, 30), oslo(2027, 3, 31, 0, 0)),
+        (
+            oslo(2027, 3, 24, 20, 30),
+            oslo(2027, 3, 31, 0, 0),
+            date(2027, 3, 30),
+        ),
         // A Friday: the end of Monday.
-        (oslo(2026, 12, 4, 9, 0), oslo(2026, 12, 8, 0, 0)),
+        (
+            oslo(2026, 12, 4, 9, 0),
+            oslo(2026, 12, 8, 0, 0),
+            date(2026, 12, 7),
+        ),
         // Friday 23 October 2026 in summer time: Monday 26th ends in winter time.
-        (oslo(2026, 10, 23, 15, 0), oslo(2026, 10, 27, 0, 0)),
+        (
+            oslo(2026, 10, 23, 15, 0),
+            oslo(2026, 10, 27, 0, 0),
+            date(2026, 10, 26),
+        ),
     ] {
         server.clock.set(received);
         let receipt = server
@@ -158,6 +182,7 @@ async fn the_due_date_skips_easter_and_weekends_and_follows_the_clocks(backend: 
             .receipt
             .expect("receipt");
         assert_eq!(receipt.reply_due_time, Some(to_proto(due)), "{received}");
+        assert_eq!(receipt.reply_due_date, Some(day), "{received}");
     }
     assert_eq!(
         oslo(2026, 10, 27, 0, 0),
@@ -759,7 +784,14 @@ async fn a_late_cancellation_becomes_a_request_to_the_visit_s_unit(backend: Back
     assert_eq!(thread.kind(), pb::ThreadKind::CancellationRequest);
     assert_eq!(thread.care_unit_id, "unit-c");
     assert_eq!(thread.appointment_id, visit.id);
-    assert_eq!(sent.receipt.unwrap().reply_due_time, Some(to_proto(start)));
+    let receipt = sent.receipt.unwrap();
+    assert_eq!(receipt.reply_due_time, Some(to_proto(start)));
+    let local = start.with_timezone(&chrono_tz::Europe::Oslo);
+    assert_eq!(
+        receipt.reply_due_date,
+        Some(date(local.year(), local.month(), local.day())),
+        "the visit's day"
+    );
     let inbox = server.inbox("unit-c").await.unwrap();
     assert_eq!(inbox[0].id, thread.id, "cancellation requests come first");
     assert_eq!(inbox.len(), 2);
@@ -1003,6 +1035,83 @@ async fn office_files_are_typed_by_their_package_in_any_order_of_parts(backend: 
     }
     assert_eq!(server.count_rows("message_attachments").await, rows_before);
     assert_eq!(server.blob_files(), files_before, "no orphan blob");
+    server.stop().await;
+}
+
+/// What a client developer reads in messaging.proto holds: staff whose token names no care
+/// unit are refused the inbox as they are a unit's day (PERMISSION_DENIED NO_CARE_UNIT); a
+/// path as a file name is refused as a path; a download comes in chunks of 128 KiB.
+async fn units_file_names_and_download_chunks_are_as_the_contract_says(backend: Backend) {
+    let (server, patient) = with_visit(backend).await;
+    let unitless = server.nurse_token("nurse-nowhere", &[]);
+    let inbox = server
+        .messaging()
+        .list_inbox(authorized(&unitless, pb::ListInboxRequest::default()))
+        .await
+        .expect_err("no unit");
+    let day = server
+        .appointments()
+        .list_care_unit_appointments(authorized(
+            &unitless,
+            appointments::ListCareUnitAppointmentsRequest {
+                date: "2026-12-01".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("no unit");
+    for refused in [&inbox, &day] {
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        assert_eq!(error_reason(refused).as_deref(), Some("NO_CARE_UNIT"));
+    }
+
+    let citizen = server.citizen_token(ASTRID);
+    let info = |name: &str| pb::AttachmentInfo {
+        patient_id: patient.clone(),
+        thread_id: String::new(),
+        file_name: name.into(),
+    };
+    for name in ["mappe/brev.pdf", "mappe\\brev.pdf"] {
+        let refused = server
+            .upload(&citizen, info(name), &pdf_bytes(1000), 1000)
+            .await
+            .expect_err("a path");
+        assert_eq!(violated_fields(&refused), ["info.file_name"]);
+        assert!(
+            refused.message().contains("without '/' or '\\'"),
+            "{}",
+            refused.message()
+        );
+        assert!(!refused.message().contains("mappe"), "not echoed");
+    }
+
+    let pdf = pdf_bytes(300 * 1024 + 5);
+    let uploaded = server
+        .upload(&citizen, info("vedtak.pdf"), &pdf, 100 * 1024)
+        .await
+        .expect("a PDF");
+    let mut stream = server
+        .messaging()
+        .download_attachment(authorized(
+            &citizen,
+            pb::DownloadAttachmentRequest {
+                patient_id: patient.clone(),
+                attachment_id: uploaded.id,
+            },
+        ))
+        .await
+        .expect("download")
+        .into_inner();
+    let mut sizes = Vec::new();
+    let mut bytes = Vec::new();
+    while let Some(part) = stream.message().await.expect("healthy") {
+        if let Some(pb::download_attachment_response::Part::Chunk(chunk)) = part.part {
+            sizes.push(chunk.len());
+            bytes.extend_from_slice(&chunk);
+        }
+    }
+    assert_eq!(sizes, [128 * 1024, 128 * 1024, 44 * 1024 + 5]);
+    assert!(bytes == pdf);
     server.stop().await;
 }
 

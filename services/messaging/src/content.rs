@@ -120,11 +120,23 @@ pub enum AttachmentError {
     ChunkTooLarge,
 }
 
-/// A file name as given: one line, at most 200 characters, nothing invisible, no path.
-pub fn parse_file_name(name: &str) -> Result<String, TextError> {
+/// Why a file name is refused. Never carries the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FileNameError {
+    /// Empty, too long, more than one line, or with invisible characters.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// A path rather than a name.
+    #[error("must be a file name alone, without '/' or '\\'")]
+    Path,
+}
+
+/// A file name as given, trimmed: one line, at most 200 characters, nothing invisible, no
+/// path.
+pub fn parse_file_name(name: &str) -> Result<String, FileNameError> {
     let name = text::parse_line(name, MAX_FILE_NAME_CHARS)?;
     if name.contains(['/', '\\']) {
-        return Err(TextError::Control);
+        return Err(FileNameError::Path);
     }
     Ok(name)
 }
@@ -178,7 +190,12 @@ mod tests {
     #[test]
     fn file_names_are_one_visible_line_without_a_path() {
         assert_eq!(parse_file_name(" vedtak.pdf "), Ok("vedtak.pdf".into()));
-        assert!(parse_file_name("../etc/passwd").is_err());
+        assert_eq!(parse_file_name("../etc/passwd"), Err(FileNameError::Path));
+        assert_eq!(parse_file_name("a\\b.pdf"), Err(FileNameError::Path));
+        assert_eq!(
+            parse_file_name("a\nb.pdf"),
+            Err(FileNameError::Text(TextError::Control))
+        );
         assert!(parse_file_name("kvittering\u{202E}fdp.exe").is_err());
         assert!(parse_file_name("").is_err());
     }

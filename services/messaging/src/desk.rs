@@ -131,6 +131,11 @@ impl Desk {
         self.clock.now()
     }
 
+    /// The time zone days are counted in.
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
     /// The unit for general inquiries.
     pub fn general_inquiries(&self) -> &str {
         &self.general_inquiries

@@ -30,6 +30,9 @@ pub enum MessagingError {
     /// No such care unit of the caller's.
     #[error("care unit not found")]
     CareUnitNotFound,
+    /// A staff caller whose token names no care unit.
+    #[error("the caller works in no care unit")]
+    NoCareUnit,
     /// The step is not possible in the thread's state.
     #[error(transparent)]
     Step(#[from] StepError),
@@ -60,6 +63,9 @@ impl From<MessagingError> for Status {
             MessagingError::DraftNotFound => status::not_found("draft"),
             MessagingError::AttachmentNotFound => status::not_found("attachment"),
             MessagingError::CareUnitNotFound => status::not_found("care unit"),
+            MessagingError::NoCareUnit => {
+                status::permission_denied("NO_CARE_UNIT", &MessagingError::NoCareUnit.to_string())
+            }
             MessagingError::Step(StepError::Closed) => status::failed_precondition(
                 "THREAD_CLOSED",
                 "thread_id",

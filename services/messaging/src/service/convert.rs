@@ -1,8 +1,10 @@
 //! Threads, messages, receipts and history steps as the contract has them.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use homecare_core::status;
 use homecare_core::timestamp::to_proto as timestamp;
+use homecare_proto::google::r#type::Date;
 use homecare_proto::messaging::v1 as pb;
 use tonic::Status;
 
@@ -34,11 +36,26 @@ pub(super) fn attachment_to_proto(row: &attachment::Model) -> pb::Attachment {
     }
 }
 
-/// `thread` as `unread` tells the caller's unread count, at `now`.
+/// The day an answer due at `due` is due, in `zone`: the day of the last moment before it
+/// (an inquiry due at 00:00 is due the day before; a cancellation request on its visit's day).
+pub(super) fn due_day(due: DateTime<Utc>, zone: Tz) -> Date {
+    use chrono::Datelike as _;
+    let day = (due - chrono::Duration::nanoseconds(1))
+        .with_timezone(&zone)
+        .date_naive();
+    Date {
+        year: day.year(),
+        month: i32::try_from(day.month()).unwrap_or_default(),
+        day: i32::try_from(day.day()).unwrap_or_default(),
+    }
+}
+
+/// `thread` as `unread` tells the caller's unread count, at `now`, its due day in `zone`.
 pub(super) fn thread_to_proto(
     thread: &thread::Model,
     unread: i32,
     now: DateTime<Utc>,
+    zone: Tz,
 ) -> Result<pb::Thread, Status> {
     let state = state_of(thread).map_err(Status::from)?;
     let waiting = state.status == ThreadStatus::Sent;
@@ -62,6 +79,10 @@ pub(super) fn thread_to_proto(
         status: state.status.to_proto().into(),
         create_time: Some(timestamp(thread.created_at)),
         due_time: thread.due_at.filter(|_| waiting).map(timestamp),
+        due_date: thread
+            .due_at
+            .filter(|_| waiting)
+            .map(|due| due_day(due, zone)),
         overdue: state.overdue(now),
         unread_count: unread,
         last_message_time: Some(timestamp(thread.last_message_at)),
@@ -95,8 +116,9 @@ pub(super) fn message_to_proto(
     })
 }
 
-/// The receipt of a citizen's message that was sent; none for a draft or a staff reply.
-pub(super) fn receipt(written: &Written) -> Option<pb::Receipt> {
+/// The receipt of a citizen's message that was sent, its due day in `zone`; none for a draft
+/// or a staff reply.
+pub(super) fn receipt(written: &Written, zone: Tz) -> Option<pb::Receipt> {
     let message = &written.message;
     let received = message.sent_at?;
     if message.author_kind == ActorKind::Staff.as_stored() {
@@ -117,6 +139,7 @@ pub(super) fn receipt(written: &Written) -> Option<pb::Receipt> {
             .map(attachment_to_proto)
             .collect(),
         reply_due_time: thread.due_at.map(timestamp),
+        reply_due_date: thread.due_at.map(|due| due_day(due, zone)),
         thread_id: thread.id.to_string(),
         message_id: message.id.to_string(),
     })
@@ -126,7 +149,11 @@ pub(super) fn receipt(written: &Written) -> Option<pb::Receipt> {
 pub(super) fn event_to_proto(
     event: &event::Model,
     thread: Option<&thread::Model>,
+    zone: Tz,
 ) -> Result<pb::InboxEvent, Status> {
+    let due = thread
+        .filter(|thread| thread.status == ThreadStatus::Sent.as_stored())
+        .and_then(|thread| thread.due_at);
     let step = StepType::from_stored(&event.event_type).map_err(corrupt)?;
     let actor = ActorKind::from_stored(&event.actor_kind).map_err(corrupt)?;
     #[allow(deprecated)]
@@ -145,10 +172,8 @@ pub(super) fn event_to_proto(
             .filter(|thread| !thread.sensitive)
             .map(|thread| thread.subject.clone())
             .unwrap_or_default(),
-        due_time: thread
-            .filter(|thread| thread.status == ThreadStatus::Sent.as_stored())
-            .and_then(|thread| thread.due_at)
-            .map(timestamp),
+        due_time: due.map(timestamp),
+        due_date: due.map(|due| due_day(due, zone)),
         actor: actor.to_proto().into(),
         actor_kind: author_kind(actor).into(),
         actor_name: event.actor_name.clone().unwrap_or_default(),

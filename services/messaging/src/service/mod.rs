@@ -182,9 +182,9 @@ impl MessagingApi {
             }
         }
         Ok((
-            thread_to_proto(&written.thread, 0, self.desk.now())?,
+            thread_to_proto(&written.thread, 0, self.desk.now(), self.desk.zone())?,
             message_to_proto(&written.message, &written.attachments)?,
-            receipt(written),
+            receipt(written, self.desk.zone()),
         ))
     }
 
@@ -201,7 +201,12 @@ impl MessagingApi {
         threads
             .iter()
             .map(|thread| {
-                thread_to_proto(thread, unread.get(&thread.id).copied().unwrap_or(0), now)
+                thread_to_proto(
+                    thread,
+                    unread.get(&thread.id).copied().unwrap_or(0),
+                    now,
+                    self.desk.zone(),
+                )
             })
             .collect()
     }
@@ -335,7 +340,12 @@ impl MessagingService for MessagingApi {
             )
             .await?;
         Ok(Response::new(pb::UpdateDraftResponse {
-            thread: Some(thread_to_proto(&written.thread, 0, self.desk.now())?),
+            thread: Some(thread_to_proto(
+                &written.thread,
+                0,
+                self.desk.now(),
+                self.desk.zone(),
+            )?),
             message: Some(message_to_proto(&written.message, &written.attachments)?),
         }))
     }
@@ -478,14 +488,14 @@ impl MessagingService for MessagingApi {
             .map_err(status::from_db)?;
         let now = self.desk.now();
         Ok(Response::new(pb::GetThreadResponse {
-            thread: Some(thread_to_proto(&thread, 0, now)?),
+            thread: Some(thread_to_proto(&thread, 0, now, self.desk.zone())?),
             messages: sent
                 .iter()
                 .map(|row| message_to_proto(row, &attachments))
                 .collect::<Result<_, _>>()?,
             history: steps
                 .iter()
-                .map(|step| event_to_proto(step, Some(&thread)))
+                .map(|step| event_to_proto(step, Some(&thread), self.desk.zone()))
                 .collect::<Result<_, _>>()?,
         }))
     }
@@ -547,7 +557,12 @@ impl MessagingService for MessagingApi {
         let thread = self.desk.reassign(&by, thread.id, unit).await?;
         self.feed.messages_changed();
         Ok(Response::new(pb::ReassignThreadResponse {
-            thread: Some(thread_to_proto(&thread, 0, self.desk.now())?),
+            thread: Some(thread_to_proto(
+                &thread,
+                0,
+                self.desk.now(),
+                self.desk.zone(),
+            )?),
         }))
     }
 
@@ -563,7 +578,12 @@ impl MessagingService for MessagingApi {
         let thread = self.desk.close(&by, thread.id).await?;
         self.feed.messages_changed();
         Ok(Response::new(pb::CloseThreadResponse {
-            thread: Some(thread_to_proto(&thread, 0, self.desk.now())?),
+            thread: Some(thread_to_proto(
+                &thread,
+                0,
+                self.desk.now(),
+                self.desk.zone(),
+            )?),
         }))
     }
 
@@ -601,9 +621,13 @@ impl MessagingApi {
 }
 
 /// The units a staff request covers: the one it names (NOT_FOUND unless it is theirs), or
-/// all of theirs.
+/// all of theirs (PERMISSION_DENIED NO_CARE_UNIT when they have none, as for the visits of a
+/// unit's day).
 fn units_of(by: &Participant, named: &str) -> Result<Vec<CareUnitId>, MessagingError> {
     let mine = by.actor.visible_care_units().unwrap_or_default();
+    if mine.is_empty() {
+        return Err(MessagingError::NoCareUnit);
+    }
     if named.is_empty() {
         return Ok(mine);
     }

@@ -197,7 +197,11 @@ impl Watcher {
         for step in batch {
             let here = Position::after(step);
             let message = pb::WatchInboxResponse {
-                event: Some(event_to_proto(step, threads.get(&step.thread_id))?),
+                event: Some(event_to_proto(
+                    step,
+                    threads.get(&step.thread_id),
+                    self.api.desk.zone(),
+                )?),
                 resume_token: here.to_token(),
             };
             if self.sender.send(Ok(message)).await.is_err() {
