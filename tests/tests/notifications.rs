@@ -5,6 +5,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use homecare_proto::appointments::v1::{self as appointments, AppointmentEventType as Event};
+use homecare_proto::common::v1::ActorKind;
 use homecare_proto::notifications::v1::{
     self as pb, Channel, Channels, NoticeKind as Kind, NoticeStatus as Status, SkipReason,
 };
@@ -344,6 +345,48 @@ async fn proxy_notices_go_to_the_holder_and_to_the_patient_when_staff_acted(back
         assert_nothing_sensitive(&message.body);
     }
     assert_eq!(twilio.received().await.len(), messages);
+
+    // Staff listing the patient's notices see who was told: the patient, or a holder by the
+    // name the proxy gives, never an identity number.
+    let listed = server
+        .notifications()
+        .list_patient_notices(authorized(
+            &nurse,
+            pb::ListPatientNoticesRequest {
+                patient_id: patient.clone(),
+                page_size: 200,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .notices;
+    let told = |kind: ActorKind| {
+        let mut names: Vec<String> = listed
+            .iter()
+            .filter(|notice| notice.recipient_kind() == kind)
+            .map(|notice| notice.recipient_name.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(told(ActorKind::Patient), ["", ""]);
+    let holders = told(ActorKind::Proxy);
+    assert_eq!(holders.len(), 5, "{holders:?}");
+    assert_eq!(
+        holders
+            .iter()
+            .filter(|name| *name == "Kari Nordmann")
+            .count(),
+        3,
+        "{holders:?}"
+    );
+    assert!(
+        holders
+            .iter()
+            .all(|name| !name.is_empty() && !name.contains(OLA))
+    );
     server.stop().await;
 }
 
@@ -782,7 +825,7 @@ async fn quiet_hours_hold_sms_from_nine_to_eight_but_not_email(backend: Backend)
     let messages = twilio.until(2).await;
     assert_eq!(messages.len(), 2);
     assert!(
-        messages[1].body.contains("Det er 2 nye endringer"),
+        messages[1].body.contains("Du har 2 nye varsler om besøk."),
         "{}",
         messages[1].body
     );
@@ -813,7 +856,7 @@ async fn notices_within_the_merge_window_go_as_one(backend: Backend) {
     let messages = twilio.until(2).await;
     assert_eq!(messages.len(), 2, "{messages:?}");
     assert!(
-        messages[1].body.contains("Det er 3 nye endringer"),
+        messages[1].body.contains("Du har 3 nye varsler om besøk."),
         "{}",
         messages[1].body
     );

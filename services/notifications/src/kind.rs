@@ -33,6 +33,36 @@ pub enum NoticeKind {
     MessageReceived,
 }
 
+/// What a notice is about, as a merged notice names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// Visits and cancellations.
+    Visits,
+    /// Proxies.
+    Proxies,
+    /// Messages: answers and receipts.
+    Messages,
+}
+
+impl NoticeKind {
+    /// What it is about.
+    pub fn topic(self) -> Topic {
+        match self {
+            NoticeKind::VisitCompleted
+            | NoticeKind::VisitChanged
+            | NoticeKind::VisitCancelled
+            | NoticeKind::VisitAdded
+            | NoticeKind::CancellationConfirmed
+            | NoticeKind::CancellationFailed => Topic::Visits,
+            NoticeKind::ProxyGranted
+            | NoticeKind::ProxyChanged
+            | NoticeKind::ProxyEnded
+            | NoticeKind::ProxyRegistered => Topic::Proxies,
+            NoticeKind::MessageReply | NoticeKind::MessageReceived => Topic::Messages,
+        }
+    }
+}
+
 homecare_core::stored_enum!(NoticeKind, "notice kind", pb::NoticeKind, {
     VisitCompleted => "visit_completed", VisitCompleted;
     VisitChanged => "visit_changed", VisitChanged;

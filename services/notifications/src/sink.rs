@@ -152,8 +152,7 @@ impl Composer {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| DbErr::Custom(error.to_string()))?;
         let on_behalf = notices.iter().all(|notice| notice.on_behalf);
-        let context =
-            NoticeContext::new(first.subject_time, notices.len(), on_behalf, &self.branding);
+        let context = NoticeContext::new(first.subject_time, &kinds, on_behalf, &self.branding);
         let rendered = self
             .templates
             .render(settings.language, &kinds, &context)

@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use crate::kind::NoticeKind;
+use crate::kind::{NoticeKind, Topic};
 use crate::settings::Language;
 
 /// The template of several notices sent as one.
@@ -120,20 +120,35 @@ pub struct NoticeContext {
     time: String,
     count: usize,
     on_behalf: bool,
+    /// Whether any of the notices is about visits (a merged notice says what it merges).
+    visits: bool,
+    /// ... about proxies.
+    proxies: bool,
+    /// ... about messages (an answer, a receipt).
+    messages: bool,
     service_name: String,
     portal_url: String,
 }
 
 impl NoticeContext {
-    /// The context of `count` notices, the first about `when`, to someone acting for the
-    /// patient (`on_behalf`) or the patient themself.
-    pub fn new(when: DateTime<Utc>, count: usize, on_behalf: bool, branding: &Branding) -> Self {
+    /// The context of the notices of `kinds` (one, or several sent as one), the first about
+    /// `when`, to someone acting for the patient (`on_behalf`) or the patient themself.
+    pub fn new(
+        when: DateTime<Utc>,
+        kinds: &[NoticeKind],
+        on_behalf: bool,
+        branding: &Branding,
+    ) -> Self {
         let local = when.with_timezone(&branding.zone);
+        let about = |topic: Topic| kinds.iter().any(|kind| kind.topic() == topic);
         Self {
             date: local.format("%d.%m.%Y").to_string(),
             time: local.format("%H:%M").to_string(),
-            count,
+            count: kinds.len(),
             on_behalf,
+            visits: about(Topic::Visits),
+            proxies: about(Topic::Proxies),
+            messages: about(Topic::Messages),
             service_name: branding.service_name.clone(),
             portal_url: branding.portal_url.clone(),
         }
@@ -216,7 +231,7 @@ impl Templates {
             let templates = Templates { text, html };
             let sample = NoticeContext::new(
                 DateTime::UNIX_EPOCH,
-                2,
+                NoticeKind::ALL,
                 true,
                 &Branding {
                     service_name: "x".to_owned(),
@@ -346,7 +361,7 @@ mod tests {
                 .chain([NoticeKind::ALL])
             {
                 for on_behalf in [false, true] {
-                    let context = NoticeContext::new(when, kinds.len(), on_behalf, &branding());
+                    let context = NoticeContext::new(when, kinds, on_behalf, &branding());
                     let rendered = templates.render(*language, kinds, &context).unwrap();
                     let what = format!("{language:?} {kinds:?}");
                     assert!(
@@ -381,7 +396,7 @@ mod tests {
             .render(
                 Language::Nb,
                 &[NoticeKind::VisitChanged],
-                &NoticeContext::new(when, 1, false, &branding()),
+                &NoticeContext::new(when, &[NoticeKind::VisitChanged], false, &branding()),
             )
             .unwrap();
         assert_eq!(
@@ -396,10 +411,79 @@ mod tests {
                     NoticeKind::VisitAdded,
                     NoticeKind::ProxyGranted,
                 ],
-                &NoticeContext::new(when, 3, false, &branding()),
+                &NoticeContext::new(
+                    when,
+                    &[
+                        NoticeKind::VisitChanged,
+                        NoticeKind::VisitAdded,
+                        NoticeKind::ProxyGranted,
+                    ],
+                    false,
+                    &branding(),
+                ),
             )
             .unwrap();
-        assert_eq!(merged.subject, "3 changes");
+        assert_eq!(merged.subject, "3 new notices");
+    }
+
+    #[test]
+    fn a_merged_notice_says_what_it_merges() {
+        let templates = Templates::load(None).unwrap();
+        let when = "2026-12-24T07:30:00Z".parse().unwrap();
+        let text = |language, kinds: &[NoticeKind]| {
+            let context = NoticeContext::new(when, kinds, false, &branding());
+            templates.render(language, kinds, &context).unwrap().text
+        };
+        use NoticeKind::*;
+        for (kinds, nb, en) in [
+            (
+                &[VisitChanged, VisitAdded][..],
+                "om besøk.",
+                "about visits.",
+            ),
+            (
+                &[ProxyGranted, ProxyEnded][..],
+                "om fullmakter.",
+                "about proxies.",
+            ),
+            (
+                &[MessageReply, MessageReply][..],
+                "om meldinger.",
+                "about messages.",
+            ),
+            (
+                &[VisitChanged, MessageReply][..],
+                "om besøk og meldinger.",
+                "about visits and messages.",
+            ),
+            (
+                &[ProxyChanged, MessageReply][..],
+                "om fullmakter og meldinger.",
+                "about proxies and messages.",
+            ),
+            (
+                &[VisitChanged, ProxyGranted][..],
+                "om besøk og fullmakter.",
+                "about visits and proxies.",
+            ),
+            (
+                &[VisitCompleted, ProxyGranted, MessageReply][..],
+                "om besøk, fullmakter og meldinger.",
+                "about visits, proxies and messages.",
+            ),
+        ] {
+            let said = text(Language::Nb, kinds);
+            assert!(
+                said.contains(&format!("{} nye varsler {nb}", kinds.len())),
+                "{said}"
+            );
+            let said = text(Language::En, kinds);
+            assert!(
+                said.contains(&format!("{} new notices {en}", kinds.len())),
+                "{said}"
+            );
+            assert!(text(Language::Nn, kinds).contains("nye varsel om"));
+        }
     }
 
     #[test]
@@ -413,7 +497,12 @@ mod tests {
             .render(
                 Language::Nb,
                 &[NoticeKind::ProxyGranted],
-                &NoticeContext::new(DateTime::UNIX_EPOCH, 1, true, &branding),
+                &NoticeContext::new(
+                    DateTime::UNIX_EPOCH,
+                    &[NoticeKind::ProxyGranted],
+                    true,
+                    &branding,
+                ),
             )
             .unwrap();
         assert!(rendered.text.starts_with("Pleie & omsorg <Ås>: "));
@@ -435,7 +524,12 @@ mod tests {
             .render(
                 Language::Nb,
                 &[NoticeKind::VisitAdded],
-                &NoticeContext::new(DateTime::UNIX_EPOCH, 1, false, &branding()),
+                &NoticeContext::new(
+                    DateTime::UNIX_EPOCH,
+                    &[NoticeKind::VisitAdded],
+                    false,
+                    &branding(),
+                ),
             )
             .unwrap();
         assert_eq!(

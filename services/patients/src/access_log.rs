@@ -839,6 +839,32 @@ async fn newest_on_postgres(
 mod tests {
     use super::*;
 
+    /// The contract lists every action a log entry can hold, and only those: a client that
+    /// shows them to the patient must know each one.
+    #[test]
+    fn patients_proto_lists_every_action_and_no_other() {
+        let proto = include_str!("../../../proto/homecare/patients/v1/patients.proto");
+        let entry = &proto[proto
+            .find("message AccessLogEntry")
+            .expect("the entry's message")..];
+        let field = entry.find("string action = 6;").expect("the action field");
+        let comment_start = entry[..field]
+            .rfind("string proxy_id = 5;")
+            .expect("the field before");
+        let mut documented: Vec<&str> = entry[comment_start..field]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        documented.sort_unstable();
+        let mut actions: Vec<&str> = Action::ALL
+            .iter()
+            .map(|action| action.as_stored())
+            .collect();
+        actions.sort_unstable();
+        assert_eq!(documented, actions);
+    }
+
     #[test]
     fn a_spread_takes_rows_until_the_ones_before_hold_enough() {
         let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();

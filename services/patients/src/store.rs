@@ -86,3 +86,36 @@ pub async fn national_id_of<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Opti
         .map(|row| row.try_get::<String>("", "national_id"))
         .transpose()
 }
+
+/// The names proxy holders go by for the patients they hold proxies of, per (patient,
+/// holder's identity number) of `pairs`: the latest proxy's, ended or not. For telling staff
+/// who was told of something, never by identity number.
+pub async fn holder_names<C: ConnectionTrait>(
+    db: &C,
+    pairs: &[(Uuid, &str)],
+) -> Result<std::collections::HashMap<(Uuid, String), String>, DbErr> {
+    use sea_orm::QueryOrder as _;
+    let mut names = std::collections::HashMap::new();
+    if pairs.is_empty() {
+        return Ok(names);
+    }
+    let proxies = crate::entity::proxy::Entity::find()
+        .filter(
+            crate::entity::proxy::Column::PatientId
+                .is_in(pairs.iter().map(|(patient, _)| *patient)),
+        )
+        .filter(
+            crate::entity::proxy::Column::HolderNationalId
+                .is_in(pairs.iter().map(|(_, holder)| *holder)),
+        )
+        .order_by_asc(crate::entity::proxy::Column::CreatedAt)
+        .all(db)
+        .await?;
+    for proxy in proxies {
+        names.insert(
+            (proxy.patient_id, proxy.holder_national_id),
+            proxy.holder_name,
+        );
+    }
+    Ok(names)
+}

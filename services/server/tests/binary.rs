@@ -212,13 +212,23 @@ async fn migrate_runs_alone_and_dev_token_refuses_a_wrong_identity_number() {
     );
     assert!(dir.path().join(".homecare/homecare.db").exists());
 
+    // An operator's mistake reads as the error and its causes, with no backtrace even when
+    // one is asked for (backtraces are for panics).
     let refused = homecare(dir.path(), 0, &["dev-token", "citizen", "15034012367"])
+        .env("RUST_BACKTRACE", "1")
         .output()
         .expect("dev-token runs");
     assert!(
         !refused.status.success(),
         "a wrong identity number is refused"
     );
+    let said = String::from_utf8_lossy(&refused.stderr);
+    // Beside the log's JSON lines.
+    let lines: Vec<&str> = said.lines().filter(|line| !line.starts_with('{')).collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert_eq!(lines[0], "error: pid");
+    assert!(lines[1].starts_with("  caused by: "), "{said}");
+    assert!(!said.contains("backtrace"), "{said}");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use homecare_core::status;
 use homecare_core::timestamp;
+use homecare_proto::common::v1::ActorKind;
 use homecare_proto::notifications::v1 as pb;
 use tonic::Status;
 
@@ -42,10 +43,12 @@ pub(super) fn settings_to_proto(
     })
 }
 
-/// Notices with what their messages say; `for_staff` adds the last error.
+/// Notices with what their messages say and who was told (`holders`: the proxy holders'
+/// names by patient and identity number); `for_staff` adds the last error.
 pub(super) fn notices_to_proto(
     rows: &[notice::Model],
     deliveries: &[delivery::Model],
+    holders: &HashMap<(uuid::Uuid, String), String>,
     for_staff: bool,
 ) -> Result<Vec<pb::Notice>, Status> {
     let deliveries: HashMap<_, _> = deliveries.iter().map(|row| (row.id, row)).collect();
@@ -84,6 +87,19 @@ pub(super) fn notices_to_proto(
                 last_error: if for_staff {
                     message
                         .and_then(|message| message.last_error.clone())
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                },
+                recipient_kind: if row.on_behalf {
+                    ActorKind::Proxy as i32
+                } else {
+                    ActorKind::Patient as i32
+                },
+                recipient_name: if row.on_behalf {
+                    holders
+                        .get(&(row.patient_id, row.recipient_national_id.clone()))
+                        .cloned()
                         .unwrap_or_default()
                 } else {
                     String::new()

@@ -107,6 +107,21 @@ impl NotificationApi {
         Ok((rows, deliveries, next))
     }
 
+    /// The names of the proxy holders told by `rows`.
+    async fn holders_of(
+        &self,
+        rows: &[notice::Model],
+    ) -> Result<std::collections::HashMap<(Uuid, String), String>, Status> {
+        let told: Vec<(Uuid, &str)> = rows
+            .iter()
+            .filter(|row| row.on_behalf)
+            .map(|row| (row.patient_id, row.recipient_national_id.as_str()))
+            .collect();
+        homecare_patients::store::holder_names(&self.db, &told)
+            .await
+            .map_err(status::from_db)
+    }
+
     /// Staff of one of `patient_id`'s care units.
     async fn staff_for(&self, caller: &Caller, patient_id: &str) -> Result<(Actor, Uuid), Status> {
         Actor::staff(caller)?;
@@ -264,7 +279,7 @@ impl NotificationService for NotificationApi {
             )
             .await?;
         Ok(Response::new(pb::ListMyNoticesResponse {
-            notices: notices_to_proto(&rows, &deliveries, false)?,
+            notices: notices_to_proto(&rows, &deliveries, &self.holders_of(&rows).await?, false)?,
             next_page_token: next.map(|cursor| cursor.encode(&key)).unwrap_or_default(),
         }))
     }
@@ -296,7 +311,7 @@ impl NotificationService for NotificationApi {
             )
             .await?;
         Ok(Response::new(pb::ListPatientNoticesResponse {
-            notices: notices_to_proto(&rows, &deliveries, true)?,
+            notices: notices_to_proto(&rows, &deliveries, &self.holders_of(&rows).await?, true)?,
             next_page_token: next.map(|cursor| cursor.encode(&key)).unwrap_or_default(),
         }))
     }
@@ -328,7 +343,9 @@ impl NotificationService for NotificationApi {
             Err(_) => {}
         }
         let deliveries = [message_row];
-        let mut notices = notices_to_proto(&[row], &deliveries, true)?;
+        let rows = [row];
+        let mut notices =
+            notices_to_proto(&rows, &deliveries, &self.holders_of(&rows).await?, true)?;
         Ok(Response::new(pb::RetryNoticeResponse {
             notice: Some(notices.remove(0)),
         }))
