@@ -180,6 +180,62 @@ async fn due_rows_are_claimed_once_with_a_lease_and_an_attempt_counted() {
 }
 
 #[tokio::test]
+async fn a_deferred_row_waits_uncounted_and_a_reopen_makes_it_due_again() {
+    let db = database().await;
+    let held = queue(&db, "held", t0()).await;
+    let failed = queue(&db, "failed", t0()).await;
+    let lease = t0() + Duration::minutes(1);
+    let claimed = store::claim::<letters::Entity>(&db, t0(), lease, 10)
+        .await
+        .unwrap();
+    let morning = t0() + Duration::hours(9);
+    let outcomes = claimed
+        .into_iter()
+        .map(|row| {
+            let outcome = if row.id == held {
+                Outcome::Deferred {
+                    reason: "quiet",
+                    until: morning,
+                }
+            } else {
+                Outcome::Retry {
+                    error: "provider down".into(),
+                    next_attempt_at: morning,
+                }
+            };
+            (row, outcome)
+        })
+        .collect();
+    store::record(&db, &PostOffice::default(), outcomes, t0())
+        .await
+        .unwrap();
+    let waiting = row(&db, held).await;
+    assert_eq!(waiting.attempts, 0, "a deferral is no attempt");
+    assert_eq!(waiting.next_attempt_at, morning);
+    assert_eq!(waiting.lease_until, None);
+    assert_eq!(waiting.last_error.as_deref(), Some("quiet"));
+    assert_eq!(row(&db, failed).await.attempts, 1);
+
+    // Judged again: only the deferred row is due now, and only for its own reason.
+    let later = t0() + Duration::minutes(5);
+    assert_eq!(
+        store::reopen::<letters::Entity>(&db, None, "other", later)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store::reopen::<letters::Entity>(&db, None, "quiet", later)
+            .await
+            .unwrap(),
+        1,
+        "a row waiting after a failed attempt is left to its backoff"
+    );
+    assert_eq!(row(&db, held).await.next_attempt_at, later);
+    assert_eq!(row(&db, failed).await.next_attempt_at, morning);
+}
+
+#[tokio::test]
 async fn a_dead_lease_does_not_hide_a_row_that_is_due_sooner() {
     let db = database().await;
     queue(&db, "in flight", t0()).await;
