@@ -52,6 +52,25 @@ fn date(year: i32, month: u32, day: u32) -> homecare_proto::google::Date {
     }
 }
 
+/// A stream of unit-a's inbox from now, as the holder of `token` follows it.
+async fn inbox_stream(
+    server: &TestServer,
+    token: &str,
+) -> tonic::Streaming<pb::WatchInboxResponse> {
+    server
+        .messaging()
+        .watch_inbox(authorized(
+            token,
+            pb::WatchInboxRequest {
+                care_unit_id: "unit-a".into(),
+                resume_token: String::new(),
+            },
+        ))
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
 /// A server where Astrid has a visit in unit-a, and her patient id.
 async fn with_visit(backend: Backend) -> (TestServer, String) {
     let server = TestServer::start(backend).await;
@@ -1169,18 +1188,7 @@ async fn an_upload_cut_off_halfway_leaves_nothing(backend: Backend) {
 async fn staff_follow_their_units_in_a_resumable_stream(backend: Backend) {
     let (server, patient) = with_visit(backend).await;
     let staff = nurse(&server, "unit-a");
-    let mut stream = server
-        .messaging()
-        .watch_inbox(authorized(
-            &staff,
-            pb::WatchInboxRequest {
-                care_unit_id: "unit-a".into(),
-                resume_token: String::new(),
-            },
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = inbox_stream(&server, &staff).await;
     let next = async |stream: &mut tonic::Streaming<pb::WatchInboxResponse>| {
         tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
             .await
@@ -1261,18 +1269,7 @@ async fn every_kind_of_step_wakes_the_inbox_streams(backend: Backend) {
         .await;
     let watcher = server.nurse_token("nurse-watching", &["unit-a"]);
     let staff = nurse(&server, "unit-a");
-    let mut stream = server
-        .messaging()
-        .watch_inbox(authorized(
-            &watcher,
-            pb::WatchInboxRequest {
-                care_unit_id: "unit-a".into(),
-                resume_token: String::new(),
-            },
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = inbox_stream(&server, &watcher).await;
     let mut next = async || {
         tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
             .await
@@ -1357,18 +1354,7 @@ async fn an_inbox_stream_from_now_skips_threads_started_before_it_while_a_transa
         .create_thread(ASTRID, new_thread(&patient, "unit-a", "Før", "Hei"))
         .await
         .unwrap();
-    let mut stream = server
-        .messaging()
-        .watch_inbox(authorized(
-            &staff,
-            pb::WatchInboxRequest {
-                care_unit_id: "unit-a".into(),
-                resume_token: String::new(),
-            },
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = inbox_stream(&server, &staff).await;
     server
         .create_thread(ASTRID, new_thread(&patient, "unit-a", "Etter", "Hei"))
         .await

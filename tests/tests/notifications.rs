@@ -537,10 +537,23 @@ fn quiet_hours(start: &str, end: &str) -> Option<homecare_notifications::config:
     })
 }
 
-/// Quiet hours are those in force when a message is due to go, not when it was queued: an
-/// SMS held at night follows the quiet hours a restart brings (ending at seven instead of
-/// eight), and goes at once when a restart switches them off (start = end).
-async fn quiet_hours_are_those_in_force_when_a_message_is_due(backend: Backend) {
+/// A server whose SMS provider is `twilio`, where Astrid, who chose SMS, was told of a visit
+/// added for tomorrow (the provider's first message).
+async fn a_first_sms_sent(backend: Backend) -> (FakeTwilio, TestServer) {
+    let twilio = FakeTwilio::accepting().await;
+    let server = TestServer::start_with(backend, |config| twilio.configure(config)).await;
+    server.choose(ASTRID, Channels::Sms, PHONE, "").await;
+    server.upsert(visit("v-1", ASTRID, "unit-a", 24)).await;
+    server.until_notices(ASTRID, 1, sent).await;
+    (twilio, server)
+}
+
+/// A server whose SMS provider is `twilio`, where a visit added at `night` (on 1 December)
+/// left Astrid's SMS held for the quiet hours until eight the next morning.
+async fn an_sms_held_until_eight(
+    backend: Backend,
+    night: DateTime<Utc>,
+) -> (FakeTwilio, TestServer) {
     let twilio = FakeTwilio::accepting().await;
     let server = TestServer::start_with(backend, |config| {
         twilio.configure(config);
@@ -548,7 +561,7 @@ async fn quiet_hours_are_those_in_force_when_a_message_is_due(backend: Backend) 
     })
     .await;
     server.choose(ASTRID, Channels::Sms, PHONE, "").await;
-    server.clock.set(oslo("2026-12-01 22:30:00"));
+    server.clock.set(night);
     server
         .upsert(visit_at(
             "v-1",
@@ -559,6 +572,14 @@ async fn quiet_hours_are_those_in_force_when_a_message_is_due(backend: Backend) 
         .await;
     let eight = oslo("2026-12-02 08:00:00");
     assert_eq!(until_due_of_queued(&server, &[eight]).await, [eight]);
+    (twilio, server)
+}
+
+/// Quiet hours are those in force when a message is due to go, not when it was queued: an
+/// SMS held at night follows the quiet hours a restart brings (ending at seven instead of
+/// eight), and goes at once when a restart switches them off (start = end).
+async fn quiet_hours_are_those_in_force_when_a_message_is_due(backend: Backend) {
+    let (twilio, server) = an_sms_held_until_eight(backend, oslo("2026-12-01 22:30:00")).await;
 
     let server = server
         .restart(|config| config.notifications.sms_quiet_hours = quiet_hours("22:00", "07:00"))
@@ -588,24 +609,8 @@ async fn quiet_hours_are_those_in_force_when_a_message_is_due(backend: Backend) 
 /// What the citizen chooses while an SMS waits for quiet hours to end is what it follows when
 /// it goes: the number she gave since, and nothing at all once she opted out.
 async fn settings_changed_while_a_notice_waits_are_those_it_follows(backend: Backend) {
-    let twilio = FakeTwilio::accepting().await;
-    let server = TestServer::start_with(backend, |config| {
-        twilio.configure(config);
-        config.notifications.merge_window_seconds = 0;
-    })
-    .await;
-    server.choose(ASTRID, Channels::Sms, PHONE, "").await;
-    server.clock.set(oslo("2026-12-01 23:00:00"));
-    server
-        .upsert(visit_at(
-            "v-1",
-            ASTRID,
-            "unit-a",
-            oslo("2026-12-02 10:00:00"),
-        ))
-        .await;
+    let (twilio, server) = an_sms_held_until_eight(backend, oslo("2026-12-01 23:00:00")).await;
     let eight = oslo("2026-12-02 08:00:00");
-    assert_eq!(until_due_of_queued(&server, &[eight]).await, [eight]);
     server
         .choose(ASTRID, Channels::Sms, "+4798765432", "")
         .await;
@@ -651,11 +656,7 @@ async fn settings_changed_while_a_notice_waits_are_those_it_follows(backend: Bac
 /// 30008) is listed for staff as failed; their retry sends it again, once, and the notice
 /// shows the new message's provider id; a late report on the old message changes nothing.
 async fn a_retry_of_a_notice_the_provider_failed_sends_it_again_once(backend: Backend) {
-    let twilio = FakeTwilio::accepting().await;
-    let server = TestServer::start_with(backend, |config| twilio.configure(config)).await;
-    server.choose(ASTRID, Channels::Sms, PHONE, "").await;
-    server.upsert(visit("v-1", ASTRID, "unit-a", 24)).await;
-    server.until_notices(ASTRID, 1, sent).await;
+    let (twilio, server) = a_first_sms_sent(backend).await;
     let first = sid(0);
     let failed = [
         ("AccountSid", homecare_tests::notices::ACCOUNT),
@@ -833,11 +834,7 @@ async fn quiet_hours_hold_sms_from_nine_to_eight_but_not_email(backend: Backend)
 }
 
 async fn notices_within_the_merge_window_go_as_one(backend: Backend) {
-    let twilio = FakeTwilio::accepting().await;
-    let server = TestServer::start_with(backend, |config| twilio.configure(config)).await;
-    server.choose(ASTRID, Channels::Sms, PHONE, "").await;
-    server.upsert(visit("v-1", ASTRID, "unit-a", 24)).await;
-    server.until_notices(ASTRID, 1, sent).await;
+    let (twilio, server) = a_first_sms_sent(backend).await;
     assert_eq!(twilio.until(1).await.len(), 1);
     // Within the two minutes after it, three more changes wait and go as one.
     server.clock.set(test_now() + Duration::seconds(30));
@@ -1044,11 +1041,7 @@ fn signed(params: &[(&str, &str)], key: &str) -> String {
 }
 
 async fn status_reports_count_only_with_the_providers_signature(backend: Backend) {
-    let twilio = FakeTwilio::accepting().await;
-    let server = TestServer::start_with(backend, |config| twilio.configure(config)).await;
-    server.choose(ASTRID, Channels::Sms, PHONE, "").await;
-    server.upsert(visit("v-1", ASTRID, "unit-a", 24)).await;
-    server.until_notices(ASTRID, 1, sent).await;
+    let (_twilio, server) = a_first_sms_sent(backend).await;
     let first = sid(0);
     let delivered = [
         ("AccountSid", homecare_tests::notices::ACCOUNT),

@@ -223,8 +223,7 @@ async fn write_change<C: Writer>(
         now,
     );
     let backend = db.get_database_backend();
-    write_visit(
-        db,
+    db.write_visit(
         Entity::update_many().set(updated.clone().into_active_model().reset_all()),
         current,
         Dependent::of(
@@ -257,10 +256,13 @@ impl Dependent {
 /// The name the visit's UPDATE goes by in [`write_visit`]'s statement.
 const CHANGED: &str = "changed";
 
-/// Where a change of a visit is written: the pool, which [`write_visit`] gives a
-/// transaction of its own where one is needed, or a transaction already open.
+/// Where a change of a visit is written: the pool, which gives it a transaction of its own
+/// where one is needed, or a transaction already open.
 trait Writer: ConnectionTrait {
-    /// Writes with [`write_visit_in`], in a transaction of its own where `self` is none.
+    /// Applies `update` to `current` if its version is still the one read, and stores
+    /// `event` and `also` with it, all or nothing; false, storing nothing, when another writer
+    /// changed the visit first (the caller judges again on what that writer left). Writes
+    /// with [`write_visit_in`], in a transaction of its own where `self` is none.
     async fn write_visit(
         &self,
         update: UpdateMany<Entity>,
@@ -303,20 +305,7 @@ impl Writer for DatabaseTransaction {
     }
 }
 
-/// Applies `update` to `current` if its version is still the one read, and stores `event` and
-/// `also` with it, all or nothing; false, storing nothing, when another writer changed the
-/// visit first (the caller judges again on what that writer left).
-async fn write_visit<C: Writer>(
-    db: &C,
-    update: UpdateMany<Entity>,
-    current: &entity::Model,
-    event: Dependent,
-    also: Vec<Dependent>,
-) -> Result<bool, DbErr> {
-    db.write_visit(update, current, event, also).await
-}
-
-/// [`write_visit`] on `db`, which on SQLite must be a write transaction (it runs several
+/// [`Writer::write_visit`] on `db`, which on SQLite must be a write transaction (it runs several
 /// statements, and leaves rolling back to the caller when the visit changed meanwhile).
 ///
 /// On PostgreSQL this is one statement, `WITH changed AS (UPDATE ... RETURNING id), ...
@@ -659,25 +648,25 @@ impl Cancellation<'_> {
             now,
         );
         let backend = db.get_database_backend();
-        let written = write_visit(
-            db,
-            Entity::update_many().set(changes),
-            &visit,
-            Dependent::of(
-                events::event_of(&cancelled, EventType::CancellationRequested, &who, now),
-                backend,
-            ),
-            std::iter::once(Dependent::of(delivery, backend))
-                .chain(entry.map(|entry| Dependent::of(entry, backend)))
-                .collect(),
-        )
-        .await
-        .map_err(|error| match error.sql_err() {
-            // Another visit of the patient was cancelled with this request id (unique per
-            // patient in the outbox; nothing else this writes is unique but by a new id).
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => CancelError::RequestIdReused,
-            _ => CancelError::Db(error),
-        })?;
+        let written = db
+            .write_visit(
+                Entity::update_many().set(changes),
+                &visit,
+                Dependent::of(
+                    events::event_of(&cancelled, EventType::CancellationRequested, &who, now),
+                    backend,
+                ),
+                std::iter::once(Dependent::of(delivery, backend))
+                    .chain(entry.map(|entry| Dependent::of(entry, backend)))
+                    .collect(),
+            )
+            .await
+            .map_err(|error| match error.sql_err() {
+                // Another visit of the patient was cancelled with this request id (unique per
+                // patient in the outbox; nothing else this writes is unique but by a new id).
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => CancelError::RequestIdReused,
+                _ => CancelError::Db(error),
+            })?;
         // Not written: the EPJ or another request changed it meanwhile.
         Ok(written.then_some(CancelOutcome {
             appointment: cancelled,
