@@ -172,6 +172,43 @@ impl TestServer {
             .expect("settings");
     }
 
+    /// The patient's failed notices as the staff member holding `token` lists them (the
+    /// read goes to the patient's access log).
+    pub async fn failed_notices(&self, token: &str, patient_id: &str) -> Vec<pb::Notice> {
+        self.notifications()
+            .list_patient_notices(authorized(
+                token,
+                pb::ListPatientNoticesRequest {
+                    patient_id: patient_id.to_owned(),
+                    only_failed: true,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("list")
+            .into_inner()
+            .notices
+    }
+
+    /// Staff's RetryNotice of the patient's notice `notice_id`, as `token`'s holder.
+    pub async fn retry_notice(
+        &self,
+        token: &str,
+        patient_id: &str,
+        notice_id: &str,
+    ) -> Result<pb::Notice, tonic::Status> {
+        self.notifications()
+            .retry_notice(authorized(
+                token,
+                pb::RetryNoticeRequest {
+                    patient_id: patient_id.to_owned(),
+                    notice_id: notice_id.to_owned(),
+                },
+            ))
+            .await
+            .map(|response| response.into_inner().notice.expect("the notice"))
+    }
+
     /// The notices the citizen `pid` has had, newest first.
     pub async fn notices_of(&self, pid: &str) -> Vec<pb::Notice> {
         self.notifications()

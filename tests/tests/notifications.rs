@@ -670,45 +670,15 @@ async fn a_retry_of_a_notice_the_provider_failed_sends_it_again_once(backend: Ba
     );
     let patient = server.own_patient_id(ASTRID).await;
     let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
-    let only_failed = async || {
-        server
-            .notifications()
-            .list_patient_notices(authorized(
-                &nurse,
-                pb::ListPatientNoticesRequest {
-                    patient_id: patient.clone(),
-                    only_failed: true,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("list")
-            .into_inner()
-            .notices
-    };
-    let listed = only_failed().await;
+    let listed = server.failed_notices(&nurse, &patient).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].error_code, "30008");
     assert_eq!(listed[0].provider_id, first);
 
-    let retry = async || {
-        server
-            .notifications()
-            .retry_notice(authorized(
-                &nurse,
-                pb::RetryNoticeRequest {
-                    patient_id: patient.clone(),
-                    notice_id: listed[0].id.clone(),
-                },
-            ))
-            .await
-    };
-    let retried = retry()
+    let retried = server
+        .retry_notice(&nurse, &patient, &listed[0].id)
         .await
-        .expect("retry")
-        .into_inner()
-        .notice
-        .expect("notice");
+        .expect("retry");
     assert_eq!(retried.status(), Status::Queued);
     assert_eq!(
         retried.error_code, "",
@@ -720,7 +690,7 @@ async fn a_retry_of_a_notice_the_provider_failed_sends_it_again_once(backend: Ba
     let notices = server.until_notices(ASTRID, 1, sent).await;
     assert!(sent(&notices[0]), "{:?}", notices[0]);
     assert_eq!(notices[0].provider_id, sid(1), "the new message's id");
-    assert!(only_failed().await.is_empty());
+    assert!(server.failed_notices(&nurse, &patient).await.is_empty());
 
     // A late report on the first message does not touch the notice any more.
     let late = [
@@ -734,7 +704,10 @@ async fn a_retry_of_a_notice_the_provider_failed_sends_it_again_once(backend: Ba
     );
     assert_eq!(server.notices_of(ASTRID).await[0].status(), Status::Sent);
     // A second retry finds nothing failed, and nothing more is sent.
-    let again = retry().await.expect_err("not failed");
+    let again = server
+        .retry_notice(&nurse, &patient, &listed[0].id)
+        .await
+        .expect_err("not failed");
     assert_eq!(again.code(), Code::FailedPrecondition);
     assert_eq!(twilio.received().await.len(), 2);
     server.stop().await;
@@ -932,20 +905,7 @@ async fn a_refusal_fails_the_notice_for_staff_who_send_it_again(backend: Backend
 
     let nurse = server.nurse_token("nurse-kari", &["unit-a"]);
     let before = server.count_rows("access_log_entries").await;
-    let listed = server
-        .notifications()
-        .list_patient_notices(authorized(
-            &nurse,
-            pb::ListPatientNoticesRequest {
-                patient_id: patient.clone(),
-                only_failed: true,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("list")
-        .into_inner()
-        .notices;
+    let listed = server.failed_notices(&nurse, &patient).await;
     assert_eq!(listed.len(), 1);
     assert!(
         listed[0].last_error.contains("21211"),
@@ -968,32 +928,15 @@ async fn a_refusal_fails_the_notice_for_staff_who_send_it_again(backend: Backend
     assert_eq!(other.code(), Code::NotFound);
 
     let retried = server
-        .notifications()
-        .retry_notice(authorized(
-            &nurse,
-            pb::RetryNoticeRequest {
-                patient_id: patient.clone(),
-                notice_id: listed[0].id.clone(),
-            },
-        ))
+        .retry_notice(&nurse, &patient, &listed[0].id)
         .await
-        .expect("retry")
-        .into_inner()
-        .notice
-        .expect("the notice");
+        .expect("retry");
     assert_eq!(retried.status(), Status::Queued);
     server.until_notices(ASTRID, 1, sent).await;
     assert_eq!(twilio.until(2).await.len(), 2);
     // Only a failed notice can be sent again.
     let again = server
-        .notifications()
-        .retry_notice(authorized(
-            &nurse,
-            pb::RetryNoticeRequest {
-                patient_id: patient,
-                notice_id: listed[0].id.clone(),
-            },
-        ))
+        .retry_notice(&nurse, &patient, &listed[0].id)
         .await
         .expect_err("not failed");
     assert_eq!(again.code(), Code::FailedPrecondition);
