@@ -554,15 +554,8 @@ impl Cancellation<'_> {
     ) -> Result<Option<CancelOutcome>, CancelError> {
         let (actor, command, now) = (self.actor, self.command, self.now);
         let who = Who::of(actor);
-        let mut select = Entity::find_by_id(command.appointment_id)
-            .filter(Column::PatientId.eq(self.patient_id));
-        if lock {
-            select = select.lock_exclusive();
-        }
-        let visit = first_row(db, select)
+        let visit = patients_visit(db, self.patient_id, command.appointment_id, lock)
             .await?
-            .map(|row| entity::Model::from_query_result(&row, ""))
-            .transpose()?
             .filter(|visit| actor.may_see_care_unit(&visit.care_unit_id))
             .ok_or(CancelError::NotFound)?;
         if visit.cancellation_request_id.as_deref() == Some(command.request_id.as_str()) {
@@ -797,7 +790,20 @@ pub async fn find_for_patient<C: ConnectionTrait>(
     patient_id: Uuid,
     id: Uuid,
 ) -> Result<Option<entity::Model>, DbErr> {
-    let select = Entity::find_by_id(id).filter(Column::PatientId.eq(patient_id));
+    patients_visit(db, patient_id, id, false).await
+}
+
+/// [`find_for_patient`]; with `lock`, the row stays locked until the transaction `db` ends.
+async fn patients_visit<C: ConnectionTrait>(
+    db: &C,
+    patient_id: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<entity::Model>, DbErr> {
+    let mut select = Entity::find_by_id(id).filter(Column::PatientId.eq(patient_id));
+    if lock {
+        select = select.lock_exclusive();
+    }
     first_row(db, select)
         .await?
         .map(|row| entity::Model::from_query_result(&row, ""))
